@@ -1,0 +1,198 @@
+"""CSV files as the files connector needs them: exact line numbers for errors, and a
+write-back that keeps the original's shape (header, unknown columns, row order, BOM,
+delimiter, line terminator) and replaces the file atomically."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sync.errors import InputError
+
+__all__ = ["CsvFile", "CsvRow", "encodes", "file_signature", "read_csv", "write_csv"]
+
+_BOM = codecs.BOM_UTF8
+_FIELD_LIMIT = 1 << 26  # note bodies can exceed csv's 128 KiB default per field
+
+Signature = tuple[int, int]
+
+
+@dataclass(slots=True)
+class CsvRow:
+    """One record of a file: its cells, and the physical line it starts on (1-based)."""
+
+    cells: list[str]
+    line: int
+
+
+@dataclass(slots=True)
+class CsvFile:
+    """A whole CSV file in memory, with what it takes to write it back the same way."""
+
+    path: Path
+    header: list[str]
+    delimiter: str
+    encoding: str
+    rows: list[CsvRow] = field(default_factory=list)
+    bom: bool = False
+    terminator: str = "\n"
+    signature: Signature | None = None
+    """(mtime_ns, size) of the file as read or last written; None if not on disk."""
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
+def file_signature(path: Path) -> Signature | None:
+    """(mtime_ns, size) of ``path``, or None when it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, bool]:
+    bom = False
+    offset = 0
+    if _is_utf8(encoding):
+        # The BOM is handled here rather than by utf-8-sig, so it is written back exactly
+        # when the original had one, whichever of the two names the user configured.
+        if data.startswith(_BOM):
+            bom, offset = True, len(_BOM)
+        encoding = "utf-8"
+    try:
+        return data[offset:].decode(encoding), bom
+    except UnicodeDecodeError as error:
+        position = offset + error.start
+        line = data.count(b"\n", 0, position) + 1
+        line_start = data.rfind(b"\n", 0, position) + 1
+        raise InputError(
+            str(path),
+            f"cannot decode byte 0x{data[position]:02x} at byte offset {position} "
+            f"(column {position - line_start + 1} of the line) as {encoding}",
+            line=line,
+        ) from None
+
+
+def _terminator(text: str) -> str:
+    newline = text.find("\n")
+    if newline > 0 and text[newline - 1] == "\r":
+        return "\r\n"
+    if newline >= 0:
+        return "\n"
+    return "\r" if "\r" in text else "\n"
+
+
+def read_csv(path: Path, *, delimiter: str, encoding: str) -> CsvFile:
+    """Read a whole CSV file; raise `InputError` naming the line when it cannot be read.
+
+    Blank lines are skipped. The header is returned as written (not stripped).
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    signature = file_signature(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(str(path), f"cannot read the file: {error.strerror}") from None
+    text, bom = _decode(path, data, encoding)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    rows: list[CsvRow] = []
+    previous_end = 0
+    try:
+        for cells in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not cells or cells == [""]:
+                continue
+            if header is None:
+                header = cells
+            else:
+                rows.append(CsvRow(cells, start))
+    except csv.Error as error:
+        raise InputError(str(path), f"malformed CSV: {error}", line=reader.line_num) from None
+    if header is None:
+        raise InputError(str(path), "the file is empty: a header row is required", line=1)
+    return CsvFile(path, header, delimiter, encoding, rows, bom, _terminator(text), signature)
+
+
+def encodes(text: str, encoding: str) -> bool:
+    """Whether ``text`` can be written in ``encoding``."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _render(table: CsvFile) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(
+        buffer,
+        delimiter=table.delimiter,
+        lineterminator=table.terminator,
+        quoting=csv.QUOTE_MINIMAL,
+    )
+    writer.writerow(table.header)
+    width = len(table.header)
+    for row in table.rows:
+        cells = (
+            row.cells
+            if len(row.cells) >= width
+            else [
+                *row.cells,
+                *([""] * (width - len(row.cells))),
+            ]
+        )
+        writer.writerow(cells)
+    encoding = "utf-8" if _is_utf8(table.encoding) else table.encoding
+    body = buffer.getvalue().encode(encoding)
+    return _BOM + body if table.bom else body
+
+
+def write_csv(table: CsvFile) -> None:
+    """Replace ``table.path`` atomically with ``table``: a temporary file in the same
+    directory, flushed and fsynced, then renamed over the original. On any failure the
+    original is left untouched and the temporary file removed."""
+    payload = _render(table)
+    directory = table.path.parent
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
+        mode="wb", dir=directory, prefix=f".{table.path.name}.", suffix=".tmp", delete=False
+    )
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if table.path.exists():
+            # Keep the original's permissions: a temp file is created 0600.
+            os.chmod(temporary, table.path.stat().st_mode & 0o7777)
+        os.replace(temporary, table.path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    _fsync_directory(directory)
+    table.signature = file_signature(table.path)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not supported on every platform, hence best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,112 @@
+"""Support for the in-memory connector: its state, its write log, failure injection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sync.errors import TransientError
+from sync.model import EntityKind, Record, Scalar
+
+__all__ = ["FaultPlan", "MemoryCall", "MemoryState", "Op", "Predicate"]
+
+
+class Op(StrEnum):
+    """The operations a fault can be attached to."""
+
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    COMMIT = "commit"
+
+
+Predicate = Callable[
+    [Op, EntityKind | None, str | None, Mapping[str, Scalar]], BaseException | None
+]
+"""Called before every operation with (op, entity, record id, values); a returned
+exception is raised by the operation (after applying it when the fault says so)."""
+
+
+@dataclass(slots=True)
+class _Fault:
+    op: Op
+    entity: EntityKind | None
+    exc: BaseException
+    remaining: int
+    after: bool
+
+
+class FaultPlan:
+    """Queued one-shot faults plus optional predicates, checked in that order."""
+
+    def __init__(self) -> None:
+        self._faults: list[_Fault] = []
+        self._predicates: list[tuple[Predicate, bool]] = []
+
+    def add(
+        self, op: Op, entity: EntityKind | None, exc: BaseException | None, times: int, after: bool
+    ) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        error = exc if exc is not None else TransientError(f"injected failure on {op}")
+        self._faults.append(_Fault(op, entity, error, times, after))
+
+    def add_predicate(self, predicate: Predicate, after: bool) -> None:
+        self._predicates.append((predicate, after))
+
+    def clear(self) -> None:
+        self._faults.clear()
+        self._predicates.clear()
+
+    def pending(self) -> int:
+        """How many queued one-shot failures have not fired yet."""
+        return sum(fault.remaining for fault in self._faults)
+
+    def take(
+        self, op: Op, entity: EntityKind | None, record_id: str | None, values: Mapping[str, Scalar]
+    ) -> tuple[BaseException, bool] | None:
+        """The exception the operation must raise and whether it applies first, if any."""
+        for fault in self._faults:
+            if fault.op is op and (fault.entity is None or fault.entity is entity):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault.exc, fault.after
+        for predicate, after in self._predicates:
+            exc = predicate(op, entity, record_id, values)
+            if exc is not None:
+                return exc, after
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryCall:
+    """One write the connector accepted, in order, for tests to assert on."""
+
+    op: Op
+    entity: EntityKind
+    record_id: str
+    values: Mapping[str, Scalar]
+
+
+@dataclass(slots=True)
+class MemoryState:
+    """Everything a memory side holds; copied whole to model durable commits."""
+
+    records: dict[EntityKind, dict[str, Record]]
+    stamps: dict[EntityKind, dict[str, datetime]]
+    tombstones: dict[EntityKind, dict[str, datetime]]
+    next_id: int
+    tick: int
+
+    def copy(self) -> MemoryState:
+        return MemoryState(
+            {entity: dict(rows) for entity, rows in self.records.items()},
+            {entity: dict(rows) for entity, rows in self.stamps.items()},
+            {entity: dict(rows) for entity, rows in self.tombstones.items()},
+            self.next_id,
+            self.tick,
+        )

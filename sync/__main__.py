@@ -1,0 +1,5 @@
+"""``python -m sync`` is the ``flowtly-sync`` command."""
+
+from sync.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""``flowtly-sync check``: can we reach both sides, and does Flowtly behave as assumed?
+
+Everything here is read-only. Each entry of `sync.flowtly.assumptions.ASSUMPTIONS` gets a
+verdict: confirmed, contradicted (with what was seen), unverified (the account holds no
+data to look at, or only a write could tell), or error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any, TextIO
+
+import httpx
+
+from sync.config import Settings
+from sync.errors import AuthenticationError, FlowtlyError, SyncError
+from sync.flowtly.assumptions import ASSUMPTIONS, CLIENT_SEARCH_PARAM, Probe
+from sync.flowtly.client import FlowtlyClient
+from sync.wiring import build_crm, flowtly_client
+
+__all__ = ["Verdict", "run_checks"]
+
+JsonObject = dict[str, Any]
+
+
+class Verdict(StrEnum):
+    """The outcome of one probe."""
+
+    CONFIRMED = "confirmed"
+    CONTRADICTED = "contradicted"
+    UNVERIFIED = "unverified"
+    ERROR = "error"
+
+
+class _Contradiction(Exception):
+    """The API answered, but not as assumed."""
+
+
+def _members(body: JsonObject) -> list[JsonObject]:
+    members = body.get("member", body.get("hydra:member"))
+    if not isinstance(members, list):
+        raise _Contradiction("collection has no 'member' (or 'hydra:member') list")
+    return [m for m in members if isinstance(m, dict)]
+
+
+async def _first(client: FlowtlyClient, path: str) -> JsonObject | None:
+    body = await client.get(path, {"itemsPerPage": 1})
+    members = _members(body)
+    return members[0] if members else None
+
+
+class _Prober:
+    def __init__(self, client: FlowtlyClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    async def auth(self) -> str:
+        await self.client.get("/employees/me")
+        if self.settings.flowtly.base_url.startswith("sandbox://"):
+            return "token accepted"
+        async with httpx.AsyncClient(timeout=self.settings.flowtly.timeout) as bare:
+            response = await bare.get(
+                self.settings.flowtly.base_url + "/employees/me",
+                headers={"Accept": "application/ld+json"},
+            )
+        if response.status_code != 401:
+            raise _Contradiction(f"a request without token got {response.status_code}")
+        return "token accepted; no token -> 401"
+
+    async def pagination(self) -> str:
+        body = await self.client.get("/countries")
+        total = body.get("totalItems")
+        view = body.get("view") or {}
+        if "member" not in body:
+            raise _Contradiction("collection keys are prefixed (hydra:member)")
+        if isinstance(total, int) and total > len(_members(body)) and "next" not in view:
+            raise _Contradiction("a partial page without view.next")
+        return f"{len(_members(body))} per page, totalItems={total}"
+
+    async def references(self) -> str:
+        first = await _first(self.client, "/currencies")
+        country = await _first(self.client, "/countries")
+        for item, noun in ((first, "currency"), (country, "country")):
+            if item is None:
+                raise _Contradiction(f"no {noun} listed")
+            if not isinstance(item.get("id"), int) or not isinstance(item.get("code"), str):
+                raise _Contradiction(
+                    f"{noun} item lacks a numeric id and a 'code': keys {sorted(item)}"
+                )
+        return "numeric ids with ISO codes"
+
+    async def employee_me(self) -> str:
+        me = await self.client.get("/employees/me")
+        if "id" not in me:
+            raise _Contradiction("no 'id' in /employees/me")
+        return f"employee {me['id']}"
+
+    async def client_shape(self) -> str | None:
+        item = await _first(self.client, "/clients")
+        if item is None:
+            return None
+        country = item.get("country")
+        if not (isinstance(country, str) and "/countries/" in country):
+            raise _Contradiction(f"country is {country!r}, not an IRI")
+        if not isinstance(item.get("clientContacts", []), list):
+            raise _Contradiction("clientContacts is not a list")
+        return "country is an IRI, clientContacts embedded"
+
+    async def client_search(self) -> str | None:
+        item = await _first(self.client, "/clients")
+        if item is None or not item.get("name"):
+            return None
+        term = str(item["name"])[:5]
+        found = _members(await self.client.get("/clients/search", {CLIENT_SEARCH_PARAM: term}))
+        if not any(m.get("id") == item.get("id") for m in found):
+            raise _Contradiction(f"searching {term!r} did not return client {item.get('id')}")
+        return f"'{CLIENT_SEARCH_PARAM}' finds clients by name"
+
+    async def counterparty_shape(self) -> str | None:
+        item = await _first(self.client, "/counterparties")
+        if item is None:
+            return None
+        missing = [k for k in ("displayName", "type") if k not in item]
+        if missing:
+            raise _Contradiction(f"missing {', '.join(missing)}")
+        return "displayName and type present"
+
+    async def note_id(self) -> str | None:
+        item = await _first(self.client, "/client-notes")
+        if item is None:
+            return None
+        if not isinstance(item.get("id"), str):
+            raise _Contradiction(f"note id is {type(item.get('id')).__name__}")
+        return "string ids"
+
+    async def documents(self) -> str | None:
+        item = await _first(self.client, "/clients")
+        if item is None:
+            return None
+        _members(await self.client.get(f"/clients/{item['id']}/documents"))
+        return "a Hydra collection"
+
+
+async def _crm_check(settings: Settings) -> str:
+    crm = build_crm(settings)
+    async with crm:
+        counts = []
+        for entity in sorted(crm.entities()):
+            seen = 0
+            async for batch in crm.read(entity):
+                seen += len(batch.records)
+            counts.append(f"{seen} {entity}")
+    return f"{crm.describe()}: readable ({', '.join(counts)})"
+
+
+async def run_checks(settings: Settings, out: TextIO) -> bool:
+    """Run every check, print one line each; True when nothing failed."""
+    ok = True
+    try:
+        out.write(f"crm: ok - {await _crm_check(settings)}\n")
+    except SyncError as exc:
+        ok = False
+        out.write(f"crm: FAILED - {exc}\n")
+    client = flowtly_client(settings)
+    async with client:
+        prober = _Prober(client, settings)
+        try:
+            await client.get("/employees/me")
+            out.write("flowtly: ok - reachable, credentials valid\n")
+        except (AuthenticationError, FlowtlyError) as exc:
+            out.write(f"flowtly: FAILED - {exc}\n")
+            return False
+        probes: dict[Probe, Callable[[], Awaitable[str | None]]] = {
+            Probe.AUTH: prober.auth,
+            Probe.PAGINATION: prober.pagination,
+            Probe.REFERENCES: prober.references,
+            Probe.EMPLOYEE_ME: prober.employee_me,
+            Probe.CLIENT_SHAPE: prober.client_shape,
+            Probe.CLIENT_SEARCH: prober.client_search,
+            Probe.COUNTERPARTY_SHAPE: prober.counterparty_shape,
+            Probe.NOTE_ID: prober.note_id,
+            Probe.DOCUMENTS: prober.documents,
+        }
+        for assumption in ASSUMPTIONS:
+            probe = probes.get(assumption.probe)
+            if probe is None:
+                verdict, detail = Verdict.UNVERIFIED, "only a write could tell; not probed"
+            else:
+                try:
+                    seen = await probe()
+                    verdict, detail = (
+                        (Verdict.CONFIRMED, seen)
+                        if seen is not None
+                        else (Verdict.UNVERIFIED, "no data in the account to look at")
+                    )
+                except _Contradiction as exc:
+                    verdict, detail, ok = Verdict.CONTRADICTED, str(exc), False
+                except (FlowtlyError, httpx.HTTPError) as exc:
+                    verdict, detail, ok = Verdict.ERROR, str(exc), False
+            out.write(
+                f"assumption {assumption.key}: {verdict} - {detail}\n    ({assumption.statement})\n"
+            )
+    return ok

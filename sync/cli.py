@@ -1,0 +1,167 @@
+"""The command line: parse, call, render. Exit codes are an interface (DESIGN.md section 5):
+
+0 done and clean; 3 done, but records were rejected or parked as conflicts;
+2 bad usage or configuration; 1 the run could not proceed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from pathlib import Path
+
+import structlog
+
+from sync import __version__
+from sync.config import Settings, load_settings
+from sync.errors import ConfigError, SyncError
+from sync.logging import configure_logging
+from sync.report import OutputFormat
+
+__all__ = ["ExitCode", "main"]
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+class ExitCode(IntEnum):
+    """What the process tells cron and scripts."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    PARTIAL = 3
+
+
+def _config_path(value: str | None) -> Path | None:
+    if value is not None:
+        return Path(value)
+    for candidate in (DEFAULT_CONFIG, Path("config.example.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="configuration file (default: ./config.toml, else ./config.example.toml)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowtly-sync",
+        description="Keep a CRM and a Flowtly account in sync, in both directions.",
+    )
+    parser.add_argument("--version", action="version", version=f"flowtly-sync {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, helptext in (
+        ("run", "sync both sides once"),
+        ("diff", "show what a run would change (same as run --dry-run)"),
+    ):
+        cmd = commands.add_parser(name, help=helptext, description=helptext)
+        _add_config(cmd)
+        if name == "run":
+            cmd.add_argument(
+                "--dry-run", action="store_true", help="plan and report, write nothing anywhere"
+            )
+        cmd.add_argument(
+            "--output",
+            "-o",
+            choices=[f.value for f in OutputFormat],
+            default=OutputFormat.TEXT.value,
+            help="report format on stdout",
+        )
+        cmd.add_argument("--report", metavar="FILE", help="also write the JSON report here")
+        cmd.add_argument(
+            "--show-sensitive",
+            action="store_true",
+            help="show tax ids and other sensitive values unmasked",
+        )
+
+    status = commands.add_parser("status", help="last runs, open conflicts, rejected records")
+    _add_config(status)
+    status.add_argument("--limit", type=int, default=5, help="how many runs to show")
+
+    conflicts = commands.add_parser("conflicts", help="list, show and resolve conflicts")
+    conflict_cmds = conflicts.add_subparsers(
+        dest="conflicts_command", required=True, metavar="ACTION"
+    )
+    listing = conflict_cmds.add_parser("list", help="open conflicts")
+    _add_config(listing)
+    show = conflict_cmds.add_parser("show", help="one conflict with its values")
+    _add_config(show)
+    show.add_argument("conflict_id", type=int)
+    resolve = conflict_cmds.add_parser(
+        "resolve", help="decide a conflict; the next run writes the chosen value"
+    )
+    _add_config(resolve)
+    resolve.add_argument("conflict_id", type=int)
+    resolve.add_argument(
+        "--take", required=True, choices=["crm", "flowtly"], help="whose value wins"
+    )
+
+    check = commands.add_parser(
+        "check", help="both sides reachable, credentials valid, Flowtly assumptions probed"
+    )
+    _add_config(check)
+
+    sandbox = commands.add_parser("sandbox", help="serve the local Flowtly emulator over HTTP")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--db", metavar="FILE", help="SQLite file (default: in memory)")
+    sandbox.add_argument("--token", help="the only bearer token accepted (default: any)")
+    sandbox.add_argument("--latency-ms", type=float, default=0.0)
+    sandbox.add_argument("--rate-limit", type=float, default=0.0, help="requests/s, 0 = off")
+    sandbox.add_argument(
+        "--fail-rate", type=float, default=0.0, help="fraction of requests answered 500/503"
+    )
+    sandbox.add_argument("--seed", type=int, default=None)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(_config_path(args.config))
+    secrets = [settings.flowtly.token.get_secret_value()] if settings.flowtly.token else []
+    configure_logging(settings.logging.level, settings.logging.format, secrets)
+    return settings
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    # Imported here so `--help` and usage errors stay fast and never touch the store.
+    import sync.commands as commands
+
+    handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+        "run": commands.cmd_run,
+        "diff": commands.cmd_run,
+        "status": commands.cmd_status,
+        "conflicts": commands.cmd_conflicts,
+        "check": commands.cmd_check,
+    }
+    if args.command == "sandbox":
+        return commands.cmd_sandbox(args)
+    return handlers[args.command](args, _settings(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``flowtly-sync`` and ``python -m sync``."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"flowtly-sync: configuration error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except SyncError as exc:
+        structlog.get_logger("sync").error(
+            "run_failed", error=str(exc), error_type=type(exc).__name__
+        )
+        print(f"flowtly-sync: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    except KeyboardInterrupt:
+        print("flowtly-sync: interrupted", file=sys.stderr)
+        return ExitCode.FAILED

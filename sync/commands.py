@@ -1,0 +1,224 @@
+"""What each CLI command does, once its arguments and configuration are parsed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
+
+from sync.config import Settings
+from sync.engine.run import RunResult, run_sync
+from sync.model import Side
+from sync.report import OutputFormat, mask, render
+from sync.store import ConflictResolution, Store
+from sync.wiring import open_job, open_store
+
+__all__ = ["cmd_check", "cmd_conflicts", "cmd_run", "cmd_sandbox", "cmd_status"]
+
+EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
+
+
+def _progress() -> tuple[AbstractContextManager[object], Callable[[str, int], None] | None]:
+    """A live progress display on a terminal; nothing when output is piped."""
+    if not sys.stderr.isatty():
+        return nullcontext(), None
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} records"),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def advance(description: str, count: int) -> None:
+        if description not in tasks:
+            tasks[description] = progress.add_task(description, total=None)
+        progress.advance(tasks[description], count)
+
+    return progress, advance
+
+
+async def _run(settings: Settings, store: Store, dry_run: bool) -> RunResult:
+    display, advance = _progress()
+    async with open_job(settings, store) as job:
+        with display:
+            return await run_sync(job, dry_run=dry_run, progress=advance)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """``run`` and ``diff``."""
+    dry_run = args.command == "diff" or bool(getattr(args, "dry_run", False))
+    store = open_store(settings)
+    try:
+        result = asyncio.run(_run(settings, store, dry_run))
+    finally:
+        store.close()
+    fmt = OutputFormat(args.output)
+    sys.stdout.write(render(result, fmt, show_sensitive=args.show_sensitive))
+    if args.report:
+        Path(args.report).write_text(
+            render(result, OutputFormat.JSON, show_sensitive=args.show_sensitive), encoding="utf-8"
+        )
+    return EXIT_OK if result.clean else EXIT_PARTIAL
+
+
+def _masked(field: str, value: object) -> str:
+    if field in ("tin", "vat_number"):
+        return str(
+            mask(value if isinstance(value, str | int | bool) or value is None else str(value))
+        )
+    return "∅" if value is None else str(value)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """``status``: the last runs, open conflicts and rejected records."""
+    store = open_store(settings)
+    name = settings.sync.name
+    try:
+        runs = store.recent_runs(name, limit=args.limit)
+        conflicts = store.open_conflicts(name)
+        rejections = store.rejections(name)
+    finally:
+        store.close()
+    out = sys.stdout
+    out.write(f"sync {name}\n")
+    if not runs:
+        out.write("no runs yet\n")
+    for run in runs:
+        finished = run.finished_at.isoformat(timespec="seconds") if run.finished_at else "-"
+        line = f"  run {run.id}: {run.outcome} started {run.started_at.isoformat('T', 'seconds')}"
+        line += f" finished {finished}"
+        if run.error:
+            line += f" error: {run.error}"
+        out.write(line + "\n")
+    out.write(f"{len(conflicts)} open conflict(s)\n")
+    for c in conflicts:
+        out.write(
+            f"  #{c.id} {c.entity} crm {c.crm_id} / flowtly {c.flowtly_id} field {c.field}: "
+            f"crm={_masked(c.field, c.crm_value)} flowtly="
+            f"{_masked(c.field, c.flowtly_value)}\n"
+        )
+    out.write(f"{len(rejections)} rejected record(s)\n")
+    for r in rejections:
+        field = f" field {r.field}" if r.field else ""
+        out.write(f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}\n")
+    return EXIT_OK
+
+
+def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
+    """``conflicts list|show|resolve``."""
+    store = open_store(settings)
+    name = settings.sync.name
+    try:
+        if args.conflicts_command == "list":
+            conflicts = store.open_conflicts(name)
+            if not conflicts:
+                sys.stdout.write("no open conflicts\n")
+            for c in conflicts:
+                sys.stdout.write(
+                    f"#{c.id} {c.entity} crm {c.crm_id} / flowtly {c.flowtly_id} "
+                    f"{c.field}: base={_masked(c.field, c.base_value)} "
+                    f"crm={_masked(c.field, c.crm_value)} "
+                    f"flowtly={_masked(c.field, c.flowtly_value)}\n"
+                )
+            return EXIT_OK
+        conflict = store.get_conflict(args.conflict_id)
+        if conflict is None or conflict.sync != name:
+            sys.stderr.write(f"flowtly-sync: no conflict #{args.conflict_id} in sync {name}\n")
+            return EXIT_FAILED
+        if args.conflicts_command == "show":
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "id": conflict.id,
+                        "entity": str(conflict.entity),
+                        "crm_id": conflict.crm_id,
+                        "flowtly_id": conflict.flowtly_id,
+                        "field": conflict.field,
+                        "base": conflict.base_value,
+                        "crm": conflict.crm_value,
+                        "flowtly": conflict.flowtly_value,
+                        "detected_at": conflict.detected_at.isoformat(),
+                        "resolved_at": conflict.resolved_at.isoformat()
+                        if conflict.resolved_at
+                        else None,
+                        "resolution": conflict.resolution,
+                        "resolved_by": conflict.resolved_by,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+            return EXIT_OK
+        return _resolve(store, name, conflict.id, Side(args.take))
+    finally:
+        store.close()
+
+
+def _resolve(store: Store, name: str, conflict_id: int, winner: Side) -> int:
+    """Settle a conflict so the next run writes the winner's value to the other side.
+
+    The link's base for the field becomes the loser's value and the winner's stored
+    fingerprint is cleared: the next run then sees "winner changed, loser did not" and
+    propagates the winner's value through the normal three-way path.
+    """
+    conflict = store.get_conflict(conflict_id)
+    assert conflict is not None
+    link = store.link_index(name, conflict.entity).get(conflict.crm_id)
+    with store.transaction() as tx:
+        if link is not None:
+            base = dict(
+                store.load_bases(name, conflict.entity, [conflict.crm_id]).get(conflict.crm_id, {})
+            )
+            loser = conflict.flowtly_value if winner is Side.CRM else conflict.crm_value
+            base[conflict.field] = loser
+            tx.save_link(
+                name,
+                conflict.entity,
+                link.crm_id,
+                link.flowtly_id,
+                base,
+                "" if winner is Side.CRM else link.crm_fp,
+                "" if winner is Side.FLOWTLY else link.flowtly_fp,
+            )
+    store.resolve_conflict(conflict_id, ConflictResolution(str(winner)), None, getpass.getuser())
+    sys.stdout.write(f"conflict #{conflict_id} resolved: {winner} wins; the next run writes it\n")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """``check``: both sides reachable, credentials valid, assumptions probed."""
+    from sync.check import run_checks
+
+    ok = asyncio.run(run_checks(settings, sys.stdout))
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """``sandbox``: serve the emulator until SIGINT/SIGTERM."""
+    from sync.sandbox import SandboxSettings, serve
+
+    settings = SandboxSettings(
+        token=args.token,
+        latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+        db=Path(args.db) if args.db else None,
+    )
+
+    def ready(url: str) -> None:
+        print(f"Flowtly sandbox serving at {url}", flush=True)
+
+    asyncio.run(serve(settings, args.host, args.port, ready=ready))
+    return EXIT_OK

@@ -1,0 +1,228 @@
+"""Configuration: a TOML file plus ``FLOWTLY_SYNC_<SECTION>__<KEY>`` environment variables.
+
+Validation is pydantic's; every failure becomes a `ConfigError` naming the dotted key.
+Relative paths in the file are taken relative to the file's folder, so a configuration
+works from any working directory.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from sync.engine.policy import ConflictPolicy, Direction
+from sync.errors import ConfigError
+from sync.flowtly.assumptions import FREE_ENUMS
+from sync.model import SCHEMAS, Side
+
+__all__ = [
+    "SANDBOX_SCHEME",
+    "CrmConfig",
+    "DaemonConfig",
+    "FlowtlyConfig",
+    "FlowtlyDefaults",
+    "LoggingConfig",
+    "Settings",
+    "StoreConfig",
+    "SyncConfig",
+    "load_settings",
+]
+
+SANDBOX_SCHEME = "sandbox://"
+"""``base_url = "sandbox://PATH"`` runs the Flowtly sandbox in-process, persisted at PATH
+(``sandbox://:memory:`` keeps it in memory)."""
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smh])\s*$")
+_ALL_FIELDS = frozenset(name for schema in SCHEMAS.values() for name in schema)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FlowtlyDefaults(_Section):
+    """Values sent for fields Flowtly requires when a record has none."""
+
+    currency: str = "EUR"
+    status: str = FREE_ENUMS["Client.status"]
+    tin_type: str = FREE_ENUMS["Client.tinType"]
+    documents_language: str = FREE_ENUMS["Client.documentsLanguage"]
+    contact_type: str = FREE_ENUMS["ClientContact.type"]
+    counterparty_type: str = FREE_ENUMS["Counterparty.type"]
+    employee: str | None = None
+
+
+class FlowtlyConfig(_Section):
+    """``[flowtly]``: where Flowtly is and how hard we may use it."""
+
+    base_url: str = "https://api.flowtly.eu"
+    token: SecretStr | None = None
+    concurrency: int = Field(8, ge=1, le=64)
+    rate_limit: float = Field(10.0, ge=0)
+    timeout: float = Field(30.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20)
+    defaults: FlowtlyDefaults = FlowtlyDefaults()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith((SANDBOX_SCHEME, "http://", "https://")):
+            raise ValueError("must start with https://, http:// (loopback only) or sandbox://")
+        return value.rstrip("/")
+
+
+class StoreConfig(_Section):
+    """``[store]``: the state store (any SQLAlchemy URL)."""
+
+    url: str = "sqlite:///.flowtly-sync/state.db"
+
+
+class CrmConfig(BaseModel):
+    """``[crm]``: ``type`` names a connector; the other keys are that connector's settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = "files"
+
+    def connector_settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SyncConfig(_Section):
+    """``[sync]``: how conflicts and deletes are decided, and when the daemon runs."""
+
+    name: str = "default"
+    conflict_policy: ConflictPolicy = ConflictPolicy.MANUAL
+    field_owners: dict[str, Side] = Field(default_factory=dict)
+    directions: dict[str, Direction] = Field(default_factory=dict)
+    propagate_deletes: bool = True
+    create_in_crm: bool = True
+    create_in_flowtly: bool = True
+    mass_delete_ratio: float = Field(0.5, gt=0, le=1)
+    mass_delete_min: int = Field(10, ge=1)
+    interval: str | None = "15m"
+    cron: str | None = None
+
+    @field_validator("field_owners", "directions")
+    @classmethod
+    def _known_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - _ALL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown canonical field(s): {', '.join(unknown)}")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.match(value):
+            raise ValueError("must be a duration like 30s, 15m or 1h")
+        return value
+
+    def interval_seconds(self) -> int | None:
+        match = _DURATION.match(self.interval) if self.interval else None
+        if match is None:
+            return None
+        return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+class DaemonConfig(_Section):
+    """``[daemon]``: the health, metrics and webhook endpoint."""
+
+    listen: str = "127.0.0.1:8080"
+
+
+class LoggingConfig(_Section):
+    """``[logging]``: ``format`` json, console, or auto (console on a terminal)."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWTLY_SYNC_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    flowtly: FlowtlyConfig = FlowtlyConfig()
+    store: StoreConfig = StoreConfig()
+    crm: CrmConfig = CrmConfig()
+    sync: SyncConfig = SyncConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: FLOWTLY_SYNC_FLOWTLY__TOKEN overrides the file.
+        return env_settings, init_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative file paths and SQLite URLs, anchored at the config file's folder."""
+    updates: dict[str, Any] = {}
+    url = settings.store.url
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            updates["store"] = settings.store.model_copy(
+                update={"url": prefix + str(base / url[len(prefix) :])}
+            )
+    base_url = settings.flowtly.base_url
+    if base_url.startswith(SANDBOX_SCHEME):
+        target = base_url[len(SANDBOX_SCHEME) :]
+        if target and target != ":memory:" and not Path(target).is_absolute():
+            updates["flowtly"] = settings.flowtly.model_copy(
+                update={"base_url": SANDBOX_SCHEME + str(base / target)}
+            )
+    crm_extra = settings.crm.connector_settings()
+    if isinstance(crm_extra.get("path"), str) and not Path(crm_extra["path"]).is_absolute():
+        updates["crm"] = CrmConfig(
+            type=settings.crm.type, **{**crm_extra, "path": str(base / crm_extra["path"])}
+        )
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load and validate the configuration at ``path`` (None: defaults and environment)."""
+    settings_cls: type[Settings] = Settings
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError("--config", f"no such file: {path}")
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+        settings_cls = type(
+            "FileSettings",
+            (Settings,),
+            {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": path})},
+        )
+    try:
+        settings = settings_cls()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(_dotted(first["loc"]), first["msg"]) from None
+    base = path.resolve().parent if path is not None else Path.cwd()
+    return _resolve_paths(settings, base)

@@ -1,0 +1,112 @@
+"""Detect what changed on one side: read it, fingerprint each record, keep only news.
+
+A linked record whose fingerprint equals the one stored for its side is unchanged and is
+dropped at once, so memory stays proportional to what changed, not to the account size.
+Records of contacts and notes are translated into the CRM's id space for their parent
+company (``company_id``), so both sides compare like with like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from connectors.base import Connector, Cursor
+from sync.errors import RecordError
+from sync.model import EntityKind, Record, Side
+from sync.normalize import fingerprint
+
+__all__ = ["TOMBSTONE", "SideView", "read_side"]
+
+TOMBSTONE = "-"
+"""A side fingerprint meaning: gone on that side, kept linked (an archived client)."""
+
+PARENT_FIELD = "company_id"
+
+
+@dataclass(slots=True)
+class SideView:
+    """What one side holds for one entity, reduced to what matters for planning.
+
+    Ids are the side's own. ``changed`` are linked records whose fingerprint moved; ``new``
+    are unlinked records; ``deleted`` are linked ids missing from a complete listing.
+    ``fps`` holds the fingerprint of every record in ``changed`` and ``new``.
+    """
+
+    side: Side
+    entity: EntityKind
+    complete: bool = True
+    changed: dict[str, Record] = field(default_factory=dict)
+    new: dict[str, Record] = field(default_factory=dict)
+    fps: dict[str, str] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    rejected: list[RecordError] = field(default_factory=list)
+    seen: int = 0
+    waiting: int = 0
+    cursor: Cursor | None = None
+
+
+def _translate_parent(record: Record, parents: Mapping[str, str]) -> Record | None:
+    parent = record.get(PARENT_FIELD)
+    if parent is None:
+        return record
+    translated = parents.get(str(parent))
+    if translated is None:
+        return None
+    return record.replace(company_id=translated)
+
+
+async def read_side(
+    connector: Connector,
+    side: Side,
+    entity: EntityKind,
+    names: frozenset[str],
+    stored_fps: Mapping[str, str],
+    *,
+    parents: Mapping[str, str] | None = None,
+    since: Cursor | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> SideView:
+    """Read ``entity`` from ``connector`` and classify every record against the links.
+
+    ``stored_fps`` maps this side's linked ids to their stored fingerprints. ``parents``,
+    for contacts and notes read from Flowtly, maps Flowtly company ids to CRM ids; a
+    record whose parent is not linked yet waits for a later run.
+    """
+    view = SideView(side, entity, complete=since is None)
+    present: set[str] = set()
+    async for batch in connector.read(entity, since):
+        view.rejected.extend(batch.rejected)
+        present.update(batch.present_ids)
+        if batch.cursor is not None:
+            view.cursor = batch.cursor
+        for record_id in batch.deleted_ids:
+            if record_id in stored_fps:
+                view.deleted.add(record_id)
+        for record in batch.records:
+            present.add(record.id)
+            view.seen += 1
+            fp = fingerprint(entity, record.fields, names)
+            stored = stored_fps.get(record.id)
+            if stored == fp:
+                continue
+            if parents is not None:
+                translated = _translate_parent(record, parents)
+                if translated is None:
+                    view.waiting += 1
+                    continue
+                record = translated
+            view.fps[record.id] = fp
+            if stored is None:
+                view.new[record.id] = record
+            else:
+                view.changed[record.id] = record
+        if on_progress is not None:
+            on_progress(len(batch.records))
+    if view.complete:
+        view.deleted.update(
+            record_id
+            for record_id, fp in stored_fps.items()
+            if record_id not in present and fp != TOMBSTONE
+        )
+    return view

@@ -1,0 +1,417 @@
+"""Planning: a pure function from what both sides hold to the steps a run would take.
+
+No I/O happens here. The inputs are the two `SideView` values from detection, the links
+and bases from the store, and the policy; the output is a `Plan`. A dry run renders it; a
+real run hands it to `apply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sync.engine.detect import PARENT_FIELD, TOMBSTONE, SideView
+from sync.engine.match import PendingIntent, match_new, record_key
+from sync.engine.merge import merge_fields
+from sync.engine.ops import Action, FieldChange, ParkedConflict, Plan, Step, Write
+from sync.engine.policy import SyncPolicy
+from sync.errors import RecordError
+from sync.model import EntityKind, Record, Scalar, Side
+from sync.normalize import fingerprint
+
+__all__ = ["LinkState", "PlanInput", "SideRules", "plan_entity"]
+
+
+class LinkState(Protocol):
+    """What planning needs of a stored link."""
+
+    @property
+    def crm_id(self) -> str: ...
+    @property
+    def flowtly_id(self) -> str: ...
+    @property
+    def crm_fp(self) -> str: ...
+    @property
+    def flowtly_fp(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SideRules:
+    """What a side allows for the entity being planned."""
+
+    can_delete: bool = True
+    archive_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    """Everything `plan_entity` decides from.
+
+    ``parent_links`` maps CRM company ids to Flowtly company ids (contacts and notes).
+    ``rejections`` maps (side, id) to (fingerprint, reason) of records a target refused.
+    """
+
+    entity: EntityKind
+    names: frozenset[str]
+    links: Mapping[str, LinkState]
+    bases: Mapping[str, Mapping[str, Scalar]]
+    crm: SideView
+    flowtly: SideView
+    policy: SyncPolicy
+    crm_rules: SideRules = SideRules()
+    flowtly_rules: SideRules = SideRules()
+    parent_links: Mapping[str, str] | None = None
+    rejections: Mapping[tuple[Side, str], tuple[str, str]] = field(default_factory=dict)
+    crm_intents: tuple[PendingIntent, ...] = ()
+    flowtly_intents: tuple[PendingIntent, ...] = ()
+
+
+def _changes(
+    values: Mapping[str, Scalar], old: Mapping[str, Scalar], conflicts: Iterable[str] = ()
+) -> tuple[FieldChange, ...]:
+    conflicted = set(conflicts)
+    return tuple(
+        FieldChange(name, old.get(name), value, name in conflicted)
+        for name, value in sorted(values.items())
+        if value is not None or old.get(name) is not None
+    )
+
+
+class _Planner:
+    def __init__(self, inp: PlanInput) -> None:
+        self.inp = inp
+        self.steps: list[Step] = []
+        self.errors: list[RecordError] = [*inp.crm.rejected, *inp.flowtly.rejected]
+        self.waiting = inp.crm.waiting + inp.flowtly.waiting
+        self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
+
+    # -- helpers -----------------------------------------------------------------------
+    def _restrict(self, record: Record) -> dict[str, Scalar]:
+        return {name: record.fields.get(name) for name in self.inp.names}
+
+    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> dict[str, Scalar] | None:
+        """Values with the parent reference as Flowtly knows it; None if not linked yet."""
+        if self.inp.parent_links is None or values.get(PARENT_FIELD) is None:
+            return dict(values)
+        parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
+        if parent is None:
+            return None
+        return {**values, PARENT_FIELD: parent}
+
+    def _error(self, side: Side, record_id: str, reason: str) -> None:
+        self.errors.append(RecordError(str(self.inp.entity), str(side), record_id, reason))
+
+    def _still_rejected(self, side: Side, record_id: str, fp: str) -> bool:
+        rejected = self.inp.rejections.get((side, record_id))
+        if rejected is None or rejected[0] != fp:
+            return False
+        self._error(side, record_id, f"still rejected until it changes: {rejected[1]}")
+        return True
+
+    def _guard_deletes(self, side: Side, deleted: set[str]) -> set[str]:
+        linked = len(self.inp.links)
+        policy = self.inp.policy
+        if (
+            len(deleted) >= policy.mass_delete_min
+            and len(deleted) > policy.mass_delete_ratio * linked
+        ):
+            self._error(
+                side,
+                "*",
+                f"mass-delete guard: {len(deleted)} of {linked} linked "
+                f"{self.inp.entity} records are missing on the {side} side; refusing "
+                "to delete any (a truncated listing or a wrong account looks the same)",
+            )
+            return set()
+        return deleted
+
+    # -- linked records ------------------------------------------------------------------
+    def plan_linked(self) -> None:
+        inp = self.inp
+        crm_deleted = self._guard_deletes(Side.CRM, set(inp.crm.deleted))
+        fl_deleted = self._guard_deletes(
+            Side.FLOWTLY, {self.crm_of_flowtly[f] for f in inp.flowtly.deleted}
+        )
+        touched = set(inp.crm.changed) | crm_deleted | fl_deleted
+        touched.update(self.crm_of_flowtly[f] for f in inp.flowtly.changed)
+        for crm_id in sorted(touched):
+            link = inp.links[crm_id]
+            base = inp.bases.get(crm_id, {})
+            crm_rec = inp.crm.changed.get(crm_id)
+            fl_rec = inp.flowtly.changed.get(link.flowtly_id)
+            if crm_id in crm_deleted and crm_id in fl_deleted:
+                self.steps.append(Step(inp.entity, crm_id, link.flowtly_id, unlink=True))
+            elif crm_id in crm_deleted or (link.crm_fp == TOMBSTONE and crm_rec is None):
+                self._deleted_on(Side.CRM, link, base, fl_rec)
+            elif crm_id in fl_deleted or (link.flowtly_fp == TOMBSTONE and fl_rec is None):
+                self._deleted_on(Side.FLOWTLY, link, base, crm_rec)
+            else:
+                self._merge(link, base, crm_rec, fl_rec)
+
+    def _deleted_on(
+        self, gone: Side, link: LinkState, base: Mapping[str, Scalar], other: Record | None
+    ) -> None:
+        inp, keep = self.inp, gone.other
+        keep_view = inp.flowtly if keep is Side.FLOWTLY else inp.crm
+        keep_id = link.flowtly_id if keep is Side.FLOWTLY else link.crm_id
+        if other is not None:
+            # Deleted on one side, changed on the other: the change wins, recreate it.
+            values = self._restrict(other)
+            fp = keep_view.fps[other.id]
+            if gone is Side.FLOWTLY:
+                target_values = self._to_flowtly_space(values)
+                if target_values is None:
+                    self.waiting += 1
+                    return
+                self.steps.append(
+                    Step(
+                        inp.entity,
+                        link.crm_id,
+                        None,
+                        (Write(Side.FLOWTLY, Action.CREATE, None, _changes(target_values, {})),),
+                        base=values,
+                        crm_fp=fp,
+                        link=True,
+                        natural_key=record_key(other),
+                    )
+                )
+            else:
+                self.steps.append(
+                    Step(
+                        inp.entity,
+                        None,
+                        link.flowtly_id,
+                        (Write(Side.CRM, Action.CREATE, None, _changes(values, {})),),
+                        base=values,
+                        flowtly_fp=fp,
+                        link=True,
+                        natural_key=record_key(other),
+                        replaces=link.crm_id,
+                    )
+                )
+            return
+        if (link.crm_fp if gone is Side.CRM else link.flowtly_fp) == TOMBSTONE:
+            return  # handled by an earlier run; nothing changed since
+        if not inp.policy.propagate_deletes:
+            self.steps.append(Step(inp.entity, link.crm_id, link.flowtly_id, unlink=True))
+            return
+        rules = inp.flowtly_rules if keep is Side.FLOWTLY else inp.crm_rules
+        crm_fp = TOMBSTONE if gone is Side.CRM else link.crm_fp
+        fl_fp = TOMBSTONE if gone is Side.FLOWTLY else link.flowtly_fp
+        if rules.can_delete:
+            self.steps.append(
+                Step(
+                    inp.entity,
+                    link.crm_id,
+                    link.flowtly_id,
+                    (Write(keep, Action.DELETE, keep_id),),
+                    unlink=True,
+                )
+            )
+        elif rules.archive_status is not None:
+            status = rules.archive_status
+            writes: tuple[Write, ...] = ()
+            if base.get("status") != status:
+                writes = (
+                    Write(
+                        keep,
+                        Action.ARCHIVE,
+                        keep_id,
+                        (FieldChange("status", base.get("status"), status),),
+                    ),
+                )
+            self.steps.append(
+                Step(
+                    inp.entity,
+                    link.crm_id,
+                    link.flowtly_id,
+                    writes,
+                    base={**base, "status": status} if "status" in inp.names else base,
+                    crm_fp=crm_fp,
+                    flowtly_fp=fl_fp,
+                )
+            )
+        else:
+            self.steps.append(
+                Step(
+                    inp.entity,
+                    link.crm_id,
+                    link.flowtly_id,
+                    base=base,
+                    crm_fp=crm_fp,
+                    flowtly_fp=fl_fp,
+                )
+            )
+
+    def _merge(
+        self,
+        link: LinkState,
+        base: Mapping[str, Scalar],
+        crm_rec: Record | None,
+        fl_rec: Record | None,
+    ) -> None:
+        inp = self.inp
+        crm_fp = inp.crm.fps[crm_rec.id] if crm_rec else link.crm_fp
+        fl_fp = inp.flowtly.fps[fl_rec.id] if fl_rec else link.flowtly_fp
+        if (crm_rec and self._still_rejected(Side.CRM, crm_rec.id, crm_fp)) or (
+            fl_rec and self._still_rejected(Side.FLOWTLY, fl_rec.id, fl_fp)
+        ):
+            return
+        crm_values = self._restrict(crm_rec) if crm_rec else dict(base)
+        fl_values = self._restrict(fl_rec) if fl_rec else dict(base)
+        result = merge_fields(sorted(inp.names), base, crm_values, fl_values, inp.policy)
+        conflicted = [d.field for d in result.decisions if d.is_conflict]
+        writes: list[Write] = []
+        if result.to_flowtly:
+            target = self._to_flowtly_space(result.to_flowtly)
+            old = self._to_flowtly_space(fl_values) or fl_values
+            if target is None:
+                self.waiting += 1
+                return
+            writes.append(
+                Write(
+                    Side.FLOWTLY, Action.UPDATE, link.flowtly_id, _changes(target, old, conflicted)
+                )
+            )
+        if result.to_crm:
+            writes.append(
+                Write(
+                    Side.CRM,
+                    Action.UPDATE,
+                    link.crm_id,
+                    _changes(result.to_crm, crm_values, conflicted),
+                )
+            )
+        parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
+        self.steps.append(
+            Step(
+                inp.entity,
+                link.crm_id,
+                link.flowtly_id,
+                tuple(writes),
+                base=result.base,
+                crm_fp=crm_fp,
+                flowtly_fp=fl_fp,
+                conflicts=parked,
+            )
+        )
+
+    # -- new records ---------------------------------------------------------------------
+    def plan_new(self) -> None:
+        inp = self.inp
+        matching = match_new(
+            inp.entity,
+            inp.crm.new,
+            inp.flowtly.new,
+            crm_intents=inp.crm_intents,
+            flowtly_intents=inp.flowtly_intents,
+        )
+        for key, (crm_ids, fl_ids) in sorted(matching.ambiguous.items()):
+            who = ", ".join([f"crm {i}" for i in crm_ids] + [f"flowtly {i}" for i in fl_ids])
+            reason = f"ambiguous match: {who} share the key {key!r}; linking or creating none"
+            for crm_id in crm_ids:
+                self._error(Side.CRM, crm_id, reason)
+            for fl_id in fl_ids:
+                self._error(Side.FLOWTLY, fl_id, reason)
+        for crm_id, fl_id in matching.pairs:
+            crm_rec, fl_rec = inp.crm.new[crm_id], inp.flowtly.new[fl_id]
+            self._link(crm_rec, fl_rec)
+        for crm_id in matching.crm_only:
+            self._create(Side.FLOWTLY, inp.crm.new[crm_id], inp.crm.fps[crm_id])
+        for fl_id in matching.flowtly_only:
+            self._create(Side.CRM, inp.flowtly.new[fl_id], inp.flowtly.fps[fl_id])
+
+    def _link(self, crm_rec: Record, fl_rec: Record) -> None:
+        inp = self.inp
+        crm_values, fl_values = self._restrict(crm_rec), self._restrict(fl_rec)
+        result = merge_fields(sorted(inp.names), None, crm_values, fl_values, inp.policy)
+        conflicted = [d.field for d in result.decisions if d.is_conflict]
+        writes: list[Write] = []
+        if result.to_flowtly:
+            target = self._to_flowtly_space(result.to_flowtly)
+            if target is not None:
+                writes.append(
+                    Write(
+                        Side.FLOWTLY,
+                        Action.UPDATE,
+                        fl_rec.id,
+                        _changes(
+                            target, self._to_flowtly_space(fl_values) or fl_values, conflicted
+                        ),
+                    )
+                )
+        if result.to_crm:
+            writes.append(
+                Write(
+                    Side.CRM,
+                    Action.UPDATE,
+                    crm_rec.id,
+                    _changes(result.to_crm, crm_values, conflicted),
+                )
+            )
+        parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
+        self.steps.append(
+            Step(
+                inp.entity,
+                crm_rec.id,
+                fl_rec.id,
+                tuple(writes),
+                base=result.base,
+                crm_fp=inp.crm.fps[crm_rec.id],
+                flowtly_fp=inp.flowtly.fps[fl_rec.id],
+                conflicts=parked,
+                link=True,
+            )
+        )
+
+    def _create(self, target: Side, source: Record, fp: str) -> None:
+        inp = self.inp
+        if not inp.policy.may_create(target):
+            return
+        if self._still_rejected(target.other, source.id, fp):
+            return
+        values = self._restrict(source)
+        if target is Side.FLOWTLY:
+            sent = self._to_flowtly_space(values)
+            if sent is None:
+                self.waiting += 1
+                return
+            self.steps.append(
+                Step(
+                    inp.entity,
+                    source.id,
+                    None,
+                    (Write(Side.FLOWTLY, Action.CREATE, None, _changes(sent, {})),),
+                    base=values,
+                    crm_fp=fp,
+                    link=True,
+                    natural_key=record_key(source),
+                )
+            )
+        else:
+            self.steps.append(
+                Step(
+                    inp.entity,
+                    None,
+                    source.id,
+                    (Write(Side.CRM, Action.CREATE, None, _changes(values, {})),),
+                    base=values,
+                    flowtly_fp=fp,
+                    link=True,
+                    natural_key=record_key(source),
+                )
+            )
+
+
+def plan_entity(inp: PlanInput) -> Plan:
+    """Plan one entity kind: linked records first, then new ones (match, else create)."""
+    planner = _Planner(inp)
+    planner.plan_linked()
+    planner.plan_new()
+    return Plan(inp.entity, tuple(planner.steps), tuple(planner.errors), planner.waiting)
+
+
+def payload_fingerprint(entity: EntityKind, values: Mapping[str, Scalar]) -> str:
+    """The fingerprint an intent stores for the values of a create (CRM id space)."""
+    return fingerprint(entity, values, frozenset(values))

@@ -1,0 +1,266 @@
+"""One run of one sync: read both sides, detect, plan, then render or apply.
+
+Entities go parents first (clients, counterparties, then contacts and notes), so that a
+contact's company is linked before the contact is planned. ``run_sync`` is the single code
+path behind ``flowtly-sync run``, ``diff`` and the daemon's ticks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from connectors.base import Connector
+from sync.engine.apply import ApplyContext, apply_plan
+from sync.engine.detect import SideView, read_side
+from sync.engine.match import PendingIntent
+from sync.engine.ops import Action, Operation, Plan
+from sync.engine.plan import PlanInput, SideRules, plan_entity
+from sync.engine.policy import SyncPolicy
+from sync.errors import RecordError
+from sync.model import EntityKind, Side
+from sync.store import RunOutcome, Store
+
+__all__ = ["ENTITY_ORDER", "RunResult", "SyncJob", "run_sync"]
+
+ENTITY_ORDER = (EntityKind.CLIENT, EntityKind.COUNTERPARTY, EntityKind.CONTACT, EntityKind.NOTE)
+
+log = structlog.get_logger("sync.engine")
+
+
+@dataclass(slots=True)
+class SyncJob:
+    """One configured sync: its two sides, its store and its policy."""
+
+    name: str
+    crm: Connector
+    flowtly: Connector
+    store: Store
+    policy: SyncPolicy = field(default_factory=SyncPolicy)
+    concurrency: int = 8
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did (or, dry, would do)."""
+
+    sync: str
+    dry_run: bool
+    run_id: int | None = None
+    operations: list[Operation] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    waiting: dict[EntityKind, int] = field(default_factory=dict)
+    seen: dict[tuple[EntityKind, Side], int] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+
+    @property
+    def conflicts(self) -> list[Operation]:
+        return [op for op in self.operations if op.action is Action.CONFLICT]
+
+    @property
+    def clean(self) -> bool:
+        return not self.errors and not self.conflicts
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Counts per entity and action; failed operations count once, as errors."""
+        counts: dict[str, dict[str, int]] = {}
+        for op in self.operations:
+            if op.outcome != "error":
+                per = counts.setdefault(str(op.entity), {})
+                per[str(op.action)] = per.get(str(op.action), 0) + 1
+        for error in self.errors:
+            per = counts.setdefault(error.entity, {})
+            per["error"] = per.get("error", 0) + 1
+        return counts
+
+
+def _rules(side: Connector, entity: EntityKind) -> SideRules:
+    return SideRules(side.can_delete(entity), side.archive_status(entity))
+
+
+class _Run:
+    def __init__(
+        self,
+        job: SyncJob,
+        dry_run: bool,
+        crash: Callable[[str], None] | None,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        self.job = job
+        self.dry_run = dry_run
+        self.crash = crash
+        self.progress = progress
+        self.result = RunResult(job.name, dry_run)
+        # CRM company id -> Flowtly company id; dry runs add the creates they plan.
+        self.planned_parents: dict[str, str] = {}
+
+    def _parents(self, entity: EntityKind) -> dict[str, str] | None:
+        parent = entity.parent
+        if parent is None:
+            return None
+        links = {
+            crm_id: row.flowtly_id
+            for crm_id, row in self.job.store.link_index(self.job.name, parent).items()
+        }
+        links.update(self.planned_parents)
+        return links
+
+    def _intents(
+        self, entity: EntityKind, names: frozenset[str]
+    ) -> Iterator[tuple[Side, PendingIntent]]:
+        for row in self.job.store.pending_intents(self.job.name):
+            if row.entity == entity:
+                yield (
+                    Side(row.target),
+                    PendingIntent(row.source_id, row.natural_key, row.payload_fp, names),
+                )
+
+    async def _read(
+        self,
+        side: Side,
+        entity: EntityKind,
+        names: frozenset[str],
+        stored: Mapping[str, str],
+        parents: Mapping[str, str] | None,
+    ) -> SideView:
+        connector = self.job.crm if side is Side.CRM else self.job.flowtly
+
+        def tick(count: int) -> None:
+            if self.progress is not None:
+                self.progress(f"read {side} {entity}", count)
+
+        view = await read_side(
+            connector, side, entity, names, stored, parents=parents, on_progress=tick
+        )
+        self.result.seen[(entity, side)] = view.seen
+        return view
+
+    async def entity(self, entity: EntityKind) -> None:
+        job = self.job
+        names = job.crm.fields(entity) & job.flowtly.fields(entity)
+        links = job.store.link_index(job.name, entity)
+        parents = self._parents(entity)
+        crm_view = await self._read(
+            Side.CRM, entity, names, {k: v.crm_fp for k, v in links.items()}, None
+        )
+        flowtly_parents = {fl: crm for crm, fl in parents.items()} if parents is not None else None
+        fl_view = await self._read(
+            Side.FLOWTLY,
+            entity,
+            names,
+            {v.flowtly_id: v.flowtly_fp for v in links.values()},
+            flowtly_parents,
+        )
+        crm_of = {v.flowtly_id: k for k, v in links.items()}
+        touched = set(crm_view.changed) | crm_view.deleted
+        touched.update(crm_of[f] for f in (*fl_view.changed, *fl_view.deleted))
+        bases = job.store.load_bases(job.name, entity, touched) if touched else {}
+        intents = list(self._intents(entity, names))
+        rejections = {
+            (Side(r.side), r.record_id): (r.source_fp, r.reason)
+            for r in job.store.rejections(job.name, entity)
+        }
+        plan = plan_entity(
+            PlanInput(
+                entity,
+                names,
+                links,
+                bases,
+                crm_view,
+                fl_view,
+                job.policy,
+                crm_rules=_rules(job.crm, entity),
+                flowtly_rules=_rules(job.flowtly, entity),
+                parent_links=parents,
+                rejections=rejections,
+                crm_intents=tuple(i for t, i in intents if t is Side.FLOWTLY),
+                flowtly_intents=tuple(i for t, i in intents if t is Side.CRM),
+            )
+        )
+        self.result.waiting[entity] = plan.waiting
+        self.result.errors.extend(plan.errors)
+        if self.dry_run:
+            self._remember_planned(plan)
+            self.result.operations.extend(plan.operations())
+            return
+        applied = await apply_plan(
+            plan,
+            ApplyContext(
+                job.name,
+                self.result.run_id or 0,
+                job.store,
+                {Side.CRM: job.crm, Side.FLOWTLY: job.flowtly},
+                names,
+                concurrency=job.concurrency,
+                crash=self.crash,
+            ),
+        )
+        self.result.operations.extend(applied.operations)
+        self.result.errors.extend(applied.errors)
+
+    def _remember_planned(self, plan: Plan) -> None:
+        if plan.entity is not EntityKind.CLIENT:
+            return
+        for step in plan.steps:
+            if step.crm_id is not None and step.flowtly_id is None:
+                self.planned_parents[step.crm_id] = f"(new:{step.crm_id})"
+
+    async def run(self) -> RunResult:
+        job = self.job
+        entities = [
+            e for e in ENTITY_ORDER if e in job.crm.entities() and e in job.flowtly.entities()
+        ]
+        lock: AbstractContextManager[None] = (
+            nullcontext() if self.dry_run else job.store.lock(job.name)
+        )
+        with lock:
+            if not self.dry_run:
+                self.result.run_id = job.store.start_run(job.name, False)
+            bound = structlog.contextvars.bound_contextvars(
+                sync=job.name, run_id=self.result.run_id, dry_run=self.dry_run
+            )
+            with bound:
+                try:
+                    for entity in entities:
+                        await self.entity(entity)
+                except BaseException as exc:
+                    self._finish(RunOutcome.FAILED, f"{type(exc).__name__}: {exc}")
+                    raise
+                self._finish(RunOutcome.OK if self.result.clean else RunOutcome.PARTIAL, None)
+        return self.result
+
+    def _finish(self, outcome: RunOutcome, error: str | None) -> None:
+        self.result.finished_at = datetime.now(UTC)
+        if self.result.run_id is not None:
+            summary: dict[str, Any] = {
+                "operations": self.result.summary(),
+                "errors": len(self.result.errors),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+            self.job.store.finish_run(self.result.run_id, outcome, summary, error)
+        log.info(
+            "run_finished",
+            outcome=outcome,
+            operations=len(self.result.operations),
+            errors=len(self.result.errors),
+        )
+
+
+async def run_sync(
+    job: SyncJob,
+    *,
+    dry_run: bool = False,
+    crash: Callable[[str], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> RunResult:
+    """Run ``job`` once. A dry run reads both sides and writes nothing anywhere."""
+    return await _Run(job, dry_run, crash, progress).run()

@@ -1,0 +1,199 @@
+"""Everything we assume about Flowtly that its published reference does not establish.
+
+Flowtly publishes the shape of Client, ClientContact, ClientNote and Counterparty and runs
+API Platform, but not enum values, auth details, the reference collections, or the
+payloads of its custom operations. The sandbox serves exactly these assumptions, the
+client and the resource mappers rely on them, and ``flowtly-sync check`` probes each one
+(read-only) against the configured API. When the real API disagrees, correct it here.
+
+See ``flowtly-wire.md`` (sections 1.9 and 5) for the evidence behind each entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+__all__ = [
+    "ARCHIVED_CLIENT_STATUS",
+    "ASSUMPTIONS",
+    "AUTH_HEADER",
+    "CLIENT_REQUIRED",
+    "CLIENT_SEARCH_PARAM",
+    "CONTACT_REQUIRED",
+    "COUNTERPARTY_CREATE_PATH",
+    "COUNTERPARTY_EXTRA_FIELDS",
+    "COUNTERPARTY_REQUIRED",
+    "COUNTERPARTY_TYPES",
+    "DEFAULT_ITEMS_PER_PAGE",
+    "DOCUMENT_FIELDS",
+    "EMPLOYEE_FIELDS",
+    "ENRICH_BATCH_KEY",
+    "FREE_ENUMS",
+    "MAX_ITEMS_PER_PAGE",
+    "MERGE_SOURCES_KEY",
+    "NOTE_REQUIRED",
+    "REFERENCE_CODE_FIELD",
+    "WEBHOOK_FIELDS",
+    "Assumption",
+    "Probe",
+]
+
+AUTH_HEADER: Final = "Authorization"
+"""Tokens travel as ``Authorization: Bearer <token>``; 401 without one."""
+
+DEFAULT_ITEMS_PER_PAGE: Final = 30
+MAX_ITEMS_PER_PAGE: Final = 30
+"""``itemsPerPage`` is honoured and silently clamped to 30 (API Platform >= 4.2.10)."""
+
+REFERENCE_CODE_FIELD: Final = "code"
+"""``/countries`` and ``/currencies`` items have numeric ids and an ISO ``code`` field
+(alpha-2 for countries, ISO 4217 for currencies): clients resolve codes to IRIs."""
+
+EMPLOYEE_FIELDS: Final = ("id", "firstName", "lastName", "email")
+"""``/employees`` items and ``/employees/me`` (the employee behind the token)."""
+
+CLIENT_REQUIRED: Final = ("country", "currency", "status", "name", "tinType")
+CONTACT_REQUIRED: Final = ("type", "email", "name")
+NOTE_REQUIRED: Final = ("client", "employee", "note")
+COUNTERPARTY_REQUIRED: Final = ("type", "displayName")
+"""Required properties in API Platform's declaration order (violations come in this order)."""
+
+FREE_ENUMS: Final = MappingProxyType(
+    {
+        "Client.status": "active",
+        "Client.tinType": "vat",
+        "Client.documentsLanguage": "en",
+        "ClientContact.type": "main",
+        "Counterparty.type": "supplier",
+    }
+)
+"""Enums Flowtly has not published: any non-blank string is accepted. Values are the
+defaults we send when a record has none and the configuration names none."""
+
+ARCHIVED_CLIENT_STATUS: Final = "archived"
+"""Clients cannot be deleted (no DELETE route); setting this status archives one."""
+
+COUNTERPARTY_CREATE_PATH: Final = "/counterparty"
+COUNTERPARTY_TYPES: Final = ("supplier", "counterparty")
+"""``POST /counterparty`` creates a supplier or a counterparty by ``type`` and answers 201
+with the Counterparty item; ``PATCH /counterparty/{id}`` is merge-patch on the same item."""
+
+COUNTERPARTY_EXTRA_FIELDS: Final = ("name", "vatNumber", "tin", "country")
+"""Counterparty properties beyond the published ones that we assume exist (``country`` an
+IRI), so suppliers can be matched by tax id and country like clients."""
+
+CLIENT_SEARCH_PARAM: Final = "query"
+"""``GET /clients/search?query=X`` returns clients whose name contains X (case-insensitive)
+or whose vatNumber or tin equals X (compact form); at least 3 characters, else 400."""
+
+DOCUMENT_FIELDS: Final = ("id", "type", "number", "issueDate", "currency", "totalGross", "status")
+"""``GET /clients/{id}/documents`` is a Hydra collection of ClientDocument items."""
+
+MERGE_SOURCES_KEY: Final = "counterparties"
+"""``POST /counterparties/{id}/merge`` with ``{"counterparties": [IRI, ...]}`` merges the
+listed counterparties into ``{id}``, deletes them, and answers 200 with the kept item."""
+
+ENRICH_BATCH_KEY: Final = "counterparties"
+"""``POST /counterparties/enrich-branding-ai`` with ``{"counterparties": [IRI, ...]}`` and
+``POST /counterparties/{id}/enrich-branding-ai`` (empty body) answer 202 and later fill
+``logoUrl``/``corporateWebsiteUrl``."""
+
+WEBHOOK_FIELDS: Final = ("url", "events", "secret", "active")
+"""A webhook subscription: target URL, event names, a signing secret, an active flag."""
+
+
+class Probe(StrEnum):
+    """How ``flowtly-sync check`` verifies an assumption without writing anything."""
+
+    AUTH = "auth"
+    PAGINATION = "pagination"
+    REFERENCES = "references"
+    EMPLOYEE_ME = "employee_me"
+    CLIENT_SHAPE = "client_shape"
+    CLIENT_SEARCH = "client_search"
+    COUNTERPARTY_SHAPE = "counterparty_shape"
+    NOTE_ID = "note_id"
+    DOCUMENTS = "documents"
+    WRITE_ONLY = "write_only"
+    """Only a write could tell; ``check`` reports it as unverified rather than writing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Assumption:
+    """One statement about Flowtly we rely on but have not seen confirmed."""
+
+    key: str
+    statement: str
+    probe: Probe
+
+
+ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
+    Assumption("auth", "Bearer token in the Authorization header; 401 without it.", Probe.AUTH),
+    Assumption(
+        "pagination",
+        "Hydra collections, unprefixed keys, 30 per page, itemsPerPage "
+        "clamped to 30, next links in view.",
+        Probe.PAGINATION,
+    ),
+    Assumption(
+        "references",
+        "/countries and /currencies list numeric ids with an ISO 'code'.",
+        Probe.REFERENCES,
+    ),
+    Assumption(
+        "employee_me", "/employees/me returns the employee behind the token.", Probe.EMPLOYEE_ME
+    ),
+    Assumption(
+        "client_shape",
+        "Client items carry country/currency as IRIs and embed clientContacts.",
+        Probe.CLIENT_SHAPE,
+    ),
+    Assumption(
+        "client_search",
+        f"/clients/search takes '{CLIENT_SEARCH_PARAM}' (name substring, or exact VAT/TIN).",
+        Probe.CLIENT_SEARCH,
+    ),
+    Assumption(
+        "counterparty_shape",
+        "Counterparty items carry displayName and type; "
+        f"assumed extras: {', '.join(COUNTERPARTY_EXTRA_FIELDS)}.",
+        Probe.COUNTERPARTY_SHAPE,
+    ),
+    Assumption("note_id", "ClientNote ids are strings (UUIDs).", Probe.NOTE_ID),
+    Assumption(
+        "documents",
+        "/clients/{id}/documents is a Hydra collection of documents "
+        f"({', '.join(DOCUMENT_FIELDS)}).",
+        Probe.DOCUMENTS,
+    ),
+    Assumption(
+        "free_enums",
+        "Unpublished enums accept any non-blank string; defaults "
+        + ", ".join(f"{k}={v}" for k, v in FREE_ENUMS.items())
+        + ".",
+        Probe.WRITE_ONLY,
+    ),
+    Assumption(
+        "archive", f"A client is archived by status '{ARCHIVED_CLIENT_STATUS}'.", Probe.WRITE_ONLY
+    ),
+    Assumption(
+        "counterparty_create",
+        f"POST {COUNTERPARTY_CREATE_PATH} creates by type ({'/'.join(COUNTERPARTY_TYPES)}).",
+        Probe.WRITE_ONLY,
+    ),
+    Assumption(
+        "merge",
+        f"POST /counterparties/{{id}}/merge takes '{MERGE_SOURCES_KEY}' IRIs.",
+        Probe.WRITE_ONLY,
+    ),
+    Assumption(
+        "enrich", "enrich-branding-ai answers 202 and fills logoUrl later.", Probe.WRITE_ONLY
+    ),
+    Assumption(
+        "webhooks", f"Webhook subscriptions have {', '.join(WEBHOOK_FIELDS)}.", Probe.WRITE_ONLY
+    ),
+    Assumption("rate_limit", "429 answers carry Retry-After in seconds.", Probe.WRITE_ONLY),
+)

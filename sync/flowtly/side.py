@@ -1,0 +1,280 @@
+"""The Flowtly side of a sync: the `Connector` protocol over `FlowtlyClient`.
+
+Reads are complete listings (Flowtly offers no change feed we can rely on), streamed in
+batches; contacts come from ``/client-contacts`` rather than from the clients that embed
+them, which is simpler and complete. Writes are single requests: POST to create, a JSON
+Merge Patch with only the changed fields to update, DELETE where Flowtly has one. Clients
+have no DELETE: they are archived through their status (`archive_status`).
+
+Flowtly's refusals (400/422) surface as `sync.errors.ValidationFailed`, which the engine
+records as a rejected record; a canonical code Flowtly does not know (a currency missing
+from the account) is refused the same way, before any request is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
+from sync.errors import (
+    FlowtlyError,
+    MethodNotAllowed,
+    NotFound,
+    RecordError,
+    ValidationFailed,
+    Violation,
+)
+from sync.flowtly.assumptions import (
+    ARCHIVED_CLIENT_STATUS,
+    COUNTERPARTY_CREATE_PATH,
+    MAX_ITEMS_PER_PAGE,
+)
+from sync.flowtly.client import FlowtlyClient
+from sync.flowtly.refs import Refs, UnknownReference
+from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_record
+from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
+from sync.normalize import NormalizationError
+
+__all__ = ["BATCH_SIZE", "FlowtlySide"]
+
+BATCH_SIZE: Final = 500
+"""Records per `ChangeBatch` of a listing."""
+
+_ALL: Final = frozenset(EntityKind)
+_NEEDS_REFS: Final = frozenset({EntityKind.CLIENT, EntityKind.COUNTERPARTY})
+
+
+@dataclass(frozen=True, slots=True)
+class _Routes:
+    """Where an entity lives on Flowtly's API."""
+
+    collection: str
+    create: str
+    patch: str
+    """Prefix of the merge-patch route (``/counterparty`` for counterparties)."""
+    deletable: bool
+
+
+_ROUTES: Final[Mapping[EntityKind, _Routes]] = {
+    EntityKind.CLIENT: _Routes("/clients", "/clients", "/clients", deletable=False),
+    EntityKind.CONTACT: _Routes(
+        "/client-contacts", "/client-contacts", "/client-contacts", deletable=True
+    ),
+    EntityKind.NOTE: _Routes("/client-notes", "/client-notes", "/client-notes", deletable=True),
+    EntityKind.COUNTERPARTY: _Routes(
+        "/counterparties", COUNTERPARTY_CREATE_PATH, COUNTERPARTY_CREATE_PATH, deletable=True
+    ),
+}
+
+
+class FlowtlySide(Connector):
+    """Clients, contacts, notes and counterparties of one Flowtly account.
+
+    ``defaults`` fill Flowtly-required fields when creating records that lack them
+    (a note without an author is written by the employee behind the token unless
+    ``defaults.note_author`` names one). ``entities`` limits what this side syncs.
+    The configuration's ``[flowtly]`` table builds the client, so there is no settings
+    model of its own beyond the empty base.
+    """
+
+    name: ClassVar[str] = "flowtly"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.READ, Capability.WRITE, Capability.DELETE}
+    )
+    settings_model: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+
+    def __init__(
+        self,
+        client: FlowtlyClient,
+        defaults: Defaults,
+        *,
+        entities: frozenset[EntityKind] = _ALL,
+        refs: Refs | None = None,
+    ) -> None:
+        unknown = entities - _ALL
+        if unknown:
+            raise ValueError(f"not entity kinds: {sorted(unknown)}")
+        self._client = client
+        self._defaults = defaults
+        self._entities = frozenset(EntityKind(entity) for entity in entities)
+        self._refs = refs if refs is not None else Refs(client)
+
+    @property
+    def refs(self) -> Refs:
+        """The reference tables of this side (loaded on first need)."""
+        return self._refs
+
+    def entities(self) -> frozenset[EntityKind]:
+        """The entity kinds this side syncs."""
+        return self._entities
+
+    def fields(self, entity: EntityKind) -> frozenset[str]:
+        """The canonical fields Flowtly carries for ``entity``."""
+        return fields_of(entity)
+
+    def can_delete(self, entity: EntityKind) -> bool:
+        """Contacts, notes and counterparties can be deleted; clients only archived."""
+        return _ROUTES[entity].deletable
+
+    def archive_status(self, entity: EntityKind) -> str | None:
+        """The client status that stands for a deleted client."""
+        return ARCHIVED_CLIENT_STATUS if entity is EntityKind.CLIENT else None
+
+    def describe(self) -> str:
+        """The API's base URL (never the token)."""
+        # The client exposes its (credential-free) base URL as ``base_url`` when it has one;
+        # its repr names the same URL and is guaranteed token-free.
+        base_url = getattr(self._client, "base_url", None)
+        return base_url if isinstance(base_url, str) else repr(self._client)
+
+    def _routes(self, entity: EntityKind) -> _Routes:
+        if entity not in self._entities:
+            raise ValueError(f"this Flowtly side does not sync {entity} records")
+        return _ROUTES[entity]
+
+    async def read(
+        self, entity: EntityKind, since: Cursor | None = None
+    ) -> AsyncIterator[ChangeBatch]:
+        """A complete listing of ``entity``, in batches of up to `BATCH_SIZE` items.
+
+        Flowtly offers no incremental read, so ``since`` is ignored: a complete listing
+        is a superset of any increment. Items that do not map are in ``rejected`` (and
+        their ids in ``present_ids``, so they never look deleted).
+        """
+        routes = self._routes(entity)
+        if entity in _NEEDS_REFS:
+            await self._refs.load()
+        refs = self._refs
+        records: list[Record] = []
+        rejected: list[RecordError] = []
+        present: list[str] = []
+        sent_any = False
+        async for item in self._client.iterate(routes.collection, page_size=MAX_ITEMS_PER_PAGE):
+            try:
+                records.append(to_record(entity, item, refs))
+            except (NormalizationError, UnknownReference) as error:
+                rejected.append(_rejection(entity, item, error))
+                found = item_id(item)
+                if found is not None:
+                    present.append(found)
+            if len(records) + len(rejected) >= BATCH_SIZE:
+                yield ChangeBatch(entity, records, rejected=rejected, present_ids=present)
+                sent_any = True
+                records, rejected, present = [], [], []
+        if records or rejected or not sent_any:
+            yield ChangeBatch(entity, records, rejected=rejected, present_ids=present)
+
+    async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
+        """POST a new record; returns it as Flowtly stored it (with its new id)."""
+        routes = self._routes(entity)
+        values = dict(values)
+        if entity is EntityKind.NOTE:
+            values["author"] = await self._author(values.get("author"))
+        body = await self._payload(entity, values, create=True, method="POST", path=routes.create)
+        item = await self._client.post(routes.create, body)
+        return self._mapped(entity, item, "POST", routes.create)
+
+    async def update(
+        self, entity: EntityKind, record_id: str, changes: Mapping[str, Scalar]
+    ) -> Record:
+        """Merge-patch the changed fields (``None`` clears); returns the updated record.
+
+        When none of ``changes`` is a field Flowtly carries, nothing is sent and the
+        record is read back as it is.
+        """
+        routes = self._routes(entity)
+        path = f"{routes.patch}/{record_id}"
+        body = await self._payload(entity, changes, create=False, method="PATCH", path=path)
+        if body:
+            item = await self._client.patch(path, body)
+            return self._mapped(entity, item, "PATCH", path)
+        path = f"{routes.collection}/{record_id}"
+        return self._mapped(entity, await self._client.get(path), "GET", path)
+
+    async def delete(self, entity: EntityKind, record_id: str) -> None:
+        """DELETE a contact, note or counterparty; one already gone counts as deleted.
+
+        Clients cannot be deleted on Flowtly: raises `MethodNotAllowed` without sending.
+        """
+        routes = self._routes(entity)
+        path = f"{routes.collection}/{record_id}"
+        if not routes.deletable:
+            raise MethodNotAllowed(
+                f"DELETE {path}: Flowtly cannot delete {entity} records; archive them "
+                f"with status {ARCHIVED_CLIENT_STATUS!r}",
+                method="DELETE",
+                url=path,
+            )
+        try:
+            await self._client.delete(path)
+        except NotFound:
+            return
+
+    async def _author(self, author: Scalar) -> str:
+        """The employee id a new note is written by: given, configured, or the token's."""
+        wanted = author if author is not None else self._defaults.note_author
+        if wanted is None:
+            return (await self._refs.me()).id
+        text = str(wanted).strip()
+        if "@" in text:
+            try:
+                return (await self._refs.employee_by_email(text)).id
+            except UnknownReference as error:
+                raise ValidationFailed(
+                    f"POST /client-notes: {error}",
+                    violations=(Violation("employee", error.reason),),
+                    method="POST",
+                    url="/client-notes",
+                ) from None
+        return text
+
+    async def _payload(
+        self,
+        entity: EntityKind,
+        values: Mapping[str, Scalar],
+        *,
+        create: bool,
+        method: str,
+        path: str,
+    ) -> dict[str, Any]:
+        if entity in _NEEDS_REFS:
+            await self._refs.load()
+        try:
+            return to_payload(entity, values, self._refs, create=create, defaults=self._defaults)
+        except UnknownReference as error:
+            raise ValidationFailed(
+                f"{method} {path}: {error}",
+                violations=(Violation(error.field, error.reason),),
+                method=method,
+                url=path,
+            ) from None
+
+    def _mapped(
+        self, entity: EntityKind, item: Mapping[str, Any], method: str, path: str
+    ) -> Record:
+        try:
+            return to_record(entity, item, self._refs)
+        except (NormalizationError, UnknownReference) as error:
+            # The write landed; only its answer is unreadable, which is not the record's fault.
+            raise FlowtlyError(
+                f"{method} {path}: Flowtly's answer does not map back: {error.reason}",
+                method=method,
+                url=path,
+            ) from None
+
+
+def _rejection(
+    entity: EntityKind, item: Mapping[str, Any], error: NormalizationError | UnknownReference
+) -> RecordError:
+    spec = SCHEMAS[entity].get(error.field)
+    shown = None if spec is None or spec.sensitive or error.value is None else str(error.value)
+    return RecordError(
+        entity=entity.value,
+        side=Side.FLOWTLY.value,
+        record_id=item_id(item) or str(item.get("@id") or "?"),
+        reason=error.reason,
+        field=error.field,
+        value=shown,
+    )

@@ -1,0 +1,192 @@
+"""SQLite persistence: each record's JSON keyed by resource and id, ordered by a sequence."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync.sandbox._json import JsonObject
+
+__all__ = ["Page", "Store", "Where", "compact", "name_or_tax_id", "parent_is"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    resource TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    parent INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (resource, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (resource, key);
+CREATE INDEX IF NOT EXISTS records_parent ON records (resource, parent, seq);
+CREATE TABLE IF NOT EXISTS sequences (resource TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def compact(value: object) -> str | None:
+    """Tax identifiers compared without separators and case (``PL 123-45`` == ``pl12345``)."""
+    if not isinstance(value, str):
+        return None
+    return "".join(ch for ch in value if ch.isalnum()).upper()
+
+
+def _fold(value: object) -> str | None:
+    return value.casefold() if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing plus the total across all pages."""
+
+    total: int
+    items: list[JsonObject]
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """An extra SQL condition on ``body``/``parent`` (built only from constants here)."""
+
+    sql: str
+    args: tuple[object, ...]
+
+
+class Store:
+    """Records of every resource in one SQLite database (a file, or memory)."""
+
+    def __init__(self, path: Path | str | None) -> None:
+        target = ":memory:" if path is None else str(path)
+        # The app may be built on one thread and served on another (uvicorn in a thread).
+        self._db = sqlite3.connect(target, check_same_thread=False)
+        self._db.create_function("compact", 1, compact, deterministic=True)
+        self._db.create_function("fold", 1, _fold, deterministic=True)
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        """Flush and close the database."""
+        self._db.commit()
+        self._db.close()
+
+    def next_seq(self, resource: str) -> int:
+        """The next sequence number of ``resource``; never reused, even after a delete."""
+        row = self._db.execute(
+            "INSERT INTO sequences (resource, last) VALUES (?, 1) "
+            "ON CONFLICT (resource) DO UPDATE SET last = last + 1 RETURNING last",
+            (resource,),
+        ).fetchone()
+        return int(row[0])
+
+    def put(self, resource: str, seq: int, key: str, parent: int | None, body: JsonObject) -> None:
+        """Insert or replace one record."""
+        self._db.execute(
+            "INSERT INTO records (resource, seq, key, parent, body) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (resource, seq) DO UPDATE SET key = excluded.key, "
+            "parent = excluded.parent, body = excluded.body",
+            (resource, seq, key, parent, json.dumps(body, separators=(",", ":"))),
+        )
+        self._db.commit()
+
+    def put_many(self, resource: str, rows: Iterable[tuple[int, str, JsonObject]]) -> None:
+        """Insert many parentless records in one transaction (reference data seeding)."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO records (resource, seq, key, parent, body) "
+            "VALUES (?, ?, ?, NULL, ?)",
+            ((resource, s, k, json.dumps(b, separators=(",", ":"))) for s, k, b in rows),
+        )
+        self._db.execute(
+            "INSERT INTO sequences (resource, last) "
+            "SELECT ?, coalesce(max(seq), 0) FROM records WHERE resource = ? "
+            "ON CONFLICT (resource) DO UPDATE SET last = max(last, excluded.last)",
+            (resource, resource),
+        )
+        self._db.commit()
+
+    def get(self, resource: str, key: str) -> tuple[int, JsonObject] | None:
+        """``(seq, body)`` of one record, or None."""
+        row = self._db.execute(
+            "SELECT seq, body FROM records WHERE resource = ? AND key = ?", (resource, key)
+        ).fetchone()
+        if row is None:
+            return None
+        body: JsonObject = json.loads(row[1])
+        return int(row[0]), body
+
+    def delete(self, resource: str, key: str) -> bool:
+        """Remove one record; False if it did not exist."""
+        cursor = self._db.execute(
+            "DELETE FROM records WHERE resource = ? AND key = ?", (resource, key)
+        )
+        self._db.commit()
+        return cursor.rowcount > 0
+
+    def page(
+        self,
+        resource: str,
+        offset: int,
+        limit: int | None,
+        wheres: Sequence[Where] = (),
+    ) -> Page:
+        """Records ordered by sequence, ``limit`` None meaning all."""
+        sql = " FROM records WHERE resource = ?"
+        args: list[object] = [resource]
+        for where in wheres:
+            sql += f" AND ({where.sql})"
+            args.extend(where.args)
+        total = int(self._db.execute("SELECT count(*)" + sql, args).fetchone()[0])
+        rows = self._db.execute(
+            "SELECT body" + sql + " ORDER BY seq LIMIT ? OFFSET ?",
+            [*args, -1 if limit is None else limit, offset],
+        ).fetchall()
+        return Page(total, [json.loads(row[0]) for row in rows])
+
+    def children(self, resource: str, parents: Sequence[int]) -> dict[int, list[JsonObject]]:
+        """Records of ``resource`` grouped by parent id, in sequence order."""
+        found: dict[int, list[JsonObject]] = {p: [] for p in parents}
+        if not parents:
+            return found
+        marks = ",".join("?" * len(parents))
+        rows = self._db.execute(
+            f"SELECT parent, body FROM records WHERE resource = ? AND parent IN ({marks}) "  # noqa: S608
+            "ORDER BY seq",
+            [resource, *parents],
+        )
+        for parent, body in rows:
+            found[int(parent)].append(json.loads(body))
+        return found
+
+    def meta(self, key: str) -> str | None:
+        """A stored setting (e.g. whether reference data was seeded)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+        self._db.commit()
+
+
+def parent_is(parent: int) -> Where:
+    """Records whose indexed parent is ``parent``."""
+    return Where("parent = ?", (parent,))
+
+
+def name_or_tax_id(term: str) -> Where:
+    """Client search: name contains ``term`` (case-insensitive) or VAT/TIN equals it."""
+    return Where(
+        "instr(fold(json_extract(body, '$.name')), ?) > 0 "
+        "OR compact(json_extract(body, '$.vatNumber')) = ? "
+        "OR compact(json_extract(body, '$.tin')) = ?",
+        (term.casefold(), compact(term), compact(term)),
+    )

@@ -1,0 +1,42 @@
+"""The state store: links, intents, cursors, conflicts, rejections and the audit trail.
+
+Open it with `Store.open(url)`: any SQLAlchemy URL (SQLite by default, PostgreSQL for
+several replicas); the schema is migrated on open by the packaged alembic migrations.
+"""
+
+from sync.store.rows import (
+    ChangeLike,
+    ConflictResolution,
+    ConflictRow,
+    EventOutcome,
+    FieldChange,
+    IntentRow,
+    JSONInput,
+    JSONValue,
+    LinkRow,
+    RejectionRow,
+    RunEventRow,
+    RunOutcome,
+    RunRow,
+)
+from sync.store.store import Clock, Store
+from sync.store.tx import StoreTx
+
+__all__ = [
+    "ChangeLike",
+    "Clock",
+    "ConflictResolution",
+    "ConflictRow",
+    "EventOutcome",
+    "FieldChange",
+    "IntentRow",
+    "JSONInput",
+    "JSONValue",
+    "LinkRow",
+    "RejectionRow",
+    "RunEventRow",
+    "RunOutcome",
+    "RunRow",
+    "Store",
+    "StoreTx",
+]

@@ -1,0 +1,92 @@
+"""Run the packaged alembic migrations from code (no alembic.ini at runtime)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from sync.errors import StoreError
+from sync.store._engine import WRITE, Database
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "migrate"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An alembic config for the packaged scripts, optionally bound to ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this version."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at, None when it was never migrated."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _pg_migration_key() -> int:
+    digest = hashlib.blake2b(b"flowtly-sync:migrate", digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def _sqlite_migration_lock(path: Path) -> Iterator[None]:
+    # Two processes opening a fresh file at once would both try CREATE TABLE; the
+    # busy timeout alone does not serialize them because alembic reads first.
+    fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _upgrade(db: Database) -> None:
+    with db.engine.execution_options(**{WRITE: True}).begin() as connection:
+        if db.is_postgresql:
+            # Replicas starting together: one migrates, the others wait and find it done.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _pg_migration_key()})
+        if current_revision(connection) == head_revision():
+            return
+        command.upgrade(alembic_config(connection), "head")
+
+
+def migrate(db: Database) -> None:
+    """Bring the database to the head revision; a no-op when it is there already."""
+    try:
+        if db.sqlite_path is not None:
+            with _sqlite_migration_lock(db.sqlite_path):
+                _upgrade(db)
+        else:
+            _upgrade(db)
+    except CommandError as exc:
+        # Typically a database migrated by a newer flowtly-sync than this one.
+        raise StoreError(f"cannot migrate the store at {db.safe_url}: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open or migrate the store at {db.safe_url}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot open the store at {db.safe_url}: {exc}") from exc

@@ -1,0 +1,182 @@
+"""What the store hands back: frozen rows, typed, with JSON already decoded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, TypeAlias
+
+from sync.model import EntityKind, Scalar, Side
+
+__all__ = [
+    "ChangeLike",
+    "ConflictResolution",
+    "ConflictRow",
+    "EventOutcome",
+    "FieldChange",
+    "IntentRow",
+    "JSONInput",
+    "JSONValue",
+    "LinkRow",
+    "RejectionRow",
+    "RunEventRow",
+    "RunOutcome",
+    "RunRow",
+]
+
+JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
+"""A decoded JSON value, as read back from the store."""
+
+JSONInput: TypeAlias = (
+    "str | int | float | bool | Sequence[JSONInput] | Mapping[str, JSONInput] | None"
+)
+"""Anything the store accepts for a JSON column."""
+
+
+class ConflictResolution(StrEnum):
+    """How a parked conflict was settled: one side's value won, or a value was given."""
+
+    CRM = "crm"
+    FLOWTLY = "flowtly"
+    VALUE = "value"
+
+
+class RunOutcome(StrEnum):
+    """Where a run ended; ``running`` until `Store.finish_run`."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class EventOutcome(StrEnum):
+    """What became of one operation of a run."""
+
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class ChangeLike(Protocol):
+    """Any value describing one changed field (the engine's own change type fits)."""
+
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def old(self) -> Scalar: ...
+
+    @property
+    def new(self) -> Scalar: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed field of an operation, as recorded in the audit trail."""
+
+    field: str
+    old: Scalar
+    new: Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A linked pair without its base (see `Store.load_bases`)."""
+
+    id: int
+    entity: EntityKind
+    crm_id: str
+    flowtly_id: str
+    crm_fp: str
+    flowtly_fp: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRow:
+    """A create that was about to be sent; pending until its link is stored."""
+
+    id: int
+    sync: str
+    entity: EntityKind
+    target: Side
+    source_id: str
+    natural_key: str | None
+    payload_fp: str
+    run_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRow:
+    """A parked field conflict; open while ``resolved_at`` is None."""
+
+    id: int
+    sync: str
+    entity: EntityKind
+    crm_id: str
+    flowtly_id: str
+    field: str
+    base_value: Scalar
+    crm_value: Scalar
+    flowtly_value: Scalar
+    detected_at: datetime
+    resolved_at: datetime | None
+    resolution: ConflictResolution | None
+    resolved_value: Scalar
+    resolved_by: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRow:
+    """A record the target refused; retried when the source fingerprint changes."""
+
+    id: int
+    sync: str
+    entity: EntityKind
+    side: Side
+    record_id: str
+    field: str | None
+    value: str | None
+    reason: str
+    source_fp: str
+    detected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One run of a sync."""
+
+    id: int
+    sync: str
+    started_at: datetime
+    finished_at: datetime | None
+    dry_run: bool
+    outcome: RunOutcome
+    summary: dict[str, JSONValue]
+    error: str | None
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunEventRow:
+    """One operation of a run, with its before/after values and outcome."""
+
+    id: int
+    run_id: int
+    at: datetime
+    entity: EntityKind
+    action: str
+    target: Side | None
+    crm_id: str | None
+    flowtly_id: str | None
+    outcome: EventOutcome
+    changes: tuple[FieldChange, ...]
+    message: str | None

@@ -1,0 +1,281 @@
+"""`StoreTx`: the writes of one operation, committed together by `Store.transaction`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from sync.errors import StoreError
+from sync.model import EntityKind, Scalar, Side
+from sync.store._json import encode
+from sync.store.rows import ChangeLike, EventOutcome, JSONInput
+from sync.store.tables import (
+    conflict_table,
+    cursor_table,
+    intent_table,
+    link_table,
+    rejection_table,
+    run_event_table,
+)
+
+__all__ = ["StoreTx"]
+
+_link = link_table
+_intent = intent_table
+_cursor = cursor_table
+_conflict = conflict_table
+_rejection = rejection_table
+_event = run_event_table
+
+
+class StoreTx:
+    """Writes inside one open transaction; usable only within its ``with`` block."""
+
+    def __init__(self, connection: Connection, clock: Callable[[], datetime]) -> None:
+        self._conn: Connection | None = connection
+        self._clock = clock
+
+    def _close(self) -> None:
+        self._conn = None
+
+    @property
+    def _c(self) -> Connection:
+        if self._conn is None:
+            raise StoreError("store transaction used after its block ended")
+        return self._conn
+
+    def save_link(
+        self,
+        sync: str,
+        entity: EntityKind,
+        crm_id: str,
+        flowtly_id: str,
+        base: Mapping[str, Scalar],
+        crm_fp: str,
+        flowtly_fp: str,
+    ) -> None:
+        """Insert or update the link of ``crm_id``.
+
+        Raises `StoreError` when ``flowtly_id`` is already linked to another CRM record of
+        the same sync and entity: linking it twice would make two records one.
+        """
+        c = self._c
+        where = (_link.c.sync == sync, _link.c.entity == entity.value)
+        holder = c.execute(
+            select(_link.c.crm_id).where(
+                *where, _link.c.flowtly_id == flowtly_id, _link.c.crm_id != crm_id
+            )
+        ).scalar()
+        if holder is not None:
+            raise StoreError(
+                f"sync {sync!r}: {entity} flowtly id {flowtly_id!r} is already linked to "
+                f"crm id {holder!r}, cannot link it to {crm_id!r}"
+            )
+        now = self._clock()
+        values = {
+            "flowtly_id": flowtly_id,
+            "base": encode(base),
+            "crm_fp": crm_fp,
+            "flowtly_fp": flowtly_fp,
+            "updated_at": now,
+        }
+        updated = c.execute(update(_link).where(*where, _link.c.crm_id == crm_id).values(values))
+        if updated.rowcount == 0:
+            c.execute(
+                insert(_link).values(
+                    sync=sync, entity=entity.value, crm_id=crm_id, created_at=now, **values
+                )
+            )
+
+    def delete_link(self, sync: str, entity: EntityKind, crm_id: str) -> None:
+        """Drop the link of ``crm_id`` (no error when there is none)."""
+        self._c.execute(
+            delete(_link).where(
+                _link.c.sync == sync, _link.c.entity == entity.value, _link.c.crm_id == crm_id
+            )
+        )
+
+    def add_intent(
+        self,
+        sync: str,
+        entity: EntityKind,
+        target: Side,
+        source_id: str,
+        natural_key: str | None,
+        payload_fp: str,
+        run_id: int,
+    ) -> int:
+        """Record a create about to be sent to ``target``; returns the intent id."""
+        result = self._c.execute(
+            insert(_intent).values(
+                sync=sync,
+                entity=entity.value,
+                target=target.value,
+                source_id=source_id,
+                natural_key=natural_key,
+                payload_fp=payload_fp,
+                run_id=run_id,
+                created_at=self._clock(),
+            )
+        )
+        key = result.inserted_primary_key
+        if key is None or not isinstance(key[0], int):
+            raise StoreError("the database did not return the new intent's id")
+        return key[0]
+
+    def clear_intent(self, intent_id: int) -> None:
+        """Drop one intent (its create is linked, or known not to have happened)."""
+        self._c.execute(delete(_intent).where(_intent.c.id == intent_id))
+
+    def clear_intents_for(
+        self, sync: str, entity: EntityKind, target: Side, source_id: str
+    ) -> None:
+        """Drop every intent to create ``source_id`` on ``target``."""
+        self._c.execute(
+            delete(_intent).where(
+                _intent.c.sync == sync,
+                _intent.c.entity == entity.value,
+                _intent.c.target == target.value,
+                _intent.c.source_id == source_id,
+            )
+        )
+
+    def set_cursor(
+        self, sync: str, side: Side, entity: EntityKind, cursor_json: Mapping[str, JSONInput]
+    ) -> None:
+        """Advance a side's cursor, in the transaction that commits the batch it covers."""
+        where = (
+            _cursor.c.sync == sync,
+            _cursor.c.side == side.value,
+            _cursor.c.entity == entity.value,
+        )
+        values = {"value": encode(cursor_json), "updated_at": self._clock()}
+        if self._c.execute(update(_cursor).where(*where).values(values)).rowcount == 0:
+            self._c.execute(
+                insert(_cursor).values(sync=sync, side=side.value, entity=entity.value, **values)
+            )
+
+    def record_conflict(
+        self,
+        sync: str,
+        entity: EntityKind,
+        crm_id: str,
+        flowtly_id: str,
+        field: str,
+        base_value: Scalar,
+        crm_value: Scalar,
+        flowtly_value: Scalar,
+    ) -> int:
+        """Park a field conflict; a re-detected open conflict is updated, not duplicated.
+
+        Returns the conflict id. ``detected_at`` stays the first detection.
+        """
+        c = self._c
+        values = {
+            "flowtly_id": flowtly_id,
+            "base_value": encode(base_value),
+            "crm_value": encode(crm_value),
+            "flowtly_value": encode(flowtly_value),
+        }
+        open_id = c.execute(
+            select(_conflict.c.id).where(
+                _conflict.c.sync == sync,
+                _conflict.c.entity == entity.value,
+                _conflict.c.crm_id == crm_id,
+                _conflict.c.field == field,
+                _conflict.c.resolved_at.is_(None),
+            )
+        ).scalar()
+        if isinstance(open_id, int):
+            c.execute(update(_conflict).where(_conflict.c.id == open_id).values(values))
+            return open_id
+        result = c.execute(
+            insert(_conflict).values(
+                sync=sync,
+                entity=entity.value,
+                crm_id=crm_id,
+                field=field,
+                detected_at=self._clock(),
+                **values,
+            )
+        )
+        key = result.inserted_primary_key
+        if key is None or not isinstance(key[0], int):
+            raise StoreError("the database did not return the new conflict's id")
+        return key[0]
+
+    def record_rejection(
+        self,
+        sync: str,
+        entity: EntityKind,
+        side: Side,
+        record_id: str,
+        field: str | None,
+        value: str | None,
+        reason: str,
+        source_fp: str,
+    ) -> None:
+        """Record (or refresh) that ``side`` refused ``record_id``, at source ``source_fp``."""
+        where = (
+            _rejection.c.sync == sync,
+            _rejection.c.entity == entity.value,
+            _rejection.c.side == side.value,
+            _rejection.c.record_id == record_id,
+        )
+        values = {
+            "field": field,
+            "value": value,
+            "reason": reason,
+            "source_fp": source_fp,
+            "detected_at": self._clock(),
+        }
+        if self._c.execute(update(_rejection).where(*where).values(values)).rowcount == 0:
+            self._c.execute(
+                insert(_rejection).values(
+                    sync=sync, entity=entity.value, side=side.value, record_id=record_id, **values
+                )
+            )
+
+    def clear_rejection(self, sync: str, entity: EntityKind, side: Side, record_id: str) -> None:
+        """Forget a rejection (the record went through, or is gone)."""
+        self._c.execute(
+            delete(_rejection).where(
+                _rejection.c.sync == sync,
+                _rejection.c.entity == entity.value,
+                _rejection.c.side == side.value,
+                _rejection.c.record_id == record_id,
+            )
+        )
+
+    def add_event(
+        self,
+        run_id: int,
+        entity: EntityKind,
+        action: str,
+        target: Side | None,
+        crm_id: str | None,
+        flowtly_id: str | None,
+        outcome: EventOutcome,
+        changes: Iterable[ChangeLike],
+        message: str | None,
+    ) -> None:
+        """Append one operation to the run's audit trail."""
+        self._c.execute(
+            insert(_event).values(
+                run_id=run_id,
+                at=self._clock(),
+                entity=entity.value,
+                action=str(action),
+                target=target.value if target is not None else None,
+                crm_id=crm_id,
+                flowtly_id=flowtly_id,
+                outcome=outcome.value,
+                changes=encode(
+                    [{"field": ch.field, "old": ch.old, "new": ch.new} for ch in changes]
+                ),
+                message=message,
+            )
+        )

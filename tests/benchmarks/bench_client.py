@@ -1,0 +1,185 @@
+"""Benchmark of FlowtlyClient against the sandbox over real HTTP (run on demand).
+
+    python tests/benchmarks/bench_client.py [--latency-ms 20] [--per-slot 50]
+
+Starts the sandbox in a subprocess (uvicorn on a free loopback port, 20 ms latency per
+request), then for concurrency 1, 8 and 32 with no client rate limit measures creating
+clients (POST /clients) and fetching them (GET /clients/{id}). For each run it prints the
+throughput, its ratio to the bound the latency imposes (concurrency / latency), and the
+client's CPU time per request (this process only: the server runs in another process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import structlog
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from sync.flowtly.client import FlowtlyClient  # noqa: E402 - after the path fix-up above
+
+TOKEN = "bench-token"
+SERVER = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from sync.sandbox.app import create_app
+    from sync.sandbox.settings import SandboxSettings
+
+    app = create_app(SandboxSettings(token=sys.argv[3], latency_ms=float(sys.argv[2])))
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+                access_log=False)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    operation: str
+    concurrency: int
+    requests: int
+    seconds: float
+    cpu_seconds: float
+    latency_s: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def bound(self) -> float:
+        """Requests per second possible if latency were the only cost."""
+        return self.concurrency / self.latency_s
+
+    def row(self) -> str:
+        return (
+            f"{self.operation:<6} {self.concurrency:>4} {self.requests:>6} {self.seconds:>8.2f} "
+            f"{self.per_second:>9.1f} {self.bound:>8.0f} {self.per_second / self.bound:>6.2f} "
+            f"{self.cpu_seconds / self.requests * 1000:>9.3f}"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(port: int, latency_ms: float) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port), str(latency_ms), TOKEN], env=env
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"sandbox exited with code {proc.returncode}")
+        try:
+            httpx.get(
+                f"http://127.0.0.1:{port}/countries?itemsPerPage=1",
+                timeout=1,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        except httpx.TransportError:
+            time.sleep(0.05)
+        else:
+            return proc
+    proc.terminate()
+    raise SystemExit("sandbox did not start within 20 s")
+
+
+async def first_iri(client: FlowtlyClient, path: str) -> str:
+    async for member in client.iterate(path, page_size=1):
+        iri: str = member["@id"]
+        return iri
+    raise SystemExit(f"{path} is empty in the sandbox")
+
+
+async def measure(
+    base_url: str, concurrency: int, count: int, latency_s: float
+) -> tuple[Result, Result]:
+    async with FlowtlyClient(
+        base_url, TOKEN, concurrency=concurrency, rate_limit=0, max_retries=0
+    ) as client:
+        country = await first_iri(client, "/countries")
+        currency = await first_iri(client, "/currencies")
+
+        async def create(i: int) -> str:
+            body = {
+                "name": f"Bench {concurrency}-{i}",
+                "country": country,
+                "currency": currency,
+                "status": "active",
+                "tinType": "vat",
+            }
+            created = await client.post("/clients", body)
+            iri: str = created["@id"]
+            return iri
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        iris = await asyncio.gather(*(create(i) for i in range(count)))
+        created = Result(
+            "POST",
+            concurrency,
+            count,
+            time.perf_counter() - wall,
+            time.process_time() - cpu,
+            latency_s,
+        )
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(client.get(iri) for iri in iris))
+        fetched = Result(
+            "GET",
+            concurrency,
+            count,
+            time.perf_counter() - wall,
+            time.process_time() - cpu,
+            latency_s,
+        )
+    return created, fetched
+
+
+async def main(latency_ms: float, per_slot: int) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    port = free_port()
+    proc = start_server(port, latency_ms)
+    try:
+        print(f"sandbox at http://127.0.0.1:{port}, latency {latency_ms:g} ms, rate_limit 0")
+        print("op     conc  reqs     secs     req/s    bound  ratio  cpu ms/req")
+        for concurrency in (1, 8, 32):
+            results = await measure(
+                f"http://127.0.0.1:{port}",
+                concurrency,
+                per_slot * concurrency,
+                latency_ms / 1000,
+            )
+            for result in results:
+                print(result.row(), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--per-slot", type=int, default=50, help="requests per unit of concurrency in each run"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.latency_ms, args.per_slot))

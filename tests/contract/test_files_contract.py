@@ -1,0 +1,47 @@
+"""The files connector honours the connector contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connector_contract import ConnectorContract
+
+from connectors.base import Connector
+from connectors.files import FilesConnector, FilesSettings
+
+HEADER = (
+    "id,kind,name,country,currency,status,tin_type,tin,vat_number,due_days,city,post_code,"
+    "street_line,building_number,phone,website,crm_owner\n"
+)
+
+
+class TestFilesContract(ConnectorContract):
+    def make(self, tmp_path: Path) -> Connector:
+        (tmp_path / "companies.csv").write_text(HEADER, encoding="utf-8")
+        return FilesConnector(FilesSettings(path=tmp_path))
+
+    def reopen(self, connector: Connector) -> Connector | None:
+        assert isinstance(connector, FilesConnector)
+        return FilesConnector(connector.settings)
+
+
+class TestSemicolonLatin1FilesContract(ConnectorContract):
+    def make(self, tmp_path: Path) -> Connector:
+        (tmp_path / "firms.csv").write_bytes(
+            HEADER.replace(",", ";").replace("\n", "\r\n").encode("latin-1")
+        )
+        (tmp_path / "people.csv").write_bytes(
+            b"id;company_id;name;email;phone;title;type;position\r\n"
+        )
+        settings = FilesSettings(
+            path=tmp_path,
+            delimiter=";",
+            encoding="latin-1",
+            companies="firms.csv",
+            contacts="people.csv",
+        )
+        return FilesConnector(settings)
+
+    def reopen(self, connector: Connector) -> Connector | None:
+        assert isinstance(connector, FilesConnector)
+        return FilesConnector(connector.settings)
