@@ -45,6 +45,9 @@ def _config_path(value: str | None) -> Path | None:
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--sync", metavar="NAME", help="only this sync (default: all; one for status/conflicts)"
+    )
+    parser.add_argument(
         "--config",
         "-c",
         metavar="PATH",

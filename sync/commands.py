@@ -17,7 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.model import Side
-from sync.report import OutputFormat, mask, render
+from sync.report import OutputFormat, mask, render, to_json
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store
 
@@ -54,21 +54,35 @@ async def _run(settings: Settings, store: Store, dry_run: bool) -> RunResult:
             return await run_sync(job, dry_run=dry_run, progress=advance)
 
 
+def _selected(args: argparse.Namespace, settings: Settings) -> list[Settings]:
+    names = [args.sync] if args.sync else settings.sync_names()
+    return [settings.for_sync(name) for name in names]
+
+
+def _one(args: argparse.Namespace, settings: Settings) -> Settings:
+    return settings.for_sync(args.sync or settings.sync_names()[0])
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """``run`` and ``diff``."""
+    """``run`` and ``diff``: every configured sync, or the one named by ``--sync``."""
     dry_run = args.command == "diff" or bool(getattr(args, "dry_run", False))
+    fmt = OutputFormat(args.output)
+    results: list[RunResult] = []
     store = open_store(settings)
     try:
-        result = asyncio.run(_run(settings, store, dry_run))
+        for one in _selected(args, settings):
+            result = asyncio.run(_run(one, store, dry_run))
+            results.append(result)
+            sys.stdout.write(render(result, fmt, show_sensitive=args.show_sensitive))
     finally:
         store.close()
-    fmt = OutputFormat(args.output)
-    sys.stdout.write(render(result, fmt, show_sensitive=args.show_sensitive))
     if args.report:
+        reports = [to_json(r, show_sensitive=args.show_sensitive) for r in results]
+        document = reports[0] if len(reports) == 1 else {"syncs": reports}
         Path(args.report).write_text(
-            render(result, OutputFormat.JSON, show_sensitive=args.show_sensitive), encoding="utf-8"
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-    return EXIT_OK if result.clean else EXIT_PARTIAL
+    return EXIT_OK if all(r.clean for r in results) else EXIT_PARTIAL
 
 
 def _masked(field: str, value: object) -> str:
@@ -82,7 +96,7 @@ def _masked(field: str, value: object) -> str:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """``status``: the last runs, open conflicts and rejected records."""
     store = open_store(settings)
-    name = settings.sync.name
+    name = _one(args, settings).sync.name
     try:
         runs = store.recent_runs(name, limit=args.limit)
         conflicts = store.open_conflicts(name)
@@ -117,7 +131,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
     """``conflicts list|show|resolve``."""
     store = open_store(settings)
-    name = settings.sync.name
+    name = _one(args, settings).sync.name
     try:
         if args.conflicts_command == "list":
             conflicts = store.open_conflicts(name)
@@ -200,7 +214,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """``check``: both sides reachable, credentials valid, assumptions probed."""
     from sync.check import run_checks
 
-    ok = asyncio.run(run_checks(settings, sys.stdout))
+    ok = True
+    for one in _selected(args, settings):
+        sys.stdout.write(f"sync {one.sync.name}:\n")
+        ok = asyncio.run(run_checks(one, sys.stdout)) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 

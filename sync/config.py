@@ -35,6 +35,7 @@ __all__ = [
     "Settings",
     "StoreConfig",
     "SyncConfig",
+    "SyncOverrides",
     "load_settings",
 ]
 
@@ -148,8 +149,30 @@ class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class SyncOverrides(_Section):
+    """``[syncs.NAME]``: one named sync; its tables override the top-level ones key by key."""
+
+    flowtly: dict[str, Any] = Field(default_factory=dict)
+    crm: dict[str, Any] = Field(default_factory=dict)
+    sync: dict[str, Any] = Field(default_factory=dict)
+
+
+def _merged(model: BaseModel, overrides: dict[str, Any], key: str) -> Any:
+    data = {**model.model_dump(), **overrides}
+    try:
+        return type(model).model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{key}.{_dotted(first['loc'])}", first["msg"]) from None
+
+
 class Settings(BaseSettings):
-    """The whole configuration."""
+    """The whole configuration.
+
+    Without ``[syncs]`` it describes one sync (named by ``[sync] name``). With
+    ``[syncs.NAME]`` tables, each names a sync whose ``flowtly``, ``crm`` and ``sync`` tables
+    override the top-level ones; the store, daemon and logging are shared.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="FLOWTLY_SYNC_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -161,6 +184,33 @@ class Settings(BaseSettings):
     sync: SyncConfig = SyncConfig()
     daemon: DaemonConfig = DaemonConfig()
     logging: LoggingConfig = LoggingConfig()
+    syncs: dict[str, SyncOverrides] = Field(default_factory=dict)
+
+    def sync_names(self) -> list[str]:
+        """The names of the configured syncs, in file order."""
+        return list(self.syncs) if self.syncs else [self.sync.name]
+
+    def for_sync(self, name: str) -> Settings:
+        """The settings of one sync, overrides applied, ``sync.name`` set to ``name``."""
+        if not self.syncs:
+            if name != self.sync.name:
+                raise ConfigError("--sync", f"no sync named {name!r}; configured: {self.sync.name}")
+            return self
+        if name not in self.syncs:
+            raise ConfigError(
+                "--sync", f"no sync named {name!r}; configured: {', '.join(self.syncs)}"
+            )
+        over = self.syncs[name]
+        prefix = f"syncs.{name}"
+        crm_data = {**self.crm.model_dump(), **over.crm}
+        return self.model_copy(
+            update={
+                "flowtly": _merged(self.flowtly, over.flowtly, f"{prefix}.flowtly"),
+                "crm": CrmConfig.model_validate(crm_data),
+                "sync": _merged(self.sync, {**over.sync, "name": name}, f"{prefix}.sync"),
+                "syncs": {},
+            }
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -200,7 +250,24 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         updates["crm"] = CrmConfig(
             type=settings.crm.type, **{**crm_extra, "path": str(base / crm_extra["path"])}
         )
+    if settings.syncs:
+        updates["syncs"] = {
+            name: _resolve_override(over, base) for name, over in settings.syncs.items()
+        }
     return settings.model_copy(update=updates) if updates else settings
+
+
+def _resolve_override(over: SyncOverrides, base: Path) -> SyncOverrides:
+    crm, flowtly = dict(over.crm), dict(over.flowtly)
+    path = crm.get("path")
+    if isinstance(path, str) and not Path(path).is_absolute():
+        crm["path"] = str(base / path)
+    url = flowtly.get("base_url")
+    if isinstance(url, str) and url.startswith(SANDBOX_SCHEME):
+        target = url[len(SANDBOX_SCHEME) :]
+        if target and target != ":memory:" and not Path(target).is_absolute():
+            flowtly["base_url"] = SANDBOX_SCHEME + str(base / target)
+    return over.model_copy(update={"crm": crm, "flowtly": flowtly})
 
 
 def load_settings(path: Path | None) -> Settings:

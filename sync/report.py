@@ -100,6 +100,7 @@ def to_json(
         "operations": [_operation(op, show_sensitive, masked) for op in result.operations],
         "errors": [_error(e, show_sensitive, masked) for e in result.errors],
         "conflicts": [_operation(op, show_sensitive, masked) for op in result.conflicts],
+        "warnings": [_error(w, show_sensitive, masked) for w in result.warnings],
         "waiting": {str(k): v for k, v in result.waiting.items() if v},
     }
 
@@ -154,6 +155,13 @@ def _text(data: dict[str, Any], width: int | None) -> str:
             if error["field"]:
                 where += f" field {error['field']}"
             console.print(f"  - {where}: {error['reason']}", markup=False)
+    for warning in data["warnings"]:
+        field = f" field {warning['field']}" if warning["field"] else ""
+        console.print(
+            f"  warning: {warning['entity']} {warning['id']} ({warning['side']}){field}: "
+            f"{warning['reason']}",
+            markup=False,
+        )
     for entity, count in data["waiting"].items():
         console.print(f"{count} {entity} record(s) wait for their company to be linked")
     return buffer.getvalue()

@@ -47,6 +47,9 @@ class ApplyContext:
     concurrency: int = 8
     crash: Callable[[str], None] | None = None
     on_step: Callable[[], None] | None = None
+    stopping: Callable[[], bool] | None = None
+    """Asked before each step; once it answers True, steps not yet started are left for
+    the next run (a graceful shutdown finishes only what is in flight)."""
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class ApplyResult:
     operations: list[Operation] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
     new_links: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
 
 
 @dataclass(slots=True)
@@ -256,6 +260,9 @@ class _Applier:
 
         async def guarded(step: Step) -> None:
             async with semaphore:
+                if self.ctx.stopping is not None and self.ctx.stopping():
+                    self.result.skipped += 1
+                    return
                 await self.apply_step(step)
             if self.ctx.on_step is not None:
                 self.ctx.on_step()

@@ -153,6 +153,8 @@ class Plan:
     errors: tuple[RecordError, ...] = ()
     waiting: int = 0
     """Records whose parent company is not linked yet; they sync once it is."""
+    warnings: tuple[RecordError, ...] = ()
+    """Data-quality findings that did not stop a write (gates set to ``warn``)."""
 
     def operations(self) -> Iterator[Operation]:
         for step in self.steps:

@@ -7,7 +7,7 @@ real run hands it to `apply`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,7 +20,24 @@ from sync.errors import RecordError
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import fingerprint
 
-__all__ = ["LinkState", "PlanInput", "SideRules", "plan_entity"]
+__all__ = ["Gate", "GateProblem", "LinkState", "PlanInput", "SideRules", "plan_entity"]
+
+
+class GateProblem(Protocol):
+    """One data-quality finding about a value about to be written."""
+
+    @property
+    def field(self) -> str: ...
+    @property
+    def value(self) -> Scalar: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def rejects(self) -> bool: ...
+
+
+Gate = Callable[[EntityKind, Mapping[str, Scalar], Side], Sequence[GateProblem]]
+"""Checks the record a write would leave on the target side; see `sync.quality`."""
 
 
 class LinkState(Protocol):
@@ -65,6 +82,7 @@ class PlanInput:
     rejections: Mapping[tuple[Side, str], tuple[str, str]] = field(default_factory=dict)
     crm_intents: tuple[PendingIntent, ...] = ()
     flowtly_intents: tuple[PendingIntent, ...] = ()
+    gate: Gate | None = None
 
 
 def _changes(
@@ -83,10 +101,41 @@ class _Planner:
         self.inp = inp
         self.steps: list[Step] = []
         self.errors: list[RecordError] = [*inp.crm.rejected, *inp.flowtly.rejected]
+        self.warnings: list[RecordError] = []
         self.waiting = inp.crm.waiting + inp.flowtly.waiting
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
 
     # -- helpers -----------------------------------------------------------------------
+    def _add(self, step: Step) -> None:
+        """Keep ``step`` unless a data-quality gate rejects what it would write."""
+        gate = self.inp.gate
+        written = [w for w in step.writes if w.action in (Action.CREATE, Action.UPDATE)]
+        if gate is None or not written:
+            self.steps.append(step)
+            return
+        rejected = False
+        for write in written:
+            for problem in gate(self.inp.entity, step.base, write.target):
+                source = write.target.other
+                source_id = (step.crm_id if source is Side.CRM else step.flowtly_id) or "?"
+                value = None if problem.value is None else str(problem.value)
+                verdict = "rejected" if problem.rejects else "warning"
+                finding = RecordError(
+                    str(self.inp.entity),
+                    str(source),
+                    source_id,
+                    f"{verdict}: {problem.reason}",
+                    field=problem.field,
+                    value=value,
+                )
+                if problem.rejects:
+                    rejected = True
+                    self.errors.append(finding)
+                else:
+                    self.warnings.append(finding)
+        if not rejected:
+            self.steps.append(step)
+
     def _restrict(self, record: Record) -> dict[str, Scalar]:
         return {name: record.fields.get(name) for name in self.inp.names}
 
@@ -141,7 +190,7 @@ class _Planner:
             crm_rec = inp.crm.changed.get(crm_id)
             fl_rec = inp.flowtly.changed.get(link.flowtly_id)
             if crm_id in crm_deleted and crm_id in fl_deleted:
-                self.steps.append(Step(inp.entity, crm_id, link.flowtly_id, unlink=True))
+                self._add(Step(inp.entity, crm_id, link.flowtly_id, unlink=True))
             elif crm_id in crm_deleted or (link.crm_fp == TOMBSTONE and crm_rec is None):
                 self._deleted_on(Side.CRM, link, base, fl_rec)
             elif crm_id in fl_deleted or (link.flowtly_fp == TOMBSTONE and fl_rec is None):
@@ -164,7 +213,7 @@ class _Planner:
                 if target_values is None:
                     self.waiting += 1
                     return
-                self.steps.append(
+                self._add(
                     Step(
                         inp.entity,
                         link.crm_id,
@@ -177,7 +226,7 @@ class _Planner:
                     )
                 )
             else:
-                self.steps.append(
+                self._add(
                     Step(
                         inp.entity,
                         None,
@@ -194,13 +243,13 @@ class _Planner:
         if (link.crm_fp if gone is Side.CRM else link.flowtly_fp) == TOMBSTONE:
             return  # handled by an earlier run; nothing changed since
         if not inp.policy.propagate_deletes:
-            self.steps.append(Step(inp.entity, link.crm_id, link.flowtly_id, unlink=True))
+            self._add(Step(inp.entity, link.crm_id, link.flowtly_id, unlink=True))
             return
         rules = inp.flowtly_rules if keep is Side.FLOWTLY else inp.crm_rules
         crm_fp = TOMBSTONE if gone is Side.CRM else link.crm_fp
         fl_fp = TOMBSTONE if gone is Side.FLOWTLY else link.flowtly_fp
         if rules.can_delete:
-            self.steps.append(
+            self._add(
                 Step(
                     inp.entity,
                     link.crm_id,
@@ -221,7 +270,7 @@ class _Planner:
                         (FieldChange("status", base.get("status"), status),),
                     ),
                 )
-            self.steps.append(
+            self._add(
                 Step(
                     inp.entity,
                     link.crm_id,
@@ -233,7 +282,7 @@ class _Planner:
                 )
             )
         else:
-            self.steps.append(
+            self._add(
                 Step(
                     inp.entity,
                     link.crm_id,
@@ -284,7 +333,7 @@ class _Planner:
                 )
             )
         parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
-        self.steps.append(
+        self._add(
             Step(
                 inp.entity,
                 link.crm_id,
@@ -351,7 +400,7 @@ class _Planner:
                 )
             )
         parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
-        self.steps.append(
+        self._add(
             Step(
                 inp.entity,
                 crm_rec.id,
@@ -377,7 +426,7 @@ class _Planner:
             if sent is None:
                 self.waiting += 1
                 return
-            self.steps.append(
+            self._add(
                 Step(
                     inp.entity,
                     source.id,
@@ -390,7 +439,7 @@ class _Planner:
                 )
             )
         else:
-            self.steps.append(
+            self._add(
                 Step(
                     inp.entity,
                     None,
@@ -409,7 +458,13 @@ def plan_entity(inp: PlanInput) -> Plan:
     planner = _Planner(inp)
     planner.plan_linked()
     planner.plan_new()
-    return Plan(inp.entity, tuple(planner.steps), tuple(planner.errors), planner.waiting)
+    return Plan(
+        inp.entity,
+        tuple(planner.steps),
+        tuple(planner.errors),
+        planner.waiting,
+        tuple(planner.warnings),
+    )
 
 
 def payload_fingerprint(entity: EntityKind, values: Mapping[str, Scalar]) -> str:

@@ -17,12 +17,12 @@ from typing import Any
 
 import structlog
 
-from connectors.base import Connector
+from connectors.base import Capability, Connector, Cursor
 from sync.engine.apply import ApplyContext, apply_plan
 from sync.engine.detect import SideView, read_side
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
-from sync.engine.plan import PlanInput, SideRules, plan_entity
+from sync.engine.plan import Gate, PlanInput, SideRules, plan_entity
 from sync.engine.policy import SyncPolicy
 from sync.errors import RecordError
 from sync.model import EntityKind, Side
@@ -45,6 +45,8 @@ class SyncJob:
     store: Store
     policy: SyncPolicy = field(default_factory=SyncPolicy)
     concurrency: int = 8
+    gate: Gate | None = None
+    """Data-quality checks run on every record before it is written (`sync.quality`)."""
 
 
 @dataclass(slots=True)
@@ -56,8 +58,11 @@ class RunResult:
     run_id: int | None = None
     operations: list[Operation] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
     waiting: dict[EntityKind, int] = field(default_factory=dict)
     seen: dict[tuple[EntityKind, Side], int] = field(default_factory=dict)
+    interrupted: bool = False
+    """A stop was requested; steps not started were left for the next run."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
@@ -93,7 +98,9 @@ class _Run:
         dry_run: bool,
         crash: Callable[[str], None] | None,
         progress: Callable[[str, int], None] | None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
+        self.stopping = stopping
         self.job = job
         self.dry_run = dry_run
         self.crash = crash
@@ -137,8 +144,19 @@ class _Run:
             if self.progress is not None:
                 self.progress(f"read {side} {entity}", count)
 
+        since = None
+        if Capability.INCREMENTAL in connector.capabilities:
+            saved = self.job.store.get_cursor(self.job.name, side, entity)
+            since = Cursor.from_json(saved) if saved else None
         view = await read_side(
-            connector, side, entity, names, stored, parents=parents, on_progress=tick
+            connector,
+            side,
+            entity,
+            names,
+            stored,
+            parents=parents,
+            since=since,
+            on_progress=tick,
         )
         self.result.seen[(entity, side)] = view.seen
         return view
@@ -183,14 +201,17 @@ class _Run:
                 rejections=rejections,
                 crm_intents=tuple(i for t, i in intents if t is Side.FLOWTLY),
                 flowtly_intents=tuple(i for t, i in intents if t is Side.CRM),
+                gate=job.gate,
             )
         )
         self.result.waiting[entity] = plan.waiting
         self.result.errors.extend(plan.errors)
+        self.result.warnings.extend(plan.warnings)
         if self.dry_run:
             self._remember_planned(plan)
             self.result.operations.extend(plan.operations())
             return
+        self._remember_rejections(entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view})
         applied = await apply_plan(
             plan,
             ApplyContext(
@@ -201,10 +222,49 @@ class _Run:
                 names,
                 concurrency=job.concurrency,
                 crash=self.crash,
+                stopping=self.stopping,
             ),
         )
+        if applied.skipped:
+            self.result.interrupted = True
         self.result.operations.extend(applied.operations)
         self.result.errors.extend(applied.errors)
+        if not plan.errors and not plan.waiting and not applied.errors:
+            self._advance_cursors(entity, crm_view, fl_view)
+
+    def _remember_rejections(
+        self, entity: EntityKind, plan: Plan, views: Mapping[Side, SideView]
+    ) -> None:
+        """Keep the store's rejected records equal to what this run still rejects.
+
+        Records rejected earlier and reported again keep their first reason and fingerprint
+        (so "retry when the source changes" holds); the rest are forgotten.
+        """
+        name = self.job.name
+        current = {
+            (Side(e.side), e.record_id): e for e in plan.errors if e.record_id not in ("*", "?")
+        }
+        existing = {(r.side, r.record_id) for r in self.job.store.rejections(name, entity)}
+        with self.job.store.transaction() as tx:
+            for side, record_id in existing - current.keys():
+                tx.clear_rejection(name, entity, side, record_id)
+            for (side, record_id), error in current.items():
+                if (side, record_id) not in existing:
+                    fp = views[side].fps.get(record_id, "")
+                    tx.record_rejection(
+                        name, entity, side, record_id, error.field, error.value, error.reason, fp
+                    )
+
+    def _advance_cursors(self, entity: EntityKind, *views: SideView) -> None:
+        """Move incremental cursors past what this run fully handled.
+
+        A record that was rejected, ambiguous or waiting for its company would fall behind
+        the cursor and never be read again, so any of those keeps the cursor where it was.
+        """
+        with self.job.store.transaction() as tx:
+            for view in views:
+                if view.cursor is not None:
+                    tx.set_cursor(self.job.name, view.side, entity, view.cursor.to_json())
 
     def _remember_planned(self, plan: Plan) -> None:
         if plan.entity is not EntityKind.CLIENT:
@@ -212,6 +272,8 @@ class _Run:
         for step in plan.steps:
             if step.crm_id is not None and step.flowtly_id is None:
                 self.planned_parents[step.crm_id] = f"(new:{step.crm_id})"
+            elif step.crm_id is None and step.flowtly_id is not None:
+                self.planned_parents[f"(new:{step.flowtly_id})"] = step.flowtly_id
 
     async def run(self) -> RunResult:
         job = self.job
@@ -230,6 +292,9 @@ class _Run:
             with bound:
                 try:
                     for entity in entities:
+                        if self.stopping is not None and self.stopping():
+                            self.result.interrupted = True
+                            break
                         await self.entity(entity)
                 except BaseException as exc:
                     self._finish(RunOutcome.FAILED, f"{type(exc).__name__}: {exc}")
@@ -261,6 +326,11 @@ async def run_sync(
     dry_run: bool = False,
     crash: Callable[[str], None] | None = None,
     progress: Callable[[str, int], None] | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> RunResult:
-    """Run ``job`` once. A dry run reads both sides and writes nothing anywhere."""
-    return await _Run(job, dry_run, crash, progress).run()
+    """Run ``job`` once. A dry run reads both sides and writes nothing anywhere.
+
+    ``stopping`` is polled between entities and before each write: once it returns True
+    the run finishes what is in flight, commits, and returns with ``interrupted`` set.
+    """
+    return await _Run(job, dry_run, crash, progress, stopping).run()

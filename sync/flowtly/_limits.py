@@ -1,22 +1,46 @@
-"""Pacing for the Flowtly client: a request-rate throttle and the retry/backoff policy.
+"""Pacing for the Flowtly client: a request-rate throttle, the retry/backoff policy, and
+the counters of what they did.
 
-Both take the clock, the sleep function and the random generator from the caller so tests
-run on fake time and fake randomness.
+The throttle and the policy take the clock, the sleep function and the random generator
+from the caller, so tests run on fake time and fake randomness.
 """
 
 from __future__ import annotations
 
 import random as _random
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from sync.errors import FlowtlyError, RateLimited, TransientError
 
-__all__ = ["RetryPolicy", "RetryScope", "Throttle"]
+__all__ = ["RequestStats", "RetryPolicy", "RetryScope", "Throttle"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+@dataclass
+class RequestStats:
+    """What the client did so far: attempts per method and status, retries and waits."""
+
+    by_method: Counter[str] = field(default_factory=Counter)
+    """Attempts sent, retries included, per HTTP method."""
+    by_status: Counter[int] = field(default_factory=Counter)
+    """Responses received per status code."""
+    transport_errors: int = 0
+    """Attempts that got no response (timeouts, refused or dropped connections)."""
+    retries: int = 0
+    rate_limited: int = 0
+    """429 answers received."""
+    waited: float = 0.0
+    """Seconds spent waiting: rate-limit slots, shared cool-downs and retry backoff."""
+
+    @property
+    def requests(self) -> int:
+        """Attempts sent in total."""
+        return sum(self.by_method.values())
 
 
 class Throttle:

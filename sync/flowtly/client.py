@@ -15,9 +15,7 @@ import json
 import random as _random
 import re
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self, TypeAlias
 
@@ -26,9 +24,15 @@ import structlog
 from pydantic import SecretStr
 
 from sync import __version__
-from sync.errors import FlowtlyError, NotFound, TransientError, TransportSecurityError
+from sync.errors import (
+    FlowtlyError,
+    NotFound,
+    RateLimited,
+    TransientError,
+    TransportSecurityError,
+)
 from sync.flowtly._http_errors import error_from_response, error_from_transport
-from sync.flowtly._limits import RetryPolicy, RetryScope, Throttle
+from sync.flowtly._limits import RequestStats, RetryPolicy, RetryScope, Throttle
 
 __all__ = ["FlowtlyClient", "JsonObject", "QueryParams", "RequestStats"]
 
@@ -46,28 +50,6 @@ _log = structlog.get_logger("sync.flowtly")
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
-@dataclass
-class RequestStats:
-    """What the client did so far: attempts per method and status, retries and waits."""
-
-    by_method: Counter[str] = field(default_factory=Counter)
-    """Attempts sent, retries included, per HTTP method."""
-    by_status: Counter[int] = field(default_factory=Counter)
-    """Responses received per status code."""
-    transport_errors: int = 0
-    """Attempts that got no response (timeouts, refused or dropped connections)."""
-    retries: int = 0
-    rate_limited: int = 0
-    """429 answers received."""
-    waited: float = 0.0
-    """Seconds spent waiting: rate-limit slots, shared cool-downs and retry backoff."""
-
-    @property
-    def requests(self) -> int:
-        """Attempts sent in total."""
-        return sum(self.by_method.values())
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -75,10 +57,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host, url.port)
 
 
 def _display(url: httpx.URL) -> str:
@@ -304,7 +282,8 @@ class FlowtlyClient:
         return self._same_origin(current.join(link))
 
     def _same_origin(self, url: httpx.URL) -> httpx.URL:
-        if _origin(url) != _origin(self._origin_url):
+        origin = self._origin_url
+        if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
             raise FlowtlyError(
                 f"refusing to follow {_display(url)!r}: not on the Flowtly origin "
                 f"{_display(self._origin_url)!r}"
@@ -393,17 +372,17 @@ class FlowtlyClient:
                 if response.is_success:
                     return response
                 error = error_from_response(method, path, response)
-                if status == 429:
+                if isinstance(error, RateLimited):
                     self.stats.rate_limited += 1
-                    retry_after = getattr(error, "retry_after", None)
-                    if retry_after:
-                        self._throttle.cool_down(retry_after)
+                    if error.retry_after:
+                        self._throttle.cool_down(error.retry_after)
                 if method == "DELETE" and isinstance(error, NotFound) and maybe_landed:
                     return response  # an earlier attempt deleted it; the answer was lost
             if not self._policy.should_retry(error, attempt=attempt, scope=scope, sent=sent):
                 raise self._redact(error)
             maybe_landed = maybe_landed or (isinstance(error, TransientError) and sent)
-            delay = self._policy.delay(attempt, self._random, getattr(error, "retry_after", None))
+            retry_after = error.retry_after if isinstance(error, RateLimited) else None
+            delay = self._policy.delay(attempt, self._random, retry_after)
             _log.warning(
                 "flowtly.retry",
                 method=method,

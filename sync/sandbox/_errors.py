@@ -36,7 +36,7 @@ class Violation:
     code: str
 
 
-@dataclass
+@dataclass(eq=False)
 class Problem(Exception):
     """An error answer: raised anywhere in a handler, rendered by the app."""
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sync.sandbox._json import JsonObject
 
@@ -26,6 +28,20 @@ CREATE INDEX IF NOT EXISTS records_parent ON records (resource, parent, seq);
 CREATE TABLE IF NOT EXISTS sequences (resource TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+    # One connection serves the event loop and, when served from a thread, test code too.
+    def run(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    run.__doc__ = method.__doc__
+    return run
 
 
 def compact(value: object) -> str | None:
@@ -62,6 +78,7 @@ class Store:
         target = ":memory:" if path is None else str(path)
         # The app may be built on one thread and served on another (uvicorn in a thread).
         self._db = sqlite3.connect(target, check_same_thread=False)
+        self._lock = threading.RLock()
         self._db.create_function("compact", 1, compact, deterministic=True)
         self._db.create_function("fold", 1, _fold, deterministic=True)
         if path is not None:
@@ -70,11 +87,13 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._db.commit()
 
+    @_locked
     def close(self) -> None:
         """Flush and close the database."""
         self._db.commit()
         self._db.close()
 
+    @_locked
     def next_seq(self, resource: str) -> int:
         """The next sequence number of ``resource``; never reused, even after a delete."""
         row = self._db.execute(
@@ -84,6 +103,7 @@ class Store:
         ).fetchone()
         return int(row[0])
 
+    @_locked
     def put(self, resource: str, seq: int, key: str, parent: int | None, body: JsonObject) -> None:
         """Insert or replace one record."""
         self._db.execute(
@@ -94,6 +114,7 @@ class Store:
         )
         self._db.commit()
 
+    @_locked
     def put_many(self, resource: str, rows: Iterable[tuple[int, str, JsonObject]]) -> None:
         """Insert many parentless records in one transaction (reference data seeding)."""
         self._db.executemany(
@@ -109,6 +130,7 @@ class Store:
         )
         self._db.commit()
 
+    @_locked
     def get(self, resource: str, key: str) -> tuple[int, JsonObject] | None:
         """``(seq, body)`` of one record, or None."""
         row = self._db.execute(
@@ -119,6 +141,7 @@ class Store:
         body: JsonObject = json.loads(row[1])
         return int(row[0]), body
 
+    @_locked
     def delete(self, resource: str, key: str) -> bool:
         """Remove one record; False if it did not exist."""
         cursor = self._db.execute(
@@ -127,6 +150,7 @@ class Store:
         self._db.commit()
         return cursor.rowcount > 0
 
+    @_locked
     def page(
         self,
         resource: str,
@@ -147,6 +171,7 @@ class Store:
         ).fetchall()
         return Page(total, [json.loads(row[0]) for row in rows])
 
+    @_locked
     def children(self, resource: str, parents: Sequence[int]) -> dict[int, list[JsonObject]]:
         """Records of ``resource`` grouped by parent id, in sequence order."""
         found: dict[int, list[JsonObject]] = {p: [] for p in parents}
@@ -162,11 +187,13 @@ class Store:
             found[int(parent)].append(json.loads(body))
         return found
 
+    @_locked
     def meta(self, key: str) -> str | None:
         """A stored setting (e.g. whether reference data was seeded)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_locked
     def set_meta(self, key: str, value: str) -> None:
         """Store a setting."""
         self._db.execute(

@@ -68,7 +68,10 @@ def _parse_json(raw: bytes) -> JsonObject:
 
     try:
         value = json.loads(raw, parse_constant=reject) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
+        if b"\\u" in raw:
+            # PHP's json_decode rejects unpaired UTF-16 surrogates; Python keeps them.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError):
         value = None
     if value == []:
         return {}  # PHP decodes [] and {} alike: an empty array

@@ -530,3 +530,14 @@ async def test_iri_and_id_from_iri() -> None:
         FlowtlyClient.id_from_iri({"name": "no id"})
     with pytest.raises(ValueError, match="not an item IRI"):
         FlowtlyClient.id_from_iri("/")
+
+
+async def test_short_token_redaction_does_not_garble_messages() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return problem(404, detail="Not Found: token t was used")
+
+    transport = httpx.MockTransport(handler)
+    async with FlowtlyClient("https://h.test", "t", transport=transport, rate_limit=0) as client:
+        with pytest.raises(NotFound) as caught:
+            await client.get("/clients/1")
+    assert str(caught.value) == "GET /clients/1 failed: HTTP 404: Not Found: token *** was used"

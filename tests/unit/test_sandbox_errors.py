@@ -176,7 +176,9 @@ async def test_post_content_types(http: httpx.AsyncClient) -> None:
     assert charset.status_code == 201
 
 
-@pytest.mark.parametrize("body", [b"", b"   ", b"{", b"not json", b"[1]", b'"x"', b"NaN"])
+@pytest.mark.parametrize(
+    "body", [b"", b"   ", b"{", b"not json", b"[1]", b'"x"', b"NaN", b'{"name": "\\ud800"}']
+)
 async def test_syntax_error(http: httpx.AsyncClient, body: bytes) -> None:
     response = await http.post("/clients", content=body, headers={"Content-Type": LD})
     assert response.status_code == 400
@@ -322,3 +324,8 @@ async def test_search_needs_three_characters(http: httpx.AsyncClient) -> None:
         response = await http.get(f"/clients/search{query}")
         assert response.status_code == 400
         assert "at least 3 characters" in _detail(response)
+
+
+async def test_empty_array_body_is_an_empty_object(http: httpx.AsyncClient) -> None:
+    response = await http.post("/clients", content=b"[]", headers={"Content-Type": LD})
+    assert response.status_code == 422

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -62,7 +62,9 @@ def sandbox(app_http: tuple[Sandbox, httpx.AsyncClient]) -> Sandbox:
     return app_http[0]
 
 
-async def _create(http: httpx.AsyncClient, path: str, body: dict[str, object]) -> dict[str, object]:
+async def _create(
+    http: httpx.AsyncClient, path: str, body: Mapping[str, object]
+) -> dict[str, object]:
     response = await http.post(path, json=body, headers=LD)
     assert response.status_code == 201, response.text
     doc: dict[str, object] = response.json()

@@ -166,6 +166,16 @@ def test_reopening_is_idempotent_and_keeps_data(opened: Opened) -> None:
         again.close()
 
 
+def test_integrity_check_reports_a_schema_behind_head(opened: Opened) -> None:
+    engine = sa.create_engine(opened.url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
+    finally:
+        engine.dispose()
+    assert opened.store.integrity_check() == "schema at revision 0000, expected 0001"
+
+
 def test_sqlite_pragmas_and_parent_directory(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "state.db"
     with Store.open(f"sqlite:///{path}") as store:

@@ -1,0 +1,562 @@
+"""Helpers of the end-to-end tests: the Flowtly sandbox served over real HTTP by the CLI,
+CRM folders, configurations, running the CLI, and reading or editing Flowtly with plain
+httpx the way a user of the real API would (independently of the product's client).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from stdnum.pl import nip
+
+__all__ = [
+    "CLI_TIMEOUT",
+    "COMPANY_COLUMNS",
+    "CONTACT_COLUMNS",
+    "NOTE_COLUMNS",
+    "TOKEN",
+    "CountingProxy",
+    "CrmData",
+    "Env",
+    "FlowtlyApi",
+    "PendingSandbox",
+    "SandboxProcess",
+    "Template",
+    "cli_env",
+    "pl_vat",
+    "read_csv",
+    "run_cli",
+    "small_crm",
+    "spawn_sandbox",
+    "start_sandbox",
+    "write_config",
+    "write_crm",
+    "write_csv",
+]
+
+TOKEN = "integration-token-0123"
+READY = "Flowtly sandbox serving at "
+CLI_TIMEOUT = 60.0
+SANDBOX_START_TIMEOUT = 60.0
+
+COMPANY_COLUMNS = [
+    "id",
+    "kind",
+    "name",
+    "country",
+    "currency",
+    "status",
+    "tin_type",
+    "tin",
+    "vat_number",
+    "due_days",
+    "city",
+    "post_code",
+    "street_line",
+    "building_number",
+    "phone",
+    "website",
+    "segment",
+]
+CONTACT_COLUMNS = ["id", "company_id", "name", "email", "phone", "title", "type"]
+NOTE_COLUMNS = ["id", "company_id", "body", "created_at"]
+
+Row = dict[str, str]
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI child: no inherited flowtly-sync settings, no colours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWTLY_SYNC_")}
+    env.update({"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str,
+    config: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = CLI_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m sync ARGS --config CONFIG``, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "sync", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+        cwd=config.parent,
+        check=False,
+    )
+
+
+@dataclass
+class SandboxProcess:
+    """A ``flowtly-sync sandbox`` child process and the URL it serves on."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM and wait (uvicorn shuts down cleanly and closes the database)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@dataclass
+class PendingSandbox:
+    """A sandbox process started but maybe not listening yet."""
+
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def ready(self) -> SandboxProcess:
+        """Wait for the ready line (no sleeping: it blocks on the child's stdout)."""
+        proc = self.proc
+        assert proc.stdout is not None
+        # A watchdog kills a sandbox that never gets there, which ends the read.
+        watchdog = threading.Timer(SANDBOX_START_TIMEOUT, proc.kill)
+        watchdog.start()
+        try:
+            line = proc.stdout.readline()
+        finally:
+            watchdog.cancel()
+        if not line.startswith(READY):
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            raise RuntimeError(
+                f"the sandbox did not start: {line!r}\n{self.log.read_text(encoding='utf-8')}"
+            )
+        return SandboxProcess(proc, line[len(READY) :].strip(), self.log)
+
+
+def spawn_sandbox(
+    workdir: Path, *, db: Path | None, latency_ms: float = 0.0, token: str = TOKEN
+) -> PendingSandbox:
+    """Start ``flowtly-sync sandbox`` on a free port (``--port 0``: it prints the real one)."""
+    command = [
+        *(sys.executable, "-m", "sync", "sandbox"),
+        *("--host", "127.0.0.1", "--port", "0", "--token", token),
+    ]
+    if db is not None:
+        command += ["--db", str(db)]
+    if latency_ms:
+        command += ["--latency-ms", str(latency_ms)]
+    log = workdir / f"sandbox-{os.urandom(4).hex()}.log"
+    with log.open("w", encoding="utf-8") as stderr:
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=cli_env(),
+            cwd=workdir,
+        )
+    return PendingSandbox(proc, log)
+
+
+def start_sandbox(
+    workdir: Path, *, db: Path | None, latency_ms: float = 0.0, token: str = TOKEN
+) -> SandboxProcess:
+    """Start a sandbox and wait until it listens."""
+    return spawn_sandbox(workdir, db=db, latency_ms=latency_ms, token=token).ready()
+
+
+# -- CRM files and configuration -------------------------------------------------------------
+
+
+def pl_vat(number: int) -> str:
+    """A valid Polish VAT number (``PL`` + NIP with its check digit) derived from ``number``."""
+    base = f"{526 + number % 400:03d}{number:06d}"
+    for digit in "0123456789":
+        if nip.is_valid(base + digit):
+            return "PL" + base + digit
+    return pl_vat(number + 500_000)
+
+
+def read_csv(path: Path) -> tuple[list[str], list[Row]]:
+    """Header and rows of a CSV file."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = [dict(zip(header, cells, strict=False)) for cells in reader]
+    return header, rows
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+    """Write ``rows`` under ``header`` (missing cells empty)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.get(name, "") for name in header])
+
+
+@dataclass
+class CrmData:
+    """The rows of a CRM folder."""
+
+    companies: list[Row]
+    contacts: list[Row]
+    notes: list[Row] = field(default_factory=list)
+
+
+def write_crm(folder: Path, data: CrmData) -> Path:
+    """A files-connector folder holding ``data``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(folder / "companies.csv", COMPANY_COLUMNS, data.companies)
+    write_csv(folder / "contacts.csv", CONTACT_COLUMNS, data.contacts)
+    write_csv(folder / "notes.csv", NOTE_COLUMNS, data.notes)
+    return folder
+
+
+def _company(row: str) -> Row:
+    return dict(zip(COMPANY_COLUMNS, row.split("|"), strict=True))
+
+
+def _contact(row: str) -> Row:
+    return dict(zip(CONTACT_COLUMNS, row.split("|"), strict=True))
+
+
+def small_crm() -> CrmData:
+    """Six companies (one a supplier) with VAT numbers valid per stdnum, ten contacts, two
+    notes; the unknown ``segment`` column must survive every write-back."""
+    companies = [
+        _company(
+            "C001|client|Zażółć Druk sp. z o.o.|PL|PLN|active|vat||PL9295973794|14|Warszawa|"
+            "00-867|ul. Chłodna|48|+48 22 202 15 14|https://zazolc-druk.example|smb"
+        ),
+        _company(
+            "C002|client|Bałtycka Logistyka S.A.|PL|PLN|active|vat|8826286845|PL8826286845|60|"
+            "Gdańsk|80-837|ul. Długa|12|+48 58 792 38 82|https://baltycka.example|enterprise"
+        ),
+        _company(
+            "C006|supplier|Łódzkie Biuro Rachunkowe Tkacz sp. z o.o.|PL|PLN|active|vat||"
+            "PL6971045178|14|Łódź|90-136|ul. Piotrkowska|118|+48 42 684 87 44|"
+            "https://biuro-tkacz.example|smb"
+        ),
+        _company(
+            "C007|client|Müller & Töchter Maschinenbau GmbH|DE|EUR|active|vat||DE767597593|45|"
+            "Stuttgart|70173|Königstraße|28|+49 711 884105|https://mueller.example|enterprise"
+        ),
+        _company(
+            "C012|client|Société Lyonnaise de Tôlerie SAS|FR|EUR|active|vat||FR77353348162|60|"
+            "Lyon|69002|Rue de la République|41|+33 4 13 09 92 22|https://tolerie.example|"
+            "enterprise"
+        ),
+        _company(
+            "C016|client|Grachtenhuis Digital B.V.|NL|EUR|active|vat||NL578615629B01|30|"
+            "Amsterdam|1016 GV|Herengracht|182|+31 20 793 7721|https://grachtenhuis.example|"
+            "mid-market"
+        ),
+    ]
+    contacts = [
+        _contact(
+            "P001|C001|Joanna Lewandowska|joanna.lewandowska@zazolc-druk.example|"
+            "+48 22 513 35 67|Managing director|main"
+        ),
+        _contact(
+            "P002|C001|Paweł Kowalski|pawel.kowalski@zazolc-druk.example|+48 22 619 23 74|"
+            "Accounts payable|billing"
+        ),
+        _contact(
+            "P003|C002|Paweł Kamiński|pawel.kaminski@baltycka.example|+48 785 693 776|"
+            "Managing director|main"
+        ),
+        _contact(
+            "P004|C002|Michał Szymański|michal.szymanski@baltycka.example||Bookkeeper|billing"
+        ),
+        _contact(
+            "P012|C007|Katrin Schneider|katrin.schneider@mueller.example|+49 711 534705|"
+            "Managing director|main"
+        ),
+        _contact(
+            "P013|C007|Sabine Fischer|sabine.fischer@mueller.example|+49 160 87500081|"
+            "Accounts payable clerk|billing"
+        ),
+        _contact(
+            "P021|C012|Julien Dubois|julien.dubois@tolerie.example|+33 6 22 10 81 71|"
+            "Head of finance|main"
+        ),
+        _contact(
+            "P022|C012|Céline Fontaine|celine.fontaine@tolerie.example|+33 7 48 06 94 01|"
+            "Financial controller|billing"
+        ),
+        _contact("P029|C016|Femke Visser|femke.visser@grachtenhuis.example||Head of finance|main"),
+        _contact(
+            "P030|C016|Ruud de Jong|ruud.dejong@grachtenhuis.example|+31 6 5515 4741|"
+            "Accounts payable clerk|billing"
+        ),
+    ]
+    notes = [
+        {
+            "id": "N001",
+            "company_id": "C002",
+            "body": "Kick-off call: invoices in PLN, 60-day terms, as agreed.",
+            "created_at": "2026-01-14T10:30:00+00:00",
+        },
+        {
+            "id": "N002",
+            "company_id": "C007",
+            "body": "Purchase order number must be quoted on every invoice.",
+            "created_at": "2026-01-27T08:45:00+00:00",
+        },
+    ]
+    return CrmData(companies, contacts, notes)
+
+
+def write_config(
+    path: Path,
+    *,
+    base_url: str,
+    crm: Path,
+    store: Path,
+    sync: Mapping[str, str] | None = None,
+    log_level: str = "warning",
+) -> Path:
+    """A config.toml for the files connector, a real-HTTP Flowtly and a SQLite store.
+
+    ``sync`` holds raw TOML values for ``[sync]`` keys, e.g. ``{"conflict_policy": '"crm"'}``.
+    """
+    sync_lines = "".join(f"{key} = {value}\n" for key, value in (sync or {}).items())
+    path.write_text(
+        "[flowtly]\n"
+        f"base_url = {json.dumps(base_url)}\n"
+        f"token = {json.dumps(TOKEN)}\n"
+        "rate_limit = 0\n"
+        "timeout = 10\n"
+        "max_retries = 2\n"
+        "[store]\n"
+        f"url = {json.dumps('sqlite:///' + str(store))}\n"
+        "[crm]\n"
+        'type = "files"\n'
+        f"path = {json.dumps(str(crm))}\n"
+        "[sync]\n"
+        f"{sync_lines}"
+        "[logging]\n"
+        'format = "json"\n'
+        f"level = {json.dumps(log_level)}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+# -- Flowtly over HTTP -----------------------------------------------------------------------
+
+
+class FlowtlyApi:
+    """Reads and edits Flowtly with plain httpx, independently of the product's client."""
+
+    def __init__(self, base_url: str, token: str = TOKEN) -> None:
+        self.http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/ld+json"},
+            timeout=10.0,
+        )
+        self._codes: dict[str, dict[str, str]] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, path: str) -> dict[str, Any]:
+        response = self.http.get(path)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def list(self, collection: str) -> list[dict[str, Any]]:
+        """Every member of a collection, following ``view.next``."""
+        members: list[dict[str, Any]] = []
+        url: str | None = f"{collection}?itemsPerPage=30"
+        while url is not None:
+            page = self.get(url)
+            members.extend(page.get("member", []))
+            url = page.get("view", {}).get("next")
+        return members
+
+    def patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        response = self.http.patch(
+            path,
+            content=json.dumps(body),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        response = self.http.post(
+            path, content=json.dumps(body), headers={"Content-Type": "application/ld+json"}
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def _reference(self, collection: str) -> dict[str, str]:
+        if collection not in self._codes:
+            self._codes[collection] = {
+                item["@id"]: item["code"] for item in self.list(f"/{collection}")
+            }
+        return self._codes[collection]
+
+    def code(self, collection: str, iri: str | None) -> str | None:
+        """The ISO code behind a ``/countries/N`` or ``/currencies/N`` IRI."""
+        return None if iri is None else self._reference(collection)[iri]
+
+    def iri(self, collection: str, code: str) -> str:
+        """The IRI of an ISO country or currency code."""
+        return next(i for i, c in self._reference(collection).items() if c == code)
+
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Every record of the synced collections, as served."""
+        return {
+            name: self.list(f"/{name}")
+            for name in ("clients", "counterparties", "client-contacts", "client-notes")
+        }
+
+
+# -- a proxy that counts what the sandbox is asked ------------------------------------------
+
+_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+)
+
+
+class CountingProxy:
+    """An HTTP proxy in front of the sandbox that counts requests per method."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.counts: Counter[str] = Counter()
+        self._guard = threading.Lock()
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with proxy._guard:
+                    proxy.counts[self.command] += 1
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in _HOP and k.lower() not in ("host", "accept-encoding")
+                }
+                response = proxy.client().request(
+                    self.command, proxy.target + self.path, content=body, headers=headers
+                )
+                data = response.content
+                self.send_response(response.status_code)
+                for key, value in response.headers.multi_items():
+                    if key.lower() not in _HOP and key.lower() not in ("date", "server"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=30.0)
+            self._local.client = client
+            with self._guard:
+                self._clients.append(client)
+        return client
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def writes(self) -> int:
+        """Requests that could change something."""
+        return sum(n for method, n in self.counts.items() if method not in ("GET", "HEAD"))
+
+    def __enter__(self) -> CountingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+        for client in self._clients:
+            client.close()
+
+
+# -- environments ------------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """A CRM folder, a state store, a running sandbox and a config binding them."""
+
+    root: Path
+    crm: Path
+    store: Path
+    config: Path
+    sandbox: SandboxProcess
+    api: FlowtlyApi
+
+    def run(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI with this environment's configuration."""
+        return run_cli(*args, config=self.config, env=env)
+
+    def configure(
+        self, *, base_url: str | None = None, sync: Mapping[str, str] | None = None
+    ) -> Path:
+        """Rewrite the configuration (another URL, other ``[sync]`` keys)."""
+        return write_config(
+            self.config,
+            base_url=base_url or self.sandbox.url,
+            crm=self.crm,
+            store=self.store,
+            sync=sync,
+        )
+
+
+@dataclass(frozen=True)
+class Template:
+    """The state after the session's one initial sync of `small_crm`."""
+
+    root: Path
+    first_run: subprocess.CompletedProcess[str]
