@@ -1,5 +1,9 @@
 """One CSV file of the files connector as a table of records: header checks, the id
-index, and turning a row into a canonical `Record` (or the reasons it cannot be one)."""
+index, and turning a row into a canonical `Record` (or the reasons it cannot be one).
+
+Header names are resolved through a `FieldLayout` (CRM column -> canonical name); a column
+explicitly mapped to a canonical name wins over a column that merely carries that name,
+which is then kept untouched like any unknown column."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from connectors._csv import CsvFile, CsvRow
+from connectors._mapping import DEFAULT_KIND_LABELS, FieldLayout, fold
 from sync.errors import InputError, RecordError
 from sync.model import SCHEMAS, EntityKind, FieldSpec, Record, Scalar, Side
 from sync.normalize import NormalizationError, normalize_value
@@ -68,15 +73,7 @@ _REQUIRED: Mapping[Source, tuple[str, ...]] = {
     Source.CONTACTS: ("id", "email"),
     Source.NOTES: ("id",),
 }
-COMPANY_KINDS: Mapping[EntityKind, str] = {
-    EntityKind.CLIENT: "client",
-    EntityKind.COUNTERPARTY: "supplier",
-}
-_KINDS_BY_TEXT: Mapping[str, EntityKind] = {
-    "": EntityKind.CLIENT,
-    "client": EntityKind.CLIENT,
-    "supplier": EntityKind.COUNTERPARTY,
-}
+COMPANY_KINDS: Mapping[EntityKind, str] = DEFAULT_KIND_LABELS
 
 
 def serialize(value: Scalar) -> str:
@@ -100,6 +97,7 @@ class Table:
     file: CsvFile
     columns: dict[str, int]
     carried: dict[EntityKind, tuple[tuple[str, int, FieldSpec], ...]]
+    layout: FieldLayout = field(default_factory=FieldLayout)
     index: dict[str, CsvRow] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
     numeric_max: int | None = None
@@ -107,30 +105,44 @@ class Table:
     dirty: bool = False
 
     @classmethod
-    def build(cls, source: Source, file: CsvFile) -> Table:
+    def build(cls, source: Source, file: CsvFile, layout: FieldLayout | None = None) -> Table:
         """Check the header (`InputError` naming file and column) and index the rows."""
+        layout = layout or FieldLayout()
+        entity = source.entities[0]
+        mapped = layout.mapped_names(entity)
+        explicit = layout.aliases.get(entity, {})
         columns: dict[str, int] = {}
+        seen: set[str] = set()
         for position, raw in enumerate(file.header):
-            name = raw.strip().lower()
-            if name in columns:
+            folded = fold(raw)
+            name = layout.canonical_name(entity, raw)
+            shadowed = name in mapped and folded not in explicit
+            if folded in seen or (not shadowed and name in columns):
                 raise InputError(
                     str(file.path), "duplicate column in the header", line=1, column=raw
                 )
-            columns[name] = position
+            seen.add(folded)
+            if not shadowed:
+                # A column that merely carries a name some other column is mapped to is
+                # kept untouched, like an unknown column, instead of competing with it.
+                columns[name] = position
         for name in _REQUIRED[source]:
             if name not in columns:
                 raise InputError(
-                    str(file.path), "required column missing from the header", line=1, column=name
+                    str(file.path),
+                    "required column missing from the header" + _mapped_from(layout, entity, name),
+                    line=1,
+                    column=name,
                 )
         carried = {
-            entity: tuple(
-                (name, position, SCHEMAS[entity][name])
+            kind: tuple(
+                (name, position, _spec(layout, kind, name))
                 for name, position in columns.items()
-                if name in SCHEMAS[entity]
+                if name in SCHEMAS[kind]
             )
-            for entity in source.entities
+            for kind in source.entities
         }
-        table = cls(source, file, columns, carried)
+        table = cls(source, file, columns, carried, layout)
         id_column = columns["id"]
         for row in file.rows:
             record_id = row.cells[id_column].strip() if id_column < len(row.cells) else ""
@@ -182,6 +194,18 @@ class Table:
         self.dirty = True
 
 
+def _spec(layout: FieldLayout, entity: EntityKind, name: str) -> FieldSpec:
+    # A verbatim field is read as text: the mapping, not this file, gives it its canonical form.
+    if layout.is_verbatim(entity, name):
+        return FieldSpec(name)
+    return SCHEMAS[entity][name]
+
+
+def _mapped_from(layout: FieldLayout, entity: EntityKind, name: str) -> str:
+    names = [crm for crm, canonical in layout.aliases.get(entity, {}).items() if canonical == name]
+    return f" (mapped from {', '.join(repr(crm) for crm in names)})" if names else ""
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedRow:
     """What a row turned out to be: a record, or the errors that reject it."""
@@ -199,10 +223,10 @@ def row_entity(table: Table, row: CsvRow) -> tuple[EntityKind | None, str | None
     position = table.columns.get("kind")
     if position is None or position >= len(row.cells):
         return EntityKind.CLIENT, None
-    text = row.cells[position].strip().lower()
-    entity = _KINDS_BY_TEXT.get(text)
+    entity = table.layout.kind_of(row.cells[position])
     if entity is None:
-        return None, f"unknown kind {row.cells[position]!r} (expected client or supplier)"
+        expected = " or ".join(table.layout.kind_names())
+        return None, f"unknown kind {row.cells[position]!r} (expected {expected})"
     return entity, None
 
 

@@ -3,7 +3,9 @@
 Layout (DESIGN.md section 5): ``companies.csv`` (clients and suppliers, told apart by the
 ``kind`` column), ``contacts.csv`` and ``notes.csv``, each with a header row of canonical
 column names. Only the canonical columns present in a header are carried; any other
-column is kept untouched on write-back, as is the order of the rows.
+column is kept untouched on write-back, as is the order of the rows. A CRM export with
+its own headers and kind values is read through a `FieldLayout` (`use_layout`, set from
+the ``[mapping.*]`` tables by `sync.mapping`).
 
 Reading always lists a whole file. A row with a bad value is rejected with its file and
 line (its id still counts as present, so it is never taken for a deleted record); a file
@@ -22,13 +24,13 @@ from pydantic import field_validator
 
 from connectors._csv import CsvFile, CsvRow, encodes, file_signature, read_csv, write_csv
 from connectors._files_table import (
-    COMPANY_KINDS,
     Source,
     Table,
     parse_row,
     row_entity,
     serialize,
 )
+from connectors._mapping import FieldLayout
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
 from sync.errors import (
     ConnectorError,
@@ -38,7 +40,7 @@ from sync.errors import (
     ValidationFailed,
     Violation,
 )
-from sync.model import SCHEMAS, EntityKind, Record, Scalar
+from sync.model import SCHEMAS, EntityKind, FieldSpec, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
 
 __all__ = ["FilesConnector", "FilesSettings"]
@@ -97,6 +99,12 @@ class FilesConnector(Connector):
     def __init__(self, settings: FilesSettings) -> None:
         self.settings = settings
         self._tables: dict[Source, Table] = {}
+        self._layout = FieldLayout()
+
+    def use_layout(self, layout: FieldLayout) -> None:
+        """Read and write the files under the CRM's own column names and kind values."""
+        self._layout = layout
+        self._tables.clear()
 
     # -- protocol ---------------------------------------------------------------------
 
@@ -160,7 +168,7 @@ class FilesConnector(Connector):
         row = CsvRow([""] * len(table.file.header), table.next_line())
         row.cells[table.columns["id"]] = record_id
         if table.source is Source.COMPANIES and "kind" in table.columns:
-            row.cells[table.columns["kind"]] = COMPANY_KINDS[entity]
+            row.cells[table.columns["kind"]] = self._layout.kind_label(entity)
         for index, text in cells.items():
             row.cells[index] = text
         table.append(record_id, row)
@@ -190,6 +198,43 @@ class FilesConnector(Connector):
         """Remove a row."""
         table = self._writable(entity)
         table.remove(record_id, self._row(entity, table, record_id))
+
+    async def write_columns(
+        self, entity: EntityKind, record_id: str, values: Mapping[str, str]
+    ) -> bool:
+        """Set cells of columns that are not synced fields (e.g. a documents summary).
+
+        A column missing from the header is appended to it. Synced columns are refused
+        (`ValueError`): they change through `update`. True when a cell changed; like other
+        writes, the change reaches the file on `commit`.
+        """
+        table = self._writable(entity)
+        row = self._row(entity, table, record_id)
+        synced = {name for name, _, _ in table.carried[entity]} | {"id", "kind"}
+        changed = False
+        for column, text in values.items():
+            name = column.strip().lower()
+            index = table.columns.get(name)
+            if not name or name in synced:
+                raise ValueError(f"{column!r} is a synced column of {table.file.path.name}")
+            if not encodes(text, table.file.encoding):
+                raise ValidationFailed(
+                    f"{column}: cannot be written in {table.file.encoding}",
+                    violations=(Violation(column, f"cannot be written in {table.file.encoding}"),),
+                )
+            if index is None:
+                index = len(table.file.header)
+                table.file.header.append(column.strip())
+                table.columns[name] = index
+                table.dirty = True
+            while len(row.cells) <= index:
+                row.cells.append("")
+            if row.cells[index] != text:
+                row.cells[index] = text
+                changed = True
+        if changed:
+            table.dirty = True
+        return changed
 
     async def commit(self) -> None:
         """Write every changed file back atomically."""
@@ -231,7 +276,7 @@ class FilesConnector(Connector):
                 bom=codecs.lookup(self.settings.encoding).name == "utf-8-sig",
                 terminator=terminator,
             )
-        table = Table.build(source, file)
+        table = Table.build(source, file, self._layout)
         self._tables[source] = table
         return table
 
@@ -262,6 +307,8 @@ class FilesConnector(Connector):
             if spec is None:
                 violations.append(Violation(name, f"not a field of {entity}"))
                 continue
+            if self._layout.is_verbatim(entity, name):
+                spec = FieldSpec(name)
             index = table.columns.get(name)
             if index is None:
                 continue

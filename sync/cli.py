@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="last runs, open conflicts, rejected records")
     _add_config(status)
     status.add_argument("--limit", type=int, default=5, help="how many runs to show")
+    status.add_argument(
+        "--client",
+        metavar="CRM_ID",
+        help="instead: this CRM client's Flowtly documents summary, read live",
+    )
 
     conflicts = commands.add_parser("conflicts", help="list, show and resolve conflicts")
     conflict_cmds = conflicts.add_subparsers(
@@ -109,10 +114,37 @@ def _parser() -> argparse.ArgumentParser:
         "--take", required=True, choices=["crm", "flowtly"], help="whose value wins"
     )
 
+    merge = commands.add_parser(
+        "merge",
+        help="list duplicate Flowtly counterparties of one CRM company; --apply merges them",
+        description="List groups of Flowtly counterparties that share the natural key of one "
+        "CRM company (dry run). --apply merges each group into its linked counterparty (else "
+        "the lowest id) through Flowtly's merge operation; the next run links the result.",
+    )
+    _add_config(merge)
+    merge.add_argument("--apply", action="store_true", help="merge (default: only list)")
+    merge.add_argument(
+        "--show-sensitive", action="store_true", help="show tax ids in keys unmasked"
+    )
+
     check = commands.add_parser(
         "check", help="both sides reachable, credentials valid, Flowtly assumptions probed"
     )
     _add_config(check)
+
+    daemon = commands.add_parser(
+        "daemon",
+        help="run every sync on its schedule; serve /healthz, /metrics and webhooks",
+        description="Run every configured sync on its [sync] interval or cron and serve "
+        "/healthz, /metrics and POST /webhooks/{source} on [daemon] listen. SIGTERM or "
+        "SIGINT finishes the operations in flight and exits 0; a second signal exits at once.",
+    )
+    daemon.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="configuration file (default: ./config.toml, else ./config.example.toml)",
+    )
 
     sandbox = commands.add_parser("sandbox", help="serve the local Flowtly emulator over HTTP")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -145,9 +177,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         "status": commands.cmd_status,
         "conflicts": commands.cmd_conflicts,
         "check": commands.cmd_check,
+        "merge": commands.cmd_merge,
     }
     if args.command == "sandbox":
         return commands.cmd_sandbox(args)
+    if args.command == "daemon":
+        from sync.daemon import cmd_daemon
+
+        return cmd_daemon(args, _settings(args))
     return handlers[args.command](args, _settings(args))
 
 

@@ -17,11 +17,12 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.model import Side
+from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, render, to_json
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store
 
-__all__ = ["cmd_check", "cmd_conflicts", "cmd_run", "cmd_sandbox", "cmd_status"]
+__all__ = ["cmd_check", "cmd_conflicts", "cmd_merge", "cmd_run", "cmd_sandbox", "cmd_status"]
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 
@@ -68,16 +69,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     dry_run = args.command == "diff" or bool(getattr(args, "dry_run", False))
     fmt = OutputFormat(args.output)
     results: list[RunResult] = []
+    sensitive = sensitive_fields(settings.quality)
     store = open_store(settings)
     try:
         for one in _selected(args, settings):
             result = asyncio.run(_run(one, store, dry_run))
             results.append(result)
-            sys.stdout.write(render(result, fmt, show_sensitive=args.show_sensitive))
+            sys.stdout.write(
+                render(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
+            )
     finally:
         store.close()
     if args.report:
-        reports = [to_json(r, show_sensitive=args.show_sensitive) for r in results]
+        reports = [
+            to_json(r, show_sensitive=args.show_sensitive, sensitive=sensitive) for r in results
+        ]
         document = reports[0] if len(reports) == 1 else {"syncs": reports}
         Path(args.report).write_text(
             json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -94,7 +100,16 @@ def _masked(field: str, value: object) -> str:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """``status``: the last runs, open conflicts and rejected records."""
+    """``status``: the last runs, open conflicts and rejected records.
+
+    With ``--client CRM_ID``: that client's documents summary, read live from Flowtly.
+    """
+    if getattr(args, "client", None):
+        from sync.finance.commands import client_status
+
+        one = _one(args, settings)
+        with open_store(one) as client_store:
+            return client_status(one, client_store, args.client, out=sys.stdout)
     store = open_store(settings)
     name = _one(args, settings).sync.name
     try:
@@ -122,8 +137,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{_masked(c.field, c.flowtly_value)}\n"
         )
     out.write(f"{len(rejections)} rejected record(s)\n")
+    sensitive = sensitive_fields(settings.quality)
+    show = bool(getattr(args, "show_sensitive", False))
     for r in rejections:
         field = f" field {r.field}" if r.field else ""
+        if r.field and r.value is not None:
+            shown = r.value if show or r.field not in sensitive else mask(r.value)
+            field += f" value {shown!r}"
         out.write(f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}\n")
     return EXIT_OK
 
@@ -208,6 +228,17 @@ def _resolve(store: Store, name: str, conflict_id: int, winner: Side) -> int:
     store.resolve_conflict(conflict_id, ConflictResolution(str(winner)), None, getpass.getuser())
     sys.stdout.write(f"conflict #{conflict_id} resolved: {winner} wins; the next run writes it\n")
     return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
+    """``merge [--apply]``: duplicate Flowtly counterparties of one CRM company."""
+    from sync.finance.commands import merge_duplicates
+
+    one = _one(args, settings)
+    with open_store(one) as store:
+        return merge_duplicates(
+            one, store, apply=args.apply, show_sensitive=args.show_sensitive, out=sys.stdout
+        )
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,15 +23,20 @@ from pydantic_settings import (
 from sync.engine.policy import ConflictPolicy, Direction
 from sync.errors import ConfigError
 from sync.flowtly.assumptions import FREE_ENUMS
+from sync.mapping import MappingConfig
 from sync.model import SCHEMAS, Side
+from sync.quality import GateLevel
 
 __all__ = [
     "SANDBOX_SCHEME",
     "CrmConfig",
     "DaemonConfig",
+    "DocumentsConfig",
+    "EnrichmentConfig",
     "FlowtlyConfig",
     "FlowtlyDefaults",
     "LoggingConfig",
+    "QualityConfig",
     "Settings",
     "StoreConfig",
     "SyncConfig",
@@ -137,9 +142,47 @@ class SyncConfig(_Section):
 
 
 class DaemonConfig(_Section):
-    """``[daemon]``: the health, metrics and webhook endpoint."""
+    """``[daemon]``: the health, metrics and webhook endpoint, and how runs are paced."""
 
     listen: str = "127.0.0.1:8080"
+    webhook_secret: SecretStr | None = None
+    """Shared secret of ``POST /webhooks/{source}``; unset, the endpoint refuses everything."""
+    webhook_tolerance: int = Field(300, ge=1, le=86_400)
+    """Seconds a signed webhook timestamp may differ from our clock."""
+    backoff_max_skip: int = Field(16, ge=0, le=10_000)
+    """After repeated failures a sync skips 1, 3, 7, ... ticks, at most this many (0: none)."""
+    shutdown_timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds SIGTERM waits for the operations in flight before cancelling them."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < _MIN_SECRET:
+            raise ValueError(f"must be at least {_MIN_SECRET} characters")
+        return value
+
+    def address(self) -> tuple[str, int]:
+        """``listen`` as (host, port); brackets around an IPv6 host are removed."""
+        return _split_listen(self.listen)
+
+
+_MIN_SECRET = 16
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[IPv6]:PORT``) as (host, port); ValueError when malformed."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65_535:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+    return host, int(port)
 
 
 class LoggingConfig(_Section):
@@ -149,12 +192,73 @@ class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class QualityConfig(_Section):
+    """``[quality]``: the data-quality gate levels, and fields masked besides tax ids.
+
+    Each gate is ``reject`` (the record is not written and is reported), ``warn`` (written,
+    and reported as a warning) or ``off``. See `sync.quality` for what each gate checks.
+    """
+
+    vat: GateLevel = GateLevel.REJECT
+    tin: GateLevel = GateLevel.REJECT
+    email: GateLevel = GateLevel.REJECT
+    phone: GateLevel = GateLevel.WARN
+    country: GateLevel = GateLevel.REJECT
+    currency: GateLevel = GateLevel.REJECT
+    required: GateLevel = GateLevel.REJECT
+    sensitive_fields: tuple[str, ...] = ()
+    """Canonical fields masked in logs and reports, besides ``tin`` and ``vat_number``."""
+
+    @field_validator("sensitive_fields")
+    @classmethod
+    def _known_sensitive(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - _ALL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown canonical field(s): {', '.join(unknown)}")
+        return value
+
+
+class DocumentsConfig(_Section):
+    """``[documents]``: a summary of each linked client's Flowtly documents in CRM columns.
+
+    The columns are CRM columns, not canonical fields: they are written after each run
+    (added to the CRM file when missing) and never synced back to Flowtly.
+    """
+
+    enabled: bool = False
+    count_field: str | None = "documents_count"
+    latest_field: str | None = "latest_document_date"
+    totals_field: str | None = None
+    """Gross totals per currency, e.g. ``EUR 1200.00; PLN 310.50`` (None: not written)."""
+
+    @field_validator("count_field", "latest_field", "totals_field")
+    @classmethod
+    def _crm_column(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip()
+        if not name:
+            raise ValueError("must be a column name (or left out)")
+        if name.lower() in _ALL_FIELDS or name.lower() in ("id", "kind"):
+            raise ValueError(f"{name!r} is a synced field; name a column of its own")
+        return name
+
+
+class EnrichmentConfig(_Section):
+    """``[enrichment]``: opt-in Flowtly features that fill in data."""
+
+    branding: bool = False
+    """Queue Flowtly's branding enrichment for counterparties the sync creates; with it on,
+    ``logo_url`` flows only from Flowtly to the CRM."""
+
+
 class SyncOverrides(_Section):
     """``[syncs.NAME]``: one named sync; its tables override the top-level ones key by key."""
 
     flowtly: dict[str, Any] = Field(default_factory=dict)
     crm: dict[str, Any] = Field(default_factory=dict)
     sync: dict[str, Any] = Field(default_factory=dict)
+    mapping: dict[str, Any] = Field(default_factory=dict)
 
 
 def _merged(model: BaseModel, overrides: dict[str, Any], key: str) -> Any:
@@ -170,8 +274,8 @@ class Settings(BaseSettings):
     """The whole configuration.
 
     Without ``[syncs]`` it describes one sync (named by ``[sync] name``). With
-    ``[syncs.NAME]`` tables, each names a sync whose ``flowtly``, ``crm`` and ``sync`` tables
-    override the top-level ones; the store, daemon and logging are shared.
+    ``[syncs.NAME]`` tables, each names a sync whose ``flowtly``, ``crm``, ``sync`` and
+    ``mapping`` tables override the top-level ones; the store, daemon and logging are shared.
     """
 
     model_config = SettingsConfigDict(
@@ -184,6 +288,10 @@ class Settings(BaseSettings):
     sync: SyncConfig = SyncConfig()
     daemon: DaemonConfig = DaemonConfig()
     logging: LoggingConfig = LoggingConfig()
+    quality: QualityConfig = QualityConfig()
+    documents: DocumentsConfig = DocumentsConfig()
+    enrichment: EnrichmentConfig = EnrichmentConfig()
+    mapping: MappingConfig = MappingConfig()
     syncs: dict[str, SyncOverrides] = Field(default_factory=dict)
 
     def sync_names(self) -> list[str]:
@@ -208,6 +316,7 @@ class Settings(BaseSettings):
                 "flowtly": _merged(self.flowtly, over.flowtly, f"{prefix}.flowtly"),
                 "crm": CrmConfig.model_validate(crm_data),
                 "sync": _merged(self.sync, {**over.sync, "name": name}, f"{prefix}.sync"),
+                "mapping": _merged(self.mapping, over.mapping, f"{prefix}.mapping"),
                 "syncs": {},
             }
         )
@@ -226,7 +335,8 @@ class Settings(BaseSettings):
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    # pydantic marks a bad dictionary key with a trailing "[key]": the key is named already.
+    return ".".join(str(part) for part in loc if part != "[key]")
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

@@ -2,7 +2,8 @@
 
 JSON lines when stderr is not a terminal (containers, cron), readable lines on a terminal.
 Every configured secret is replaced by ``[redacted]`` in every event value, whatever key
-it hides under, before anything is rendered.
+it hides under, before anything is rendered; values of sensitive fields (tax ids and
+configured ones) are masked (`mask_sensitive`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from typing import Any
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "redact_secrets"]
+from sync._quality_masking import mask_sensitive
+
+__all__ = ["REDACTED", "configure_logging", "mask_sensitive", "redact_secrets"]
 
 REDACTED = "[redacted]"
 _SECRET_KEYS = frozenset({"token", "authorization", "secret", "password", "api_key"})
+_SECRET_SUFFIXES = ("_token", "_secret", "_password")
+
+
+def _secret_key(key: object) -> bool:
+    name = str(key).lower()
+    return name in _SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
 
 
 def redact_secrets(secrets: Iterable[str]) -> structlog.types.Processor:
@@ -31,10 +40,7 @@ def redact_secrets(secrets: Iterable[str]) -> structlog.types.Processor:
                     value = value.replace(secret, REDACTED)
             return value
         if isinstance(value, dict):
-            return {
-                k: REDACTED if str(k).lower() in _SECRET_KEYS else clean(v)
-                for k, v in value.items()
-            }
+            return {k: REDACTED if _secret_key(k) else clean(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(clean(v) for v in value)
         return value
@@ -43,14 +49,37 @@ def redact_secrets(secrets: Iterable[str]) -> structlog.types.Processor:
         _logger: Any, _name: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key in list(event):
-            event[key] = REDACTED if key.lower() in _SECRET_KEYS else clean(event[key])
+            event[key] = REDACTED if _secret_key(key) else clean(event[key])
         return event
 
     return processor
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
-    """Configure structlog for the process; ``fmt`` is auto, json or console."""
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at write time, not at configuration time.
+
+    Capturing tools (pytest, the daemon's tests) swap ``sys.stderr``; binding the stream
+    once would leave the logger writing to a closed file afterwards.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    sensitive: Iterable[str] = (),
+) -> None:
+    """Configure structlog for the process; ``fmt`` is auto, json or console.
+
+    Values of sensitive fields (tax ids, and ``sensitive``: ``[quality] sensitive_fields``)
+    are masked in every event.
+    """
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -64,11 +93,12 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_secrets(secrets),
+            mask_sensitive(sensitive),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )

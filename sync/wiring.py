@@ -16,23 +16,39 @@ from pydantic import ValidationError
 from connectors import registry
 from connectors.base import Connector
 from sync.config import SANDBOX_SCHEME, Settings
-from sync.engine.policy import SyncPolicy
+from sync.engine.policy import Direction, SyncPolicy
 from sync.engine.run import SyncJob
 from sync.errors import ConfigError
+from sync.finance.documents import ColumnWriter, DocumentColumns
+from sync.finance.hooks import AfterRun, FinanceOptions
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
+from sync.mapping import MappingConnector, mapping_directions, wrap_crm
+from sync.model import EntityKind
+from sync.quality import Gates
 from sync.sandbox import SandboxSettings, create_app
 from sync.store import Store
 
-__all__ = ["SANDBOX_URL", "build_crm", "flowtly_client", "open_job", "open_store", "policy_of"]
+__all__ = [
+    "SANDBOX_URL",
+    "after_run_of",
+    "build_crm",
+    "flowtly_client",
+    "flowtly_side",
+    "gates_of",
+    "open_job",
+    "open_store",
+    "policy_of",
+]
 
 SANDBOX_URL = "http://sandbox.invalid"
 """The base URL an in-process sandbox answers on (never resolved: no socket is opened)."""
 
 
 def build_crm(settings: Settings) -> Connector:
-    """The CRM connector named by ``[crm] type``, with its settings validated."""
+    """The CRM connector named by ``[crm] type``, with its settings validated, read and
+    written through ``[mapping]`` when one is configured."""
     connector_cls = registry.get(settings.crm.type)
     try:
         connector_settings = connector_cls.settings_model(**settings.crm.connector_settings())
@@ -40,7 +56,8 @@ def build_crm(settings: Settings) -> Connector:
         first = exc.errors()[0]
         key = ".".join(["crm", *(str(part) for part in first["loc"])])
         raise ConfigError(key, first["msg"]) from None
-    return connector_cls(connector_settings)  # type: ignore[call-arg]
+    connector = connector_cls(connector_settings)  # type: ignore[call-arg]
+    return wrap_crm(connector, settings.mapping)
 
 
 def flowtly_client(settings: Settings) -> FlowtlyClient:
@@ -78,13 +95,19 @@ def flowtly_client(settings: Settings) -> FlowtlyClient:
     )
 
 
-def policy_of(settings: Settings) -> SyncPolicy:
-    """The engine's policy from ``[sync]``."""
+def policy_of(settings: Settings, crm: Connector | None = None) -> SyncPolicy:
+    """The engine's policy from ``[sync]``, with the directions ``[mapping]`` implies
+    (those of an opened mapped ``crm`` included); ``[sync] directions`` win."""
     cfg = settings.sync
+    implied = crm.directions() if isinstance(crm, MappingConnector) else {}
+    directions = {**mapping_directions(settings.mapping), **implied, **cfg.directions}
+    if settings.enrichment.branding:
+        # Flowtly fills logos in; a CRM value must never override or conflict with them.
+        directions.setdefault("logo_url", Direction.FLOWTLY_TO_CRM)
     return SyncPolicy(
         conflict_policy=cfg.conflict_policy,
         field_owners=dict(cfg.field_owners),
-        directions=dict(cfg.directions),
+        directions=directions,
         propagate_deletes=cfg.propagate_deletes,
         create_in_crm=cfg.create_in_crm,
         create_in_flowtly=cfg.create_in_flowtly,
@@ -106,23 +129,71 @@ def _defaults(settings: Settings) -> Defaults:
     )
 
 
+def gates_of(settings: Settings) -> Gates:
+    """The data-quality gates of ``[quality]``; Flowtly defaults count as present values."""
+    defaults = _defaults(settings)
+    return Gates(
+        settings.quality, defaults={entity: defaults.for_entity(entity) for entity in EntityKind}
+    )
+
+
+def flowtly_side(settings: Settings, client: FlowtlyClient) -> FlowtlySide:
+    """The Flowtly side over ``client``, with ``[flowtly.defaults]``; note authors are
+    compared by e-mail, the form a CRM names people in."""
+    return FlowtlySide(client, _defaults(settings), authors_by_email=True)
+
+
+def after_run_of(
+    settings: Settings, store: Store, crm: Connector, flowtly: FlowtlySide
+) -> AfterRun | None:
+    """The after-run hook of ``[enrichment]`` and ``[documents]``; None when both are off.
+
+    Raises `ConfigError` when documents summaries are on but the CRM connector cannot
+    write columns of its own.
+    """
+    docs = settings.documents
+    columns = None
+    if docs.enabled:
+        columns = DocumentColumns(docs.count_field, docs.latest_field, docs.totals_field)
+    options = FinanceOptions(
+        settings.enrichment.branding, columns, concurrency=settings.flowtly.concurrency
+    )
+    if not options.active:
+        return None
+    writer = crm if isinstance(crm, ColumnWriter) else None
+    if columns is not None and writer is None:
+        raise ConfigError(
+            "documents.enabled", f"the {crm.name!r} CRM connector cannot write extra columns"
+        )
+    return AfterRun(options, settings.sync.name, store, flowtly, writer)
+
+
 def open_store(settings: Settings) -> Store:
     """The state store at ``[store] url``, migrated."""
     return Store.open(settings.store.url)
 
 
 @asynccontextmanager
-async def open_job(settings: Settings, store: Store) -> AsyncIterator[SyncJob]:
-    """A ready `SyncJob`; both sides are opened and closed around it."""
+async def open_job(
+    settings: Settings, store: Store, *, client: FlowtlyClient | None = None
+) -> AsyncIterator[SyncJob]:
+    """A ready `SyncJob`; both sides are opened and closed around it.
+
+    ``client`` replaces the one `flowtly_client` would build (the daemon passes its own to
+    read the request counters afterwards); it is closed with the job all the same.
+    """
     crm = build_crm(settings)
-    client = flowtly_client(settings)
-    flowtly = FlowtlySide(client, _defaults(settings))
+    client = client if client is not None else flowtly_client(settings)
+    flowtly = flowtly_side(settings, client)
     async with client, crm, flowtly:
+        after_run = after_run_of(settings, store, crm, flowtly)
         yield SyncJob(
             settings.sync.name,
             crm,
             flowtly,
             store,
-            policy_of(settings),
+            policy_of(settings, crm),
             concurrency=settings.flowtly.concurrency,
+            gate=gates_of(settings),
+            after_run=after_run,
         )

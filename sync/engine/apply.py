@@ -235,6 +235,11 @@ class _Applier:
                 self.result.new_links[done.crm_id] = done.flowtly_id
                 tx.clear_rejection(sync, self.entity, Side.CRM, done.crm_id)
                 tx.clear_rejection(sync, self.entity, Side.FLOWTLY, done.flowtly_id)
+                if step.link:
+                    # A create that landed before a crash is linked by matching, not by
+                    # its own step: its intent is settled now as well.
+                    tx.clear_intents_for(sync, self.entity, Side.FLOWTLY, done.crm_id)
+                    tx.clear_intents_for(sync, self.entity, Side.CRM, done.flowtly_id)
             if done.intent_id is not None:
                 tx.clear_intent(done.intent_id)
             for conflict in step.conflicts:

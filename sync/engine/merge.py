@@ -12,8 +12,8 @@ changed    changed    A == B: nothing to write, base := A
 changed    changed    A != B: conflict -> field owner, else policy
 =========  =========  =====================================================
 
-With no base (two records linked for the first time) every differing field is a conflict
-and every equal field is agreed.
+With no base (two records linked for the first time) equal fields are agreed, a field
+empty on one side is filled from the other, and fields with two different values conflict.
 """
 
 from __future__ import annotations
@@ -77,6 +77,12 @@ def _decide(
     b_changed = not has_base or b != o
     if a == b:
         return Outcome.KEEP if has_base and not a_changed else Outcome.AGREED
+    if not has_base and (a is None or b is None):
+        # Linking for the first time: an empty field is no opinion, the other side fills it.
+        if a is None and policy.may_write(name, Side.CRM):
+            return Outcome.TO_CRM
+        if b is None and policy.may_write(name, Side.FLOWTLY):
+            return Outcome.TO_FLOWTLY
     # A one-way field belongs to its source side: the target's value is always replaced.
     if not policy.may_write(name, Side.CRM):
         return Outcome.TO_FLOWTLY

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +47,9 @@ class SyncJob:
     concurrency: int = 8
     gate: Gate | None = None
     """Data-quality checks run on every record before it is written (`sync.quality`)."""
+    after_run: Callable[[RunResult], Awaitable[None]] | None = None
+    """Called after a complete, real run, under its lock, before it is recorded as
+    finished; may add warnings to the result (`sync.finance.hooks.AfterRun`)."""
 
 
 @dataclass(slots=True)
@@ -296,6 +299,9 @@ class _Run:
                             self.result.interrupted = True
                             break
                         await self.entity(entity)
+                    finished = not self.dry_run and not self.result.interrupted
+                    if job.after_run is not None and finished:
+                        await job.after_run(self.result)
                 except BaseException as exc:
                     self._finish(RunOutcome.FAILED, f"{type(exc).__name__}: {exc}")
                     raise

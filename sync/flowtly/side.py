@@ -13,7 +13,7 @@ from the account) is refused the same way, before any request is sent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -26,13 +26,17 @@ from sync.errors import (
     ValidationFailed,
     Violation,
 )
+from sync.finance.documents import ClientDocument, parse_document
 from sync.flowtly.assumptions import (
     ARCHIVED_CLIENT_STATUS,
+    CLIENT_SEARCH_PARAM,
     COUNTERPARTY_CREATE_PATH,
+    ENRICH_BATCH_KEY,
     MAX_ITEMS_PER_PAGE,
+    MERGE_SOURCES_KEY,
 )
 from sync.flowtly.client import FlowtlyClient
-from sync.flowtly.refs import Refs, UnknownReference
+from sync.flowtly.refs import Refs, UnknownReference, id_of
 from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_record
 from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
@@ -77,6 +81,10 @@ class FlowtlySide(Connector):
     ``defaults.note_author`` names one). ``entities`` limits what this side syncs.
     The configuration's ``[flowtly]`` table builds the client, so there is no settings
     model of its own beyond the empty base.
+
+    With ``authors_by_email`` a note's canonical ``author`` is its employee's e-mail (the
+    id when the employee has none), so a CRM that names authors by e-mail compares equal
+    and a Flowtly-side edit never rewrites the CRM's author; writes accept either form.
     """
 
     name: ClassVar[str] = "flowtly"
@@ -92,6 +100,7 @@ class FlowtlySide(Connector):
         *,
         entities: frozenset[EntityKind] = _ALL,
         refs: Refs | None = None,
+        authors_by_email: bool = False,
     ) -> None:
         unknown = entities - _ALL
         if unknown:
@@ -100,6 +109,7 @@ class FlowtlySide(Connector):
         self._defaults = defaults
         self._entities = frozenset(EntityKind(entity) for entity in entities)
         self._refs = refs if refs is not None else Refs(client)
+        self._authors_by_email = authors_by_email
 
     @property
     def refs(self) -> Refs:
@@ -147,13 +157,17 @@ class FlowtlySide(Connector):
         if entity in _NEEDS_REFS:
             await self._refs.load()
         refs = self._refs
+        shown = self._authors_by_email and entity is EntityKind.NOTE
         records: list[Record] = []
         rejected: list[RecordError] = []
         present: list[str] = []
         sent_any = False
         async for item in self._client.iterate(routes.collection, page_size=MAX_ITEMS_PER_PAGE):
             try:
-                records.append(to_record(entity, item, refs))
+                record = to_record(entity, item, refs)
+                if shown:
+                    record = await self._shown(record)
+                records.append(record)
             except (NormalizationError, UnknownReference) as error:
                 rejected.append(_rejection(entity, item, error))
                 found = item_id(item)
@@ -174,7 +188,7 @@ class FlowtlySide(Connector):
             values["author"] = await self._author(values.get("author"))
         body = await self._payload(entity, values, create=True, method="POST", path=routes.create)
         item = await self._client.post(routes.create, body)
-        return self._mapped(entity, item, "POST", routes.create)
+        return await self._shown(self._mapped(entity, item, "POST", routes.create))
 
     async def update(
         self, entity: EntityKind, record_id: str, changes: Mapping[str, Scalar]
@@ -186,12 +200,15 @@ class FlowtlySide(Connector):
         """
         routes = self._routes(entity)
         path = f"{routes.patch}/{record_id}"
+        if entity is EntityKind.NOTE and "author" in changes:
+            # Flowtly requires an employee: a cleared author falls back like a new note's.
+            changes = {**changes, "author": await self._author(changes["author"])}
         body = await self._payload(entity, changes, create=False, method="PATCH", path=path)
         if body:
             item = await self._client.patch(path, body)
-            return self._mapped(entity, item, "PATCH", path)
+            return await self._shown(self._mapped(entity, item, "PATCH", path))
         path = f"{routes.collection}/{record_id}"
-        return self._mapped(entity, await self._client.get(path), "GET", path)
+        return await self._shown(self._mapped(entity, await self._client.get(path), "GET", path))
 
     async def delete(self, entity: EntityKind, record_id: str) -> None:
         """DELETE a contact, note or counterparty; one already gone counts as deleted.
@@ -211,6 +228,84 @@ class FlowtlySide(Connector):
             await self._client.delete(path)
         except NotFound:
             return
+
+    # -- finance operations (issue 4) ------------------------------------------------------
+
+    async def fetch(self, entity: EntityKind, record_id: str) -> Record | None:
+        """One record read live, or None when Flowtly has no such record."""
+        path = f"{self._routes(entity).collection}/{record_id}"
+        if entity in _NEEDS_REFS:
+            await self._refs.load()
+        try:
+            item = await self._client.get(path)
+        except NotFound:
+            return None
+        return await self._shown(self._mapped(entity, item, "GET", path))
+
+    async def search_clients(self, term: str) -> list[Record]:
+        """Clients ``GET /clients/search`` finds for ``term`` (name part, or VAT/TIN).
+
+        Terms shorter than 3 characters are refused by Flowtly, so they find nothing here
+        without a request. Items that do not map to records are skipped.
+        """
+        text = term.strip()
+        if len(text) < 3:
+            return []
+        await self._refs.load()
+        found: list[Record] = []
+        params = {CLIENT_SEARCH_PARAM: text}
+        async for item in self._client.iterate(
+            "/clients/search", params, page_size=MAX_ITEMS_PER_PAGE
+        ):
+            try:
+                found.append(to_record(EntityKind.CLIENT, item, self._refs))
+            except (NormalizationError, UnknownReference):
+                continue
+        return found
+
+    async def client_documents(self, client_id: str) -> list[ClientDocument]:
+        """Every document of client ``client_id`` (``GET /clients/{id}/documents``)."""
+        await self._refs.load()
+        path = f"/clients/{client_id}/documents"
+        return [
+            parse_document(item, self._refs)
+            async for item in self._client.iterate(path, page_size=MAX_ITEMS_PER_PAGE)
+        ]
+
+    async def merge_counterparties(self, keep_id: str, other_ids: Sequence[str]) -> Record:
+        """Merge ``other_ids`` into ``keep_id`` (Flowtly deletes them); the kept record."""
+        path = f"/counterparties/{keep_id}/merge"
+        iris = [self._client.iri("counterparties", other) for other in other_ids]
+        await self._refs.load()
+        item = await self._client.post(path, {MERGE_SOURCES_KEY: iris})
+        return self._mapped(EntityKind.COUNTERPARTY, item, "POST", path)
+
+    async def enrich_branding(self, ids: Sequence[str]) -> None:
+        """Queue branding enrichment: one request for one id, the batch route for more."""
+        if not ids:
+            return
+        if len(ids) == 1:
+            await self._client.post(
+                f"/counterparties/{ids[0]}/enrich-branding-ai", {}, idempotent=True
+            )
+            return
+        iris = [self._client.iri("counterparties", one) for one in ids]
+        await self._client.post(
+            "/counterparties/enrich-branding-ai", {ENRICH_BATCH_KEY: iris}, idempotent=True
+        )
+
+    async def _shown(self, record: Record) -> Record:
+        """``record`` with a note's author as configured (see the class docstring)."""
+        if not self._authors_by_email or record.entity is not EntityKind.NOTE:
+            return record
+        author = record.get("author")
+        if author is None:
+            return record
+        try:
+            employee = await self._refs.employee(str(id_of(author)))
+        except UnknownReference:
+            return record
+        return record.replace(author=employee.email) if employee.email else record
 
     async def _author(self, author: Scalar) -> str:
         """The employee id a new note is written by: given, configured, or the token's."""

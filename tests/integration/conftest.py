@@ -95,7 +95,9 @@ def _sandbox_pool(
     request: pytest.FixtureRequest,
 ) -> Iterator[_Pool]:
     pool = _Pool(synced_template, tmp_path_factory.mktemp("pool"))
-    wanted = sum("synced_env" in item.fixturenames for item in request.session.items)
+    wanted = sum(
+        "synced_env" in getattr(item, "fixturenames", ()) for item in request.session.items
+    )
     pool.pending.extend(pool.spawn() for _ in range(wanted))
     yield pool
     pool.close()

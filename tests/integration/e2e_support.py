@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,17 +34,25 @@ __all__ = [
     "CountingProxy",
     "CrmData",
     "Env",
+    "FaultProxy",
     "FlowtlyApi",
+    "ObservedRun",
     "PendingSandbox",
     "SandboxProcess",
     "Template",
+    "assert_in_sync",
     "cli_env",
+    "free_port",
+    "integrity",
     "pl_vat",
     "read_csv",
     "run_cli",
+    "run_observed",
     "small_crm",
     "spawn_sandbox",
     "start_sandbox",
+    "store_rows",
+    "store_text",
     "write_config",
     "write_crm",
     "write_csv",
@@ -156,9 +167,20 @@ class PendingSandbox:
 
 
 def spawn_sandbox(
-    workdir: Path, *, db: Path | None, latency_ms: float = 0.0, token: str = TOKEN
+    workdir: Path,
+    *,
+    db: Path | None,
+    latency_ms: float = 0.0,
+    token: str = TOKEN,
+    fail_rate: float = 0.0,
+    rate_limit: float = 0.0,
+    seed: int | None = None,
 ) -> PendingSandbox:
-    """Start ``flowtly-sync sandbox`` on a free port (``--port 0``: it prints the real one)."""
+    """Start ``flowtly-sync sandbox`` on a free port (``--port 0``: it prints the real one).
+
+    ``fail_rate`` answers that fraction of requests 500/503 and ``rate_limit`` answers 429
+    with ``Retry-After`` above that many requests per second, drawn from ``seed``.
+    """
     command = [
         *(sys.executable, "-m", "sync", "sandbox"),
         *("--host", "127.0.0.1", "--port", "0", "--token", token),
@@ -167,6 +189,12 @@ def spawn_sandbox(
         command += ["--db", str(db)]
     if latency_ms:
         command += ["--latency-ms", str(latency_ms)]
+    if fail_rate:
+        command += ["--fail-rate", str(fail_rate)]
+    if rate_limit:
+        command += ["--rate-limit", str(rate_limit)]
+    if seed is not None:
+        command += ["--seed", str(seed)]
     log = workdir / f"sandbox-{os.urandom(4).hex()}.log"
     with log.open("w", encoding="utf-8") as stderr:
         proc = subprocess.Popen(
@@ -181,10 +209,26 @@ def spawn_sandbox(
 
 
 def start_sandbox(
-    workdir: Path, *, db: Path | None, latency_ms: float = 0.0, token: str = TOKEN
+    workdir: Path,
+    *,
+    db: Path | None,
+    latency_ms: float = 0.0,
+    token: str = TOKEN,
+    fail_rate: float = 0.0,
+    rate_limit: float = 0.0,
+    seed: int | None = None,
 ) -> SandboxProcess:
-    """Start a sandbox and wait until it listens."""
-    return spawn_sandbox(workdir, db=db, latency_ms=latency_ms, token=token).ready()
+    """Start a sandbox and wait until it listens (options as for `spawn_sandbox`)."""
+    pending = spawn_sandbox(
+        workdir,
+        db=db,
+        latency_ms=latency_ms,
+        token=token,
+        fail_rate=fail_rate,
+        rate_limit=rate_limit,
+        seed=seed,
+    )
+    return pending.ready()
 
 
 # -- CRM files and configuration -------------------------------------------------------------
@@ -338,24 +382,31 @@ def write_config(
     store: Path,
     sync: Mapping[str, str] | None = None,
     log_level: str = "warning",
+    token: str = TOKEN,
+    flowtly: Mapping[str, str] | None = None,
+    crm_options: Mapping[str, str] | None = None,
 ) -> Path:
     """A config.toml for the files connector, a real-HTTP Flowtly and a SQLite store.
 
-    ``sync`` holds raw TOML values for ``[sync]`` keys, e.g. ``{"conflict_policy": '"crm"'}``.
+    ``sync`` holds raw TOML values for ``[sync]`` keys, e.g. ``{"conflict_policy": '"crm"'}``;
+    ``flowtly`` and ``crm_options`` likewise add or override ``[flowtly]`` and ``[crm]`` keys
+    (``{"timeout": "0.5"}``, ``{"delimiter": '";"'}``).
     """
     sync_lines = "".join(f"{key} = {value}\n" for key, value in (sync or {}).items())
+    flowtly_keys = {"rate_limit": "0", "timeout": "10", "max_retries": "2", **(flowtly or {})}
+    flowtly_lines = "".join(f"{key} = {value}\n" for key, value in flowtly_keys.items())
+    crm_lines = "".join(f"{key} = {value}\n" for key, value in (crm_options or {}).items())
     path.write_text(
         "[flowtly]\n"
         f"base_url = {json.dumps(base_url)}\n"
-        f"token = {json.dumps(TOKEN)}\n"
-        "rate_limit = 0\n"
-        "timeout = 10\n"
-        "max_retries = 2\n"
+        f"token = {json.dumps(token)}\n"
+        f"{flowtly_lines}"
         "[store]\n"
         f"url = {json.dumps('sqlite:///' + str(store))}\n"
         "[crm]\n"
         'type = "files"\n'
         f"path = {json.dumps(str(crm))}\n"
+        f"{crm_lines}"
         "[sync]\n"
         f"{sync_lines}"
         "[logging]\n"
@@ -389,7 +440,7 @@ class FlowtlyApi:
         body: dict[str, Any] = response.json()
         return body
 
-    def list(self, collection: str) -> list[dict[str, Any]]:
+    def members(self, collection: str) -> list[dict[str, Any]]:
         """Every member of a collection, following ``view.next``."""
         members: list[dict[str, Any]] = []
         url: str | None = f"{collection}?itemsPerPage=30"
@@ -420,7 +471,7 @@ class FlowtlyApi:
     def _reference(self, collection: str) -> dict[str, str]:
         if collection not in self._codes:
             self._codes[collection] = {
-                item["@id"]: item["code"] for item in self.list(f"/{collection}")
+                item["@id"]: item["code"] for item in self.members(f"/{collection}")
             }
         return self._codes[collection]
 
@@ -435,7 +486,7 @@ class FlowtlyApi:
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every record of the synced collections, as served."""
         return {
-            name: self.list(f"/{name}")
+            name: self.members(f"/{name}")
             for name in ("clients", "counterparties", "client-contacts", "client-notes")
         }
 
@@ -560,3 +611,321 @@ class Template:
 
     root: Path
     first_run: subprocess.CompletedProcess[str]
+
+
+# -- reliability helpers -----------------------------------------------------------------------
+
+# CRM column -> Flowtly property, per company kind (what `assert_in_sync` compares).
+CLIENT_FIELDS = {
+    "name": "name",
+    "status": "status",
+    "tin_type": "tinType",
+    "tin": "tin",
+    "vat_number": "vatNumber",
+    "due_days": "dueDays",
+    "city": "addressCity",
+    "post_code": "addressPostCode",
+    "street_line": "addressStreetLine",
+    "building_number": "addressBuildingNumber",
+    "phone": "addressPhoneNumber",
+}
+SUPPLIER_FIELDS = {
+    "name": "displayName",
+    "vat_number": "vatNumber",
+    "website": "corporateWebsiteUrl",
+}
+CONTACT_FIELDS = {"name": "name", "email": "email", "phone": "phone", "title": "title"}
+
+
+def _cell(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def assert_in_sync(crm: Path, api: FlowtlyApi) -> None:
+    """Both sides agree: no duplicate on either side, exactly one Flowtly record per CRM
+    company (matched by VAT number) and contact (by e-mail), every compared field equal,
+    and nothing on Flowtly that the CRM lacks."""
+    _, companies = read_csv(crm / "companies.csv")
+    _, contacts = read_csv(crm / "contacts.csv")
+    ids = Counter(row["id"] for row in companies)
+    assert all(n == 1 for n in ids.values()), {i: n for i, n in ids.items() if n > 1}
+    vats = Counter(row["vat_number"] for row in companies)
+    assert all(n == 1 for n in vats.values()), {v: n for v, n in vats.items() if n > 1}
+    contact_ids = Counter(row["id"] for row in contacts)
+    assert all(n == 1 for n in contact_ids.values()), contact_ids.most_common(3)
+    emails = Counter(row["email"] for row in contacts)
+    assert all(n == 1 for n in emails.values()), emails.most_common(3)
+
+    client_list = api.members("/clients")
+    supplier_list = api.members("/counterparties")
+    clients = {c.get("vatNumber"): c for c in client_list}
+    suppliers = {s.get("vatNumber"): s for s in supplier_list}
+    assert len(clients) == len(client_list), "two Flowtly clients share a VAT number"
+    assert len(suppliers) == len(supplier_list), "two Flowtly counterparties share a VAT number"
+    crm_clients = [row for row in companies if row["kind"] == "client"]
+    crm_suppliers = [row for row in companies if row["kind"] == "supplier"]
+    assert len(client_list) == len(crm_clients), "Flowtly has clients the CRM lacks"
+    assert len(supplier_list) == len(crm_suppliers), "Flowtly has counterparties the CRM lacks"
+    crm_of_iri: dict[str, str] = {}
+    for row in crm_clients:
+        client = clients.get(row["vat_number"])
+        assert client is not None, f"{row['id']} has no Flowtly client"
+        crm_of_iri[client["@id"]] = row["id"]
+        for column, prop in CLIENT_FIELDS.items():
+            if column in row:
+                assert _cell(client.get(prop)) == _cell(row[column]), (row["id"], column)
+        assert api.code("countries", client.get("country")) == row["country"], row["id"]
+    for row in crm_suppliers:
+        supplier = suppliers.get(row["vat_number"])
+        assert supplier is not None, f"{row['id']} has no Flowtly counterparty"
+        for column, prop in SUPPLIER_FIELDS.items():
+            if column in row:
+                assert _cell(supplier.get(prop)) == _cell(row[column]), (row["id"], column)
+    flowtly_contacts = api.members("/client-contacts")
+    assert len(flowtly_contacts) == len(contacts), "Flowtly contacts: duplicates or extras"
+    by_email = {c.get("email"): c for c in flowtly_contacts}
+    assert len(by_email) == len(flowtly_contacts), "two Flowtly contacts share an e-mail"
+    for row in contacts:
+        contact = by_email.get(row["email"])
+        assert contact is not None, f"{row['id']} has no Flowtly contact"
+        assert crm_of_iri.get(contact["client"]) == row["company_id"], row["id"]
+        for column, prop in CONTACT_FIELDS.items():
+            if column in row:
+                assert _cell(contact.get(prop)) == _cell(row[column]), (row["id"], column)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def integrity(store: Path) -> str:
+    """``PRAGMA integrity_check`` of a SQLite store (``"ok"`` when sound)."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        rows = db.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        db.close()
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def store_rows(store: Path, table: str) -> list[tuple[Any, ...]]:
+    """Every row of one table of a SQLite store."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return db.execute(f'SELECT * FROM "{table}"').fetchall()  # noqa: S608
+    finally:
+        db.close()
+
+
+def store_text(store: Path) -> list[tuple[str, str, str]]:
+    """(table, column, text) for every non-null text or blob cell of every table."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    found: list[tuple[str, str, str]] = []
+    try:
+        tables = [
+            name
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")
+        ]
+        for table in tables:
+            cursor = db.execute(f'SELECT * FROM "{table}"')  # noqa: S608
+            columns = [d[0] for d in cursor.description]
+            for row in cursor:
+                for column, value in zip(columns, row, strict=True):
+                    if isinstance(value, bytes):
+                        found.append((table, column, value.decode("utf-8", "replace")))
+                    elif isinstance(value, str):
+                        found.append((table, column, value))
+    finally:
+        db.close()
+    return found
+
+
+@dataclass
+class ObservedRun:
+    """A CLI run watched line by line: its exit, output, log events and whether it was killed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    events: list[dict[str, Any]]
+    killed: bool
+
+
+def run_observed(
+    config: Path,
+    on_event: Callable[[dict[str, Any]], bool],
+    *args: str,
+    env: Mapping[str, str] | None = None,
+) -> ObservedRun:
+    """``run ARGS`` with ``on_event`` called on every JSON log event of its stderr (as it
+    happens); the process is SIGKILLed as soon as ``on_event`` returns True."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync", "run", *args, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(env),
+        cwd=config.parent,
+    )
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None
+    assert stderr is not None
+    out: list[str] = []
+    # Read the report concurrently: a full stdout pipe would block the child.
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
+    reader.start()
+    watchdog = threading.Timer(CLI_TIMEOUT, proc.kill)
+    watchdog.start()
+    lines: list[str] = []
+    events: list[dict[str, Any]] = []
+    killed = False
+    try:
+        for line in stderr:
+            lines.append(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            events.append(event)
+            if not killed and on_event(event):
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+        returncode = proc.wait()
+        reader.join(timeout=CLI_TIMEOUT)
+    finally:
+        watchdog.cancel()
+        stderr.close()
+        stdout.close()
+    return ObservedRun(returncode, "".join(out), "".join(lines), events, killed)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Connections reset by a client that gave up are expected here, not worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None
+
+
+class FaultProxy:
+    """An HTTP proxy on loopback in front of the sandbox that misbehaves like a bad network.
+
+    For a seeded fraction ``drop_rate`` of requests it drops the connection without an
+    answer, half of the time before forwarding (the sandbox never sees the request) and
+    half after (the request took effect, its answer is lost). For a fraction ``delay_rate``
+    it forwards the request and holds the answer for ``delay_s`` (longer than the client's
+    timeout, so the client gives up on a request that did take effect). ``faults`` counts
+    what was injected, per kind and method.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        seed: int,
+        drop_rate: float = 0.0,
+        delay_rate: float = 0.0,
+        delay_s: float = 1.0,
+    ) -> None:
+        self.target = target.rstrip("/")
+        self.faults: Counter[tuple[str, str]] = Counter()
+        self.requests = 0
+        self._random = random.Random(seed)
+        self._guard = threading.Lock()
+        self._closing = threading.Event()
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = proxy._draw(self.command, drop_rate, delay_rate)
+                if fault == "drop-before":
+                    self.close_connection = True
+                    return
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in _HOP and k.lower() not in ("host", "accept-encoding")
+                }
+                response = proxy.client().request(
+                    self.command, proxy.target + self.path, content=body, headers=headers
+                )
+                if fault == "drop-after":
+                    self.close_connection = True
+                    return
+                if fault == "delay" and proxy._closing.wait(delay_s):
+                    self.close_connection = True
+                    return
+                data = response.content
+                try:
+                    self.send_response(response.status_code)
+                    for key, value in response.headers.multi_items():
+                        if key.lower() not in _HOP and key.lower() not in ("date", "server"):
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    # The client gave up waiting (a delayed answer): nobody to answer.
+                    self.close_connection = True
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _draw(self, method: str, drop_rate: float, delay_rate: float) -> str | None:
+        with self._guard:
+            self.requests += 1
+            draw = self._random.random()
+            if draw < drop_rate:
+                fault = "drop-before" if self._random.random() < 0.5 else "drop-after"
+            elif draw < drop_rate + delay_rate:
+                fault = "delay"
+            else:
+                return None
+            self.faults[(fault, method)] += 1
+            return fault
+
+    def client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=30.0)
+            self._local.client = client
+            with self._guard:
+                self._clients.append(client)
+        return client
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+        for client in self._clients:
+            client.close()

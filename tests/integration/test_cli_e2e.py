@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from e2e_support import (
+    CLI_TIMEOUT,
     TOKEN,
     CountingProxy,
     Env,
@@ -23,6 +24,7 @@ from e2e_support import (
     Template,
     cli_env,
     read_csv,
+    run_cli,
     small_crm,
     write_config,
     write_csv,
@@ -82,13 +84,13 @@ def _edit_csv(path: Path, record_id: str, **changes: str) -> None:
 
 
 def _client_by_vat(api: FlowtlyApi, vat: str) -> dict[str, Any]:
-    found = [c for c in api.list("/clients") if c.get("vatNumber") == vat]
+    found = [c for c in api.members("/clients") if c.get("vatNumber") == vat]
     assert len(found) == 1, f"{len(found)} Flowtly clients with VAT {vat}"
     return found[0]
 
 
 def _contact_by_email(api: FlowtlyApi, email: str) -> dict[str, Any]:
-    found = [c for c in api.list("/client-contacts") if c.get("email") == email]
+    found = [c for c in api.members("/client-contacts") if c.get("email") == email]
     assert len(found) == 1, f"{len(found)} Flowtly contacts with e-mail {email}"
     return found[0]
 
@@ -97,9 +99,9 @@ def _assert_in_sync(env: Env) -> None:
     """Exactly one Flowtly record per CRM record, with equal fields, and nothing else."""
     api = env.api
     companies = _companies(env)
-    clients = api.list("/clients")
-    suppliers = api.list("/counterparties")
-    contacts = api.list("/client-contacts")
+    clients = api.members("/clients")
+    suppliers = api.members("/counterparties")
+    contacts = api.members("/client-contacts")
     crm_clients = [r for r in companies.values() if r["kind"] == "client"]
     crm_suppliers = [r for r in companies.values() if r["kind"] == "supplier"]
     assert len(clients) == len(crm_clients)
@@ -120,6 +122,7 @@ def _assert_in_sync(env: Env) -> None:
         for column, prop in SUPPLIER_MAP.items():
             assert _text(matches[0].get(prop)) == _text(row[column]), (row["id"], column)
         assert matches[0].get("type") == "supplier"
+        assert api.code("countries", matches[0].get("country")) == row["country"]
     crm_contacts = list(_contacts(env).values())
     assert len(contacts) == len(crm_contacts)
     for row in crm_contacts:
@@ -182,8 +185,10 @@ def test_initial_sync_creates_exactly_one_flowtly_record_per_crm_record(
     }
     assert all(op["target"] == "flowtly" and op["outcome"] == "ok" for op in report["operations"])
     _assert_in_sync(synced_env)
-    notes = synced_env.api.list("/client-notes")
-    assert sorted(n["note"] for n in notes) == sorted(n["body"] for n in small_crm().notes)
+    vat_of = {c["@id"]: c["vatNumber"] for c in synced_env.api.members("/clients")}
+    notes = {(vat_of[n["client"]], n["note"]) for n in synced_env.api.members("/client-notes")}
+    crm_vat = {r["id"]: r["vat_number"] for r in small_crm().companies}
+    assert notes == {(crm_vat[n["company_id"]], n["body"]) for n in small_crm().notes}
     # Nothing came back into the CRM: same rows, nothing appended.
     assert [r["id"] for r in read_csv(synced_env.crm / "companies.csv")[1]] == [
         r["id"] for r in small_crm().companies
@@ -303,7 +308,7 @@ def test_same_field_conflict_is_decided_by_the_policy(synced_env: Env, policy: s
     assert _client_by_vat(api, "DE767597593")["addressCity"] == wanted
 
 
-def _park_conflict(env: Env) -> dict[str, Any]:
+def _park_conflict(env: Env) -> None:
     """Edit C002's city on both sides under the manual policy and run: exit 3, parked."""
     api = env.api
     flowtly_client = _client_by_vat(api, "PL8826286845")
@@ -323,7 +328,6 @@ def _park_conflict(env: Env) -> dict[str, Any]:
     # Parked: neither side is overwritten.
     assert _companies(env)["C002"]["city"] == "Gdynia"
     assert _client_by_vat(api, "PL8826286845")["addressCity"] == "Sopot"
-    return report
 
 
 def test_manual_conflict_is_parked_listed_and_resolved(synced_env: Env) -> None:
@@ -386,7 +390,7 @@ def test_diff_and_dry_run_write_nothing_anywhere(synced_env: Env) -> None:
     ]
     reports = []
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=CLI_TIMEOUT)
         result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         assert result.returncode == 0, _explain(result)
         report = _report(result)
@@ -459,9 +463,9 @@ def test_bad_rows_are_reported_while_good_rows_sync(synced_env: Env) -> None:
 
     # The good rows synced; the bad ones did not.
     assert _client_by_vat(api, "FR72704812593")["name"] == "Atelier Beaumarchais SARL"
-    names = {c["name"] for c in api.list("/clients")}
+    names = {c["name"] for c in api.members("/clients")}
     assert not names & {"Atlantis Trading", "Soon Payers"}
-    emails = {c["email"] for c in api.list("/client-contacts")}
+    emails = {c["email"] for c in api.members("/client-contacts")}
     assert {"lea@ab.example", "ewa@zd.example"} <= emails
     assert "not-an-email" not in emails
 
@@ -474,15 +478,7 @@ def test_config_error_exits_2_naming_the_key(tmp_path: Path) -> None:
         store=tmp_path / "state.db",
         sync={"conflict_policy": '"bogus"'},
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "sync", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=cli_env(),
-        cwd=tmp_path,
-        check=False,
-    )
+    result = run_cli("run", config=config)
     assert result.returncode == 2, _explain(result)
     assert "sync.conflict_policy" in result.stderr
     assert "Traceback" not in result.stderr

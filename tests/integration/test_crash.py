@@ -163,7 +163,7 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Crashed:
         exits = [_run_and_kill(config, rng.randint(2, 25)) for _ in range(KILLS)]
         final = run_cli("run", "--output", "json", config=config)
         again = run_cli("run", "--output", "json", config=config)
-        clients, contacts = api.list("/clients"), api.list("/client-contacts")
+        clients, contacts = api.members("/clients"), api.members("/client-contacts")
     finally:
         api.close()
         sandbox.stop()
@@ -182,14 +182,6 @@ def test_killed_runs_never_duplicate_records(crashed: Crashed) -> None:
     assert report["errors"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a create that landed before a kill is later linked by matching "
-        "(plan.py _link), but its intent row is never deleted: apply.py _store clears only "
-        "done.intent_id, which _begin_intent sets for create steps alone"
-    ),
-)
 def test_no_intent_outlives_the_recovery(crashed: Crashed) -> None:
     assert crashed.final.returncode == 0
     with sqlite3.connect(crashed.store) as db:

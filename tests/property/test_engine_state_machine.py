@@ -37,17 +37,27 @@ CLIENT_FIELDS = ("name", "country", "vat_number", "city", "status")
 CONTACT_FIELDS = ("company_id", "name", "email", "title")
 EDITABLE = {CLIENT: ("name", "city"), CONTACT: ("name", "title")}
 WORDS = st.sampled_from(["alpha", "beta", "gamma", "delta", None])
-CRASH_POINTS = ("after_intent", "after_write_flowtly", "after_write_crm", "after_store",
-                "before_crm_commit", "after_crm_commit")
+CRASH_POINTS = (
+    "after_intent",
+    "after_write_flowtly",
+    "after_write_crm",
+    "after_store",
+    "before_crm_commit",
+    "after_crm_commit",
+)
 POLICY = SyncPolicy(conflict_policy=ConflictPolicy.CRM, mass_delete_min=1000)
 
 
 def _sides() -> tuple[MemoryConnector, MemoryConnector]:
     fields = {CLIENT: CLIENT_FIELDS, CONTACT: CONTACT_FIELDS}
-    crm = MemoryConnector(entities=(CLIENT, CONTACT), fields=fields, id_prefix="c",
-                          buffered=True)
-    flowtly = MemoryConnector(entities=(CLIENT, CONTACT), fields=fields, id_prefix="f",
-                              deletable=frozenset({CONTACT}), archive_status="archived")
+    crm = MemoryConnector(entities=(CLIENT, CONTACT), fields=fields, id_prefix="c", buffered=True)
+    flowtly = MemoryConnector(
+        entities=(CLIENT, CONTACT),
+        fields=fields,
+        id_prefix="f",
+        deletable=frozenset({CONTACT}),
+        archive_status="archived",
+    )
     return crm, flowtly
 
 
@@ -101,9 +111,19 @@ class SyncMachine(RuleBasedStateMachine):
     def create_client(self, side: Side, name: str | None, city: str | None) -> None:
         self.serial += 1
         vat = f"X{self.serial:04d}"
-        self.side(side).put(Record(CLIENT, f"{side.value[0]}new{self.serial}", {
-            "name": name or "unnamed", "country": "PL", "vat_number": vat, "city": city,
-            "status": "active"}))
+        self.side(side).put(
+            Record(
+                CLIENT,
+                f"{side.value[0]}new{self.serial}",
+                {
+                    "name": name or "unnamed",
+                    "country": "PL",
+                    "vat_number": vat,
+                    "city": city,
+                    "status": "active",
+                },
+            )
+        )
         self.dirty = True
 
     @rule(side=st.sampled_from(Side), data=st.data())
@@ -113,17 +133,28 @@ class SyncMachine(RuleBasedStateMachine):
             return
         parent = data.draw(st.sampled_from(parents))
         self.serial += 1
-        self.side(side).put(Record(CONTACT, f"{side.value[0]}p{self.serial}", {
-            "company_id": parent.id, "name": "Ann", "email": f"p{self.serial}@x.eu",
-            "title": data.draw(WORDS)}))
+        self.side(side).put(
+            Record(
+                CONTACT,
+                f"{side.value[0]}p{self.serial}",
+                {
+                    "company_id": parent.id,
+                    "name": "Ann",
+                    "email": f"p{self.serial}@x.eu",
+                    "title": data.draw(WORDS),
+                },
+            )
+        )
         self.dirty = True
 
-    @rule(side=st.sampled_from(Side), entity=st.sampled_from([CLIENT, CONTACT]),
-          data=st.data(), value=WORDS)
-    def edit(self, side: Side, entity: EntityKind, data: st.DataObject,
-             value: str | None) -> None:
-        records = (self.live_clients(side) if entity is CLIENT
-                   else self.side(side).records(entity))
+    @rule(
+        side=st.sampled_from(Side),
+        entity=st.sampled_from([CLIENT, CONTACT]),
+        data=st.data(),
+        value=WORDS,
+    )
+    def edit(self, side: Side, entity: EntityKind, data: st.DataObject, value: str | None) -> None:
+        records = self.live_clients(side) if entity is CLIENT else self.side(side).records(entity)
         if not records:
             return
         record = data.draw(st.sampled_from(records))
@@ -134,11 +165,9 @@ class SyncMachine(RuleBasedStateMachine):
         self.edits[(side, entity, self.identity(record), field)] = value
         self.dirty = True
 
-    @rule(side=st.sampled_from(Side), entity=st.sampled_from([CLIENT, CONTACT]),
-          data=st.data())
+    @rule(side=st.sampled_from(Side), entity=st.sampled_from([CLIENT, CONTACT]), data=st.data())
     def delete(self, side: Side, entity: EntityKind, data: st.DataObject) -> None:
-        records = (self.live_clients(side) if entity is CLIENT
-                   else self.side(side).records(entity))
+        records = self.live_clients(side) if entity is CLIENT else self.side(side).records(entity)
         if not records:
             return
         record = data.draw(st.sampled_from(records))
@@ -183,9 +212,10 @@ class SyncMachine(RuleBasedStateMachine):
         for extra in self.tmp.glob("state.db*"):
             extra.unlink()
         self.store = Store.open(f"sqlite:///{self.tmp}/state.db")
-        # Without a base, every differing field is a conflict, which the policy hands to
-        # the CRM: only the CRM's edits are still promised to survive.
-        self.edits = {k: v for k, v in self.edits.items() if k[0] is Side.CRM}
+        # Without a base, two different values are a conflict, which the policy hands to
+        # the CRM, and an empty field is filled from the other side: only the CRM's edits
+        # to a value are still promised to survive.
+        self.edits = {k: v for k, v in self.edits.items() if k[0] is Side.CRM and v is not None}
         self.dirty = True
 
     # -- the promises ---------------------------------------------------------------------
@@ -205,8 +235,9 @@ class SyncMachine(RuleBasedStateMachine):
         fl_linked = {row.flowtly_id for row in links.values()}
         assert crm_linked == {r.id for r in self.crm.records(entity)}
         assert fl_linked == {r.id for r in self.flowtly.records(entity)}
-        fl_to_crm_client = {row.flowtly_id: crm_id
-                            for crm_id, row in self.store.link_index("sm", CLIENT).items()}
+        fl_to_crm_client = {
+            row.flowtly_id: crm_id for crm_id, row in self.store.link_index("sm", CLIENT).items()
+        }
         for crm_id, row in links.items():
             fl = self.flowtly.get(entity, row.flowtly_id)
             assert fl is not None
@@ -251,6 +282,8 @@ class SyncMachine(RuleBasedStateMachine):
 
 TestEngineStateMachine = SyncMachine.TestCase
 TestEngineStateMachine.settings = settings(
-    max_examples=30, stateful_step_count=20, deadline=None,
+    max_examples=30,
+    stateful_step_count=20,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

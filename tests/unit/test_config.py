@@ -44,14 +44,17 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("[flowtly]\nconcurrency = 0\n", "flowtly.concurrency"),
-    ("[flowtly]\nbase_url = 'ftp://x'\n", "flowtly.base_url"),
-    ("[sync]\nconflict_policy = 'loudest'\n", "sync.conflict_policy"),
-    ("[sync]\nfield_owners = { taxid = 'crm' }\n", "sync.field_owners"),
-    ("[sync]\ninterval = 'often'\n", "sync.interval"),
-    ("[nosuchsection]\nx = 1\n", "nosuchsection"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[flowtly]\nconcurrency = 0\n", "flowtly.concurrency"),
+        ("[flowtly]\nbase_url = 'ftp://x'\n", "flowtly.base_url"),
+        ("[sync]\nconflict_policy = 'loudest'\n", "sync.conflict_policy"),
+        ("[sync]\nfield_owners = { taxid = 'crm' }\n", "sync.field_owners"),
+        ("[sync]\ninterval = 'often'\n", "sync.interval"),
+        ("[nosuchsection]\nx = 1\n", "nosuchsection"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text))
@@ -92,8 +95,9 @@ def test_environment_overrides_the_file_and_secrets_stay_secret(tmp_path, monkey
 
 
 def test_policy_carries_owners_and_thresholds(tmp_path):
-    settings = load_settings(write(tmp_path, "[sync]\nfield_owners = { tin = 'flowtly' }\n"
-                                             "mass_delete_min = 3\n"))
+    settings = load_settings(
+        write(tmp_path, "[sync]\nfield_owners = { tin = 'flowtly' }\nmass_delete_min = 3\n")
+    )
     policy = policy_of(settings)
     assert policy.field_owners == {"tin": Side.FLOWTLY}
     assert policy.mass_delete_min == 3

@@ -16,14 +16,21 @@ from sync.model import EntityKind, Record, Side
 from sync.store import RunOutcome, Store
 
 CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT
-FIELDS = {CLIENT: ("name", "country", "vat_number", "city", "status"),
-          CONTACT: ("company_id", "name", "email")}
+FIELDS = {
+    CLIENT: ("name", "country", "vat_number", "city", "status"),
+    CONTACT: ("company_id", "name", "email"),
+}
 
 
 def sides(crm_cls: type[MemoryConnector] = MemoryConnector):
     crm = crm_cls(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="c", buffered=True)
-    flowtly = MemoryConnector(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="f",
-                              deletable=frozenset({CONTACT}), archive_status="archived")
+    flowtly = MemoryConnector(
+        entities=(CLIENT, CONTACT),
+        fields=FIELDS,
+        id_prefix="f",
+        deletable=frozenset({CONTACT}),
+        archive_status="archived",
+    )
     return crm, flowtly
 
 
@@ -35,8 +42,11 @@ def store(tmp_path: Path):
 
 
 def company(rid: str, vat: str, **extra: object) -> Record:
-    return Record(CLIENT, rid, {"name": f"Co {vat}", "country": "PL", "vat_number": vat,
-                                "status": "active", **extra})  # type: ignore[arg-type]
+    return Record(
+        CLIENT,
+        rid,
+        {"name": f"Co {vat}", "country": "PL", "vat_number": vat, "status": "active", **extra},
+    )  # type: ignore[arg-type]
 
 
 def run(crm, flowtly, store, *, dry_run=False, policy=None):
@@ -52,15 +62,18 @@ def test_initial_sync_then_nothing_to_do(store):
     first = run(crm, flowtly, store)
     assert first.clean
     assert sorted((str(op.entity), str(op.action), str(op.target)) for op in first.operations) == [
-        ("client", "create", "crm"), ("client", "create", "flowtly"),
-        ("contact", "create", "flowtly")]
+        ("client", "create", "crm"),
+        ("client", "create", "flowtly"),
+        ("contact", "create", "flowtly"),
+    ]
     contact = flowtly.records(CONTACT)[0]
     assert contact.get("company_id") == store.link_index("t", CLIENT)["C1"].flowtly_id
     crm.reset_calls()
     flowtly.reset_calls()
     second = run(crm, flowtly, store)
     assert second.operations == []
-    assert crm.calls == [] and flowtly.calls == []
+    assert crm.calls == []
+    assert flowtly.calls == []
     assert [r.outcome for r in store.recent_runs("t")] == [RunOutcome.OK, RunOutcome.OK]
 
 
@@ -71,8 +84,12 @@ def test_dry_run_writes_nothing_anywhere(store):
     result = run(crm, flowtly, store, dry_run=True)
     # The contact is planned under its company's create, not left waiting.
     assert {(str(op.entity), str(op.action)) for op in result.operations} == {
-        ("client", "create"), ("contact", "create")}
-    assert flowtly.records(CLIENT) == [] and crm.calls == [] and flowtly.calls == []
+        ("client", "create"),
+        ("contact", "create"),
+    }
+    assert flowtly.records(CLIENT) == []
+    assert crm.calls == []
+    assert flowtly.calls == []
     assert store.recent_runs("t") == []
     assert store.link_index("t", CLIENT) == {}
 
@@ -81,10 +98,14 @@ def test_a_refused_record_is_isolated_remembered_and_retried_when_changed(store)
     crm, flowtly = sides()
     crm.put(company("C1", "PL1"))
     crm.put(company("C2", "PL2"))
-    refusal = ValidationFailed("422", violations=(Violation("tinType", "This value should "
-                                                            "not be blank."),))
-    flowtly.fail_when(lambda op, entity, rid, values:
-                      refusal if op is Op.CREATE and values.get("vat_number") == "PL2" else None)
+    refusal = ValidationFailed(
+        "422", violations=(Violation("tinType", "This value should not be blank."),)
+    )
+    flowtly.fail_when(
+        lambda op, entity, rid, values: (
+            refusal if op is Op.CREATE and values.get("vat_number") == "PL2" else None
+        )
+    )
     first = run(crm, flowtly, store)
     assert not first.clean
     assert [e.record_id for e in first.errors] == ["C2"]
@@ -133,7 +154,10 @@ def test_manual_conflict_parks_the_field_and_the_rest_syncs(store):
     assert flowtly.get(CLIENT, fl_id).get("city") == "Gdansk"  # type: ignore[union-attr]
     [conflict] = store.open_conflicts("t")
     assert (conflict.field, conflict.crm_value, conflict.flowtly_value) == (
-        "city", "Warsaw", "Gdansk")
+        "city",
+        "Warsaw",
+        "Gdansk",
+    )
     # Parked, not repeated: the next run has nothing new to say about it.
     assert run(crm, flowtly, store).operations == []
 
@@ -146,7 +170,8 @@ def test_incremental_reads_advance_the_cursor_only_after_a_clean_apply(store):
     crm.put(company("C1", "PL1", city="Poznan"))
     result = run(crm, flowtly, store)
     assert [(str(op.action), op.changes[0].new) for op in result.operations] == [
-        ("update", "Poznan")]
+        ("update", "Poznan")
+    ]
     fl_id = store.link_index("t", CLIENT)["C1"].flowtly_id
     assert flowtly.get(CLIENT, fl_id).get("city") == "Poznan"  # type: ignore[union-attr]
     crm.remove(CLIENT, "C1")

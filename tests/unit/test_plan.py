@@ -30,8 +30,9 @@ def client(rid: str, **fields: object) -> Record:
     return Record(CLIENT, rid, values)  # type: ignore[arg-type]
 
 
-def view(side: Side, entity: EntityKind = CLIENT, *, new=(), changed=(), deleted=(),
-         names=NAMES) -> SideView:
+def view(
+    side: Side, entity: EntityKind = CLIENT, *, new=(), changed=(), deleted=(), names=NAMES
+) -> SideView:
     v = SideView(side, entity)
     for record in new:
         v.new[record.id] = record
@@ -43,10 +44,22 @@ def view(side: Side, entity: EntityKind = CLIENT, *, new=(), changed=(), deleted
     return v
 
 
-def plan(crm: SideView, flowtly: SideView, *, links=None, bases=None, policy=None,
-         names=NAMES, entity=CLIENT, **extra):
-    return plan_entity(PlanInput(entity, names, links or {}, bases or {}, crm, flowtly,
-                                 policy or SyncPolicy(), **extra))
+def plan(
+    crm: SideView,
+    flowtly: SideView,
+    *,
+    links=None,
+    bases=None,
+    policy=None,
+    names=NAMES,
+    entity=CLIENT,
+    **extra,
+):
+    return plan_entity(
+        PlanInput(
+            entity, names, links or {}, bases or {}, crm, flowtly, policy or SyncPolicy(), **extra
+        )
+    )
 
 
 def only(steps: tuple[Step, ...]) -> Step:
@@ -55,8 +68,10 @@ def only(steps: tuple[Step, ...]) -> Step:
 
 
 def test_new_on_one_side_is_created_on_the_other():
-    result = plan(view(Side.CRM, new=[client("C1", name="Acme", country="PL")]),
-                  view(Side.FLOWTLY, new=[client("7", name="Globex", country="DE")]))
+    result = plan(
+        view(Side.CRM, new=[client("C1", name="Acme", country="PL")]),
+        view(Side.FLOWTLY, new=[client("7", name="Globex", country="DE")]),
+    )
     creates = {(s.writes[0].target, s.crm_id, s.flowtly_id) for s in result.steps}
     assert creates == {(Side.FLOWTLY, "C1", None), (Side.CRM, None, "7")}
     to_flowtly = next(s for s in result.steps if s.crm_id == "C1")
@@ -68,26 +83,35 @@ def test_new_on_one_side_is_created_on_the_other():
 def test_new_on_both_sides_link_by_vat_number_with_or_without_prefix():
     result = plan(
         view(Side.CRM, new=[client("C1", name="Acme", country="PL", vat_number="PL5260250995")]),
-        view(Side.FLOWTLY, new=[client("7", name="ACME sp.", country="PL",
-                                       vat_number="5260250995")]),
-        policy=SyncPolicy(conflict_policy=ConflictPolicy.CRM))
+        view(
+            Side.FLOWTLY, new=[client("7", name="ACME sp.", country="PL", vat_number="5260250995")]
+        ),
+        policy=SyncPolicy(conflict_policy=ConflictPolicy.CRM),
+    )
     step = only(result.steps)
     assert (step.crm_id, step.flowtly_id, step.link) == ("C1", "7", True)
     # Differing fields of a first link are conflicts, here decided by the crm policy.
     assert [(w.target, w.values()) for w in step.writes] == [
-        (Side.FLOWTLY, {"name": "Acme", "vat_number": "PL5260250995"})]
+        (Side.FLOWTLY, {"name": "Acme", "vat_number": "PL5260250995"})
+    ]
     assert [op.action for op in step.operations()] == [Action.UPDATE, Action.LINK]
 
 
 def test_new_on_both_sides_link_by_name_and_country():
-    step = only(plan(view(Side.CRM, new=[client("C1", name="Acme  Ltd", country="IE")]),
-                     view(Side.FLOWTLY, new=[client("7", name="acme ltd", country="IE")])).steps)
+    step = only(
+        plan(
+            view(Side.CRM, new=[client("C1", name="Acme  Ltd", country="IE")]),
+            view(Side.FLOWTLY, new=[client("7", name="acme ltd", country="IE")]),
+        ).steps
+    )
     assert (step.crm_id, step.flowtly_id) == ("C1", "7")
 
 
 def test_same_name_in_another_country_is_not_a_match():
-    result = plan(view(Side.CRM, new=[client("C1", name="Acme", country="IE")]),
-                  view(Side.FLOWTLY, new=[client("7", name="Acme", country="GB")]))
+    result = plan(
+        view(Side.CRM, new=[client("C1", name="Acme", country="IE")]),
+        view(Side.FLOWTLY, new=[client("7", name="Acme", country="GB")]),
+    )
     assert {s.writes[0].action for s in result.steps} == {Action.CREATE}
     assert len(result.steps) == 2
 
@@ -95,20 +119,34 @@ def test_same_name_in_another_country_is_not_a_match():
 def test_ambiguous_candidates_are_reported_and_nothing_is_created():
     result = plan(
         view(Side.CRM, new=[client("C1", name="Acme", country="DE", vat_number="DE136695976")]),
-        view(Side.FLOWTLY, new=[client("7", name="Acme", country="DE", vat_number="DE136695976"),
-                                client("8", name="Acme 2", country="DE",
-                                       vat_number="136695976")]))
+        view(
+            Side.FLOWTLY,
+            new=[
+                client("7", name="Acme", country="DE", vat_number="DE136695976"),
+                client("8", name="Acme 2", country="DE", vat_number="136695976"),
+            ],
+        ),
+    )
     assert result.steps == ()
     assert sorted((e.side, e.record_id) for e in result.errors) == [
-        ("crm", "C1"), ("flowtly", "7"), ("flowtly", "8")]
+        ("crm", "C1"),
+        ("flowtly", "7"),
+        ("flowtly", "8"),
+    ]
     assert all("ambiguous match" in e.reason for e in result.errors)
 
 
 def test_linked_record_changed_on_crm_updates_flowtly_only_changed_fields():
     base = {"name": "Acme", "country": "PL", "vat_number": None, "city": "Krakow", "status": None}
     crm = client("C1", **{**base, "city": "Warsaw"})
-    step = only(plan(view(Side.CRM, changed=[crm]), view(Side.FLOWTLY),
-                     links={"C1": Link("C1", "7")}, bases={"C1": base}).steps)
+    step = only(
+        plan(
+            view(Side.CRM, changed=[crm]),
+            view(Side.FLOWTLY),
+            links={"C1": Link("C1", "7")},
+            bases={"C1": base},
+        ).steps
+    )
     write = only_write(step)
     assert (write.target, write.action, write.record_id) == (Side.FLOWTLY, Action.UPDATE, "7")
     assert [(c.field, c.old, c.new) for c in write.changes] == [("city", "Krakow", "Warsaw")]
@@ -123,47 +161,79 @@ def only_write(step: Step):
 
 def test_same_field_changed_differently_is_parked_under_manual():
     base = {"name": "Acme", "country": "PL", "vat_number": None, "city": "Krakow", "status": None}
-    step = only(plan(view(Side.CRM, changed=[client("C1", **{**base, "city": "Warsaw"})]),
-                     view(Side.FLOWTLY, changed=[client("7", **{**base, "city": "Gdansk"})]),
-                     links={"C1": Link("C1", "7")}, bases={"C1": base}).steps)
+    step = only(
+        plan(
+            view(Side.CRM, changed=[client("C1", **{**base, "city": "Warsaw"})]),
+            view(Side.FLOWTLY, changed=[client("7", **{**base, "city": "Gdansk"})]),
+            links={"C1": Link("C1", "7")},
+            bases={"C1": base},
+        ).steps
+    )
     assert step.writes == ()
     assert [(c.field, c.base, c.crm, c.flowtly) for c in step.conflicts] == [
-        ("city", "Krakow", "Warsaw", "Gdansk")]
+        ("city", "Krakow", "Warsaw", "Gdansk")
+    ]
     assert [op.action for op in step.operations()] == [Action.CONFLICT]
 
 
 def test_client_deleted_in_crm_is_archived_in_flowtly_and_kept_linked():
     base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": "active"}
-    step = only(plan(view(Side.CRM, deleted={"C1"}), view(Side.FLOWTLY),
-                     links={"C1": Link("C1", "7")}, bases={"C1": base},
-                     flowtly_rules=SideRules(can_delete=False, archive_status="archived")).steps)
+    step = only(
+        plan(
+            view(Side.CRM, deleted={"C1"}),
+            view(Side.FLOWTLY),
+            links={"C1": Link("C1", "7")},
+            bases={"C1": base},
+            flowtly_rules=SideRules(can_delete=False, archive_status="archived"),
+        ).steps
+    )
     write = only_write(step)
     assert (write.target, write.action, write.values()) == (
-        Side.FLOWTLY, Action.ARCHIVE, {"status": "archived"})
+        Side.FLOWTLY,
+        Action.ARCHIVE,
+        {"status": "archived"},
+    )
     assert step.crm_fp == TOMBSTONE
     assert not step.unlink
 
 
 def test_archived_client_is_left_alone_on_later_runs():
-    result = plan(view(Side.CRM), view(Side.FLOWTLY),
-                  links={"C1": Link("C1", "7", crm_fp=TOMBSTONE)},
-                  flowtly_rules=SideRules(can_delete=False, archive_status="archived"))
+    result = plan(
+        view(Side.CRM),
+        view(Side.FLOWTLY),
+        links={"C1": Link("C1", "7", crm_fp=TOMBSTONE)},
+        flowtly_rules=SideRules(can_delete=False, archive_status="archived"),
+    )
     assert result.steps == ()
 
 
 def test_contact_deleted_in_flowtly_is_deleted_in_crm_and_unlinked():
-    step = only(plan(view(Side.CRM, CONTACT), view(Side.FLOWTLY, CONTACT, deleted={"70"}),
-                     links={"P1": Link("P1", "70")}, names=CONTACT_NAMES, entity=CONTACT).steps)
+    step = only(
+        plan(
+            view(Side.CRM, CONTACT),
+            view(Side.FLOWTLY, CONTACT, deleted={"70"}),
+            links={"P1": Link("P1", "70")},
+            names=CONTACT_NAMES,
+            entity=CONTACT,
+        ).steps
+    )
     assert [(w.target, w.action, w.record_id) for w in step.writes] == [
-        (Side.CRM, Action.DELETE, "P1")]
+        (Side.CRM, Action.DELETE, "P1")
+    ]
     assert step.unlink
 
 
 def test_deleted_on_one_side_changed_on_the_other_recreates():
     base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": None}
     changed = client("7", **{**base, "city": "Lodz"})
-    step = only(plan(view(Side.CRM, deleted={"C1"}), view(Side.FLOWTLY, changed=[changed]),
-                     links={"C1": Link("C1", "7")}, bases={"C1": base}).steps)
+    step = only(
+        plan(
+            view(Side.CRM, deleted={"C1"}),
+            view(Side.FLOWTLY, changed=[changed]),
+            links={"C1": Link("C1", "7")},
+            bases={"C1": base},
+        ).steps
+    )
     write = only_write(step)
     assert (write.target, write.action) == (Side.CRM, Action.CREATE)
     assert write.values()["city"] == "Lodz"
@@ -171,16 +241,25 @@ def test_deleted_on_one_side_changed_on_the_other_recreates():
 
 
 def test_deleted_on_both_sides_drops_the_link():
-    step = only(plan(view(Side.CRM, deleted={"C1"}), view(Side.FLOWTLY, deleted={"7"}),
-                     links={"C1": Link("C1", "7")}).steps)
+    step = only(
+        plan(
+            view(Side.CRM, deleted={"C1"}),
+            view(Side.FLOWTLY, deleted={"7"}),
+            links={"C1": Link("C1", "7")},
+        ).steps
+    )
     assert step.unlink
     assert step.writes == ()
 
 
 def test_mass_delete_guard_refuses_every_delete():
     links = {f"C{i}": Link(f"C{i}", str(i)) for i in range(20)}
-    result = plan(view(Side.CRM, deleted=set(links)), view(Side.FLOWTLY), links=links,
-                  policy=SyncPolicy(mass_delete_ratio=0.5, mass_delete_min=5))
+    result = plan(
+        view(Side.CRM, deleted=set(links)),
+        view(Side.FLOWTLY),
+        links=links,
+        policy=SyncPolicy(mass_delete_ratio=0.5, mass_delete_min=5),
+    )
     assert result.steps == ()
     assert len(result.errors) == 1
     assert "mass-delete guard" in result.errors[0].reason
@@ -189,17 +268,26 @@ def test_mass_delete_guard_refuses_every_delete():
 
 def test_few_deletes_pass_the_guard():
     links = {f"C{i}": Link(f"C{i}", str(i)) for i in range(20)}
-    result = plan(view(Side.CRM, CONTACT, deleted={"C1", "C2"}), view(Side.FLOWTLY, CONTACT),
-                  links=links, names=CONTACT_NAMES, entity=CONTACT,
-                  policy=SyncPolicy(mass_delete_ratio=0.5, mass_delete_min=5))
+    result = plan(
+        view(Side.CRM, CONTACT, deleted={"C1", "C2"}),
+        view(Side.FLOWTLY, CONTACT),
+        links=links,
+        names=CONTACT_NAMES,
+        entity=CONTACT,
+        policy=SyncPolicy(mass_delete_ratio=0.5, mass_delete_min=5),
+    )
     assert sorted(s.crm_id for s in result.steps if s.unlink) == ["C1", "C2"]
 
 
 def test_contact_waits_until_its_company_is_linked():
     contact = Record(CONTACT, "P1", {"company_id": "C9", "name": "Ann", "email": "a@x.eu"})
-    result = plan(view(Side.CRM, CONTACT, new=[contact], names=CONTACT_NAMES),
-                  view(Side.FLOWTLY, CONTACT), names=CONTACT_NAMES, entity=CONTACT,
-                  parent_links={"C1": "7"})
+    result = plan(
+        view(Side.CRM, CONTACT, new=[contact], names=CONTACT_NAMES),
+        view(Side.FLOWTLY, CONTACT),
+        names=CONTACT_NAMES,
+        entity=CONTACT,
+        parent_links={"C1": "7"},
+    )
     assert result.steps == ()
     assert result.waiting == 1
 
@@ -208,9 +296,13 @@ def test_contact_is_created_under_the_linked_company_and_matched_by_email():
     mine = Record(CONTACT, "P1", {"company_id": "C1", "name": "Ann", "email": "a@x.eu"})
     twin = Record(CONTACT, "70", {"company_id": "C1", "name": "Ann", "email": "a@x.eu"})
     other = Record(CONTACT, "P2", {"company_id": "C1", "name": "Bob", "email": "b@x.eu"})
-    result = plan(view(Side.CRM, CONTACT, new=[mine, other], names=CONTACT_NAMES),
-                  view(Side.FLOWTLY, CONTACT, new=[twin], names=CONTACT_NAMES),
-                  names=CONTACT_NAMES, entity=CONTACT, parent_links={"C1": "7"})
+    result = plan(
+        view(Side.CRM, CONTACT, new=[mine, other], names=CONTACT_NAMES),
+        view(Side.FLOWTLY, CONTACT, new=[twin], names=CONTACT_NAMES),
+        names=CONTACT_NAMES,
+        entity=CONTACT,
+        parent_links={"C1": "7"},
+    )
     by_crm = {s.crm_id: s for s in result.steps}
     assert by_crm["P1"].flowtly_id == "70"
     assert by_crm["P1"].writes == ()

@@ -1,0 +1,50 @@
+"""What one tick runs: the same ``open_job`` + ``run_sync`` path as ``flowtly-sync run``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sync.config import Settings
+from sync.engine.run import RunResult, run_sync
+from sync.flowtly._limits import RequestStats
+from sync.store import Store
+from sync.wiring import flowtly_client, open_job
+
+__all__ = ["Runner", "run_job", "secrets_of"]
+
+Runner = Callable[[Settings, Store, Callable[[], bool]], Awaitable[RunResult]]
+"""Runs one sync once: ``(settings of that sync, store, stopping) -> result``; raises when
+the run cannot proceed (`sync.errors.LockHeld` when another process holds the sync)."""
+
+
+async def run_job(
+    settings: Settings,
+    store: Store,
+    stopping: Callable[[], bool],
+    *,
+    on_requests: Callable[[RequestStats], None] | None = None,
+) -> RunResult:
+    """Run ``settings``' sync once; ``on_requests`` gets the Flowtly client's counters
+    afterwards, whether the run succeeded or not."""
+    client = flowtly_client(settings)
+    try:
+        async with open_job(settings, store, client=client) as job:
+            return await run_sync(job, stopping=stopping)
+    finally:
+        if on_requests is not None:
+            on_requests(client.stats)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret the configuration holds (each sync's token, the webhook secret): the
+    values log redaction must know."""
+    found: list[str] = []
+    for name in settings.sync_names():
+        token = settings.for_sync(name).flowtly.token
+        if token is not None:
+            found.append(token.get_secret_value())
+    if settings.flowtly.token is not None:
+        found.append(settings.flowtly.token.get_secret_value())
+    if settings.daemon.webhook_secret is not None:
+        found.append(settings.daemon.webhook_secret.get_secret_value())
+    return sorted(set(found))

@@ -1,0 +1,638 @@
+"""Benchmark of whole sync runs: the real CLI against the sandbox over HTTP (run on demand).
+
+    python tests/benchmarks/bench_sync.py [--companies 10000] [--latency-ms 20]
+        [--concurrency 8] [--scenarios initial,noop,crm_edit,flowtly_edit,rate_limit]
+        [--json FILE] [--profile-dir DIR]
+
+Generates a CRM folder (tests/benchmarks/dataset.py), starts the Flowtly sandbox over HTTP
+with 20 ms latency per request and a fresh SQLite file, writes a config (files connector,
+SQLite store, ``rate_limit = 0``) and runs ``python -m sync run --output json --report``
+once per scenario, each in its own process:
+
+- ``initial``: first sync, everything is created in Flowtly;
+- ``noop``: nothing changed; must write nothing (reads are the listing pages);
+- ``crm_edit``: 1% of the CSV rows edited in fields both sides carry;
+- ``flowtly_edit``: 1% of the clients PATCHed over HTTP before the run;
+- ``rate_limit``: a small first sync (300 companies) against a sandbox limited to 10
+  requests/s, with ``rate_limit = 10`` in the config: achieved requests/s and 429s.
+
+Scenarios after ``initial`` build on its state; asking for one of them alone runs
+``initial`` first as an unreported setup step.
+
+Measured per scenario: wall time and CPU seconds of the sync process and its peak RSS (a
+tiny runner process starts the CLI and reports ``getrusage(RUSAGE_CHILDREN)``: its only
+child is the sync process); requests counted on the sandbox side by an ASGI wrapper
+around the sandbox app that tallies every answered request by method, route and status
+(the bench snapshots the tallies before and after each run); the sandbox's own CPU time;
+the bound the API imposes, ``max(requests x latency / concurrency, requests / rate_limit)``,
+and wall/bound; ``list-seq``, the time the listing pages take when fetched one after
+another (collection GETs x latency); writes per record created; requests per record.
+Prints a Markdown table and writes every figure to a JSON file. With ``--profile-dir``
+each run is made under cProfile and the top entries of our code are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import random
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "bench-token-0123"
+READY = "Flowtly sandbox serving at "
+STATS_PATH = "/__bench__/stats"
+SCENARIOS = ("initial", "noop", "crm_edit", "flowtly_edit", "rate_limit")
+WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+
+# The sandbox app (the same one `python -m sync sandbox` serves) behind an ASGI wrapper
+# that counts answered requests; the bench reads the counts at STATS_PATH (not counted).
+SANDBOX = (
+    textwrap.dedent(
+        """
+    import asyncio, collections, json, re, resource, socket, sys
+    import uvicorn
+    from sync.sandbox import SandboxSettings, create_app
+
+    db, token, latency, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+    ID = re.compile(r"^(\\d+|[0-9a-fA-F-]{32,36})$")
+    counts = collections.Counter()
+
+    def route(path):
+        return "/" + "/".join("{id}" if ID.match(p) else p for p in path.strip("/").split("/"))
+
+    class Counting:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.app(scope, receive, send)
+            if scope["path"] == "__STATS__":
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                body = json.dumps({"requests": dict(counts), "maxrss_kb": usage.ru_maxrss,
+                                   "cpu_s": usage.ru_utime + usage.ru_stime}).encode()
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json")]})
+                return await send({"type": "http.response.body", "body": body})
+            status = 0
+            async def tap(message):
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+            try:
+                await self.app(scope, receive, tap)
+            finally:
+                counts[f"{scope['method']} {route(scope['path'])} {status}"] += 1
+
+    async def main():
+        sock = socket.create_server(("127.0.0.1", 0))
+        settings = SandboxSettings(token=token, latency_ms=latency, rate_limit=rate, db=db)
+        config = uvicorn.Config(Counting(create_app(settings)), log_level="warning",
+                                access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        print("__READY__http://127.0.0.1:" + str(sock.getsockname()[1]), flush=True)
+        await task
+
+    asyncio.run(main())
+    """
+    )
+    .replace("__STATS__", STATS_PATH)
+    .replace("__READY__", READY)
+)
+
+# Starts the CLI and reports its resource usage: the runner's only child is the sync.
+RUNNER = textwrap.dedent(
+    """
+    import json, resource, signal, subprocess, sys, time
+    out, cmd = sys.argv[1], sys.argv[2:]
+    # On a timeout the bench sends SIGTERM to the group: the sync dies, the runner reports.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    with open(out + ".stdout", "wb") as stdout, open(out + ".stderr", "wb") as stderr:
+        start = time.perf_counter()
+        code = subprocess.call(cmd, stdout=stdout, stderr=stderr)
+        wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out, "w") as handle:
+        json.dump({"exit_code": code, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+                   "maxrss_kb": usage.ru_maxrss}, handle)
+    """
+)
+
+
+def _load_dataset() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_dataset", Path(__file__).with_name("dataset.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+dataset = _load_dataset()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWTLY_SYNC_")}
+    env.update({"NO_COLOR": "1", "TERM": "dumb", "PYTHONPATH": str(ROOT)})
+    return env
+
+
+# -- the sandbox ----------------------------------------------------------------------------
+
+
+class Sandbox:
+    """The counting sandbox in a child process."""
+
+    def __init__(self, db: Path, latency_ms: float, rate_limit: float, log: Path) -> None:
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SANDBOX, str(db), TOKEN, str(latency_ms), str(rate_limit)],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=_env(),
+            cwd=ROOT,
+        )
+        self.url = self._wait_ready(60.0)
+
+    def _wait_ready(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if selector.select(deadline - time.monotonic()):
+                line = self.proc.stdout.readline().decode()
+                if line.startswith(READY):
+                    return line[len(READY) :].strip()
+                if not line:
+                    break
+        self.stop()
+        raise SystemExit(f"the sandbox did not start (see {self._log.name})")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The request tallies, CPU seconds and peak RSS of the sandbox so far."""
+        stats: dict[str, Any] = httpx.get(self.url + STATS_PATH, timeout=30).json()
+        return stats
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+def write_config(
+    path: Path, url: str, crm: Path, store: Path, concurrency: int, rate: float, level: str
+) -> Path:
+    path.write_text(
+        "[flowtly]\n"
+        f"base_url = {json.dumps(url)}\n"
+        f"token = {json.dumps(TOKEN)}\n"
+        f"concurrency = {concurrency}\n"
+        f"rate_limit = {rate}\n"
+        "[store]\n"
+        f"url = {json.dumps('sqlite:///' + str(store))}\n"
+        "[crm]\n"
+        'type = "files"\n'
+        f"path = {json.dumps(str(crm))}\n"
+        "[sync]\n"
+        'name = "bench"\n'
+        "[logging]\n"
+        'format = "json"\n'
+        f"level = {json.dumps(level)}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+# -- one measured run -----------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """The figures of one scenario."""
+
+    scenario: str
+    companies: int
+    records: int
+    latency_ms: float
+    concurrency: int
+    rate_limit: float
+    exit_code: int
+    wall_s: float
+    cpu_s: float | None
+    """None when the run was killed before it could report."""
+    sandbox_cpu_s: float
+    peak_rss_mib: float | None
+    requests: dict[str, int]
+    """Answered requests by ``METHOD /route STATUS`` (ids shown as ``{id}``)."""
+    operations: dict[str, int]
+    """Operations of the report by ``entity action target`` (failed ones as ``... error``)."""
+    errors: int
+    expected: dict[str, int] = field(default_factory=dict)
+    timed_out: bool = False
+    failed_checks: list[str] = field(default_factory=list)
+    profile_top: list[str] = field(default_factory=list)
+
+    def count(self, method: str | None = None, status: int | None = None) -> int:
+        total = 0
+        for key, n in self.requests.items():
+            verb, _route, code = key.split(" ")
+            if (method is None or verb == method) and (status is None or int(code) == status):
+                total += n
+        return total
+
+    @property
+    def total(self) -> int:
+        return self.count()
+
+    @property
+    def writes(self) -> int:
+        return sum(self.count(method) for method in WRITE_METHODS)
+
+    @property
+    def throttled(self) -> int:
+        return self.count(status=429)
+
+    @property
+    def list_pages(self) -> int:
+        return sum(
+            n
+            for key, n in self.requests.items()
+            if key.startswith("GET ") and "{id}" not in key and "/me " not in key
+        )
+
+    def ops(self, action: str, target: str) -> int:
+        return sum(n for key, n in self.operations.items() if key.endswith(f" {action} {target}"))
+
+    @property
+    def bound_s(self) -> float:
+        latency = self.latency_ms / 1000 * self.total / self.concurrency
+        rate = (self.total - self.throttled) / self.rate_limit if self.rate_limit else 0.0
+        return max(latency, rate)
+
+    def figures(self) -> dict[str, Any]:
+        created = self.ops("create", "flowtly")
+        return {
+            "requests_total": self.total,
+            "requests_by_method": {m: self.count(m) for m in ("GET", *WRITE_METHODS)},
+            "requests_429": self.throttled,
+            "writes": self.writes,
+            "list_pages": self.list_pages,
+            "bound_s": round(self.bound_s, 3),
+            "wall_over_bound": round(self.wall_s / self.bound_s, 2) if self.bound_s else None,
+            "list_sequential_s": round(self.list_pages * self.latency_ms / 1000, 3),
+            "created_in_flowtly": created,
+            "writes_per_created": round(self.writes / created, 3) if created else None,
+            "requests_per_record": round(self.total / self.records, 3) if self.records else None,
+            "requests_per_s": round(self.total / self.wall_s, 1) if self.wall_s else None,
+        }
+
+
+def _delta(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    keys = sorted(set(after) | set(before))
+    return {
+        k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)
+    }
+
+
+def _operations(report: Mapping[str, Any]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for op in report.get("operations", []):
+        outcome = " error" if op.get("outcome") == "error" else ""
+        counts[f"{op['entity']} {op['action']} {op['target']}{outcome}"] += 1
+    return dict(sorted(counts.items()))
+
+
+def _profile_top(path: Path, limit: int = 15) -> list[str]:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    ours = (str(ROOT / "sync"), str(ROOT / "connectors"))
+    # pstats keeps its table in an undocumented attribute: (file, line, function) ->
+    # (primitive calls, calls, tottime, cumtime, callers).
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    raw = stats.stats  # type: ignore[attr-defined]
+    rows = [(key, value) for key, value in raw.items() if key[0].startswith(ours)]
+    lines = []
+    for label, index in (("cumulative", 3), ("tottime", 2)):
+        lines.append(f"top by {label} (our code):")
+        for (file, line, func), value in sorted(rows, key=lambda r: -r[1][index])[:limit]:
+            where = f"{Path(file).relative_to(ROOT)}:{line}({func})"
+            lines.append(f"  {value[3]:8.2f} cum {value[2]:8.2f} tot {value[1]:>9} calls  {where}")
+    return lines
+
+
+@dataclass
+class Setup:
+    """Where one scenario family runs: its sandbox, folder, config and figures."""
+
+    sandbox: Sandbox
+    work: Path
+    crm: Path
+    config: Path
+    companies: int
+    records: int
+    latency_ms: float
+    concurrency: int
+    rate_limit: float
+    profile_dir: Path | None
+    timeout: float
+
+
+def measure(setup: Setup, scenario: str, expected: dict[str, int] | None = None) -> Result:
+    """Run the CLI once and collect its figures."""
+    out = setup.work / f"{scenario}.usage.json"
+    report = setup.work / f"{scenario}.report.json"
+    cli = ["-m", "sync", "run", "--config", str(setup.config), "--output", "json"]
+    cli += ["--report", str(report)]
+    prof = None
+    if setup.profile_dir is not None:
+        setup.profile_dir.mkdir(parents=True, exist_ok=True)
+        prof = setup.profile_dir / f"{scenario}-{setup.companies}.prof"
+        cli = ["-m", "cProfile", "-o", str(prof), *cli]
+    before = setup.sandbox.snapshot()
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(out), sys.executable, *cli],
+        env=_env(),
+        cwd=setup.work,
+        start_new_session=True,
+    )
+    timed_out = False
+    try:
+        runner.wait(timeout=setup.timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(runner.pid, signal.SIGTERM)
+        try:
+            runner.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+    after = setup.sandbox.snapshot()
+    usage = json.loads(out.read_text()) if out.exists() else {}
+    data: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
+    result = Result(
+        scenario=scenario,
+        companies=setup.companies,
+        records=setup.records,
+        latency_ms=setup.latency_ms,
+        concurrency=setup.concurrency,
+        rate_limit=setup.rate_limit,
+        exit_code=usage.get("exit_code", -9),
+        wall_s=round(usage.get("wall_s", setup.timeout), 3),
+        cpu_s=round(usage["cpu_s"], 3) if "cpu_s" in usage else None,
+        sandbox_cpu_s=round(after["cpu_s"] - before["cpu_s"], 3),
+        peak_rss_mib=round(usage["maxrss_kb"] / 1024, 1) if "maxrss_kb" in usage else None,
+        requests=_delta(after["requests"], before["requests"]),
+        operations=_operations(data),
+        errors=len(data.get("errors", [])),
+        expected=expected or {},
+        timed_out=timed_out,
+        profile_top=_profile_top(prof) if prof is not None and prof.exists() else [],
+    )
+    result.failed_checks = check(result)
+    return result
+
+
+def check(result: Result) -> list[str]:
+    """What the scenario must show, as failures (empty when all is as expected)."""
+    failed = []
+    if result.timed_out:
+        failed.append(f"stopped after {result.wall_s:.0f} s (--timeout)")
+    elif result.exit_code != 0:
+        failed.append(f"exit code {result.exit_code}")
+    if result.errors:
+        failed.append(f"{result.errors} rejected records")
+    if result.count(status=0) or any(key.endswith((" 500", " 503")) for key in result.requests):
+        failed.append("server errors")
+    for target in ("flowtly", "crm"):
+        for action in ("create", "update"):
+            want = result.expected.get(f"{action} {target}")
+            got = result.ops(action, target)
+            if want is not None and got != want:
+                failed.append(f"{action} {target}: {got}, expected {want}")
+    want_writes = result.expected.get("writes")
+    if want_writes is not None and result.writes - result.throttled != want_writes:
+        failed.append(f"{result.writes} writes, expected {want_writes}")
+    return failed
+
+
+# -- scenarios ------------------------------------------------------------------------------
+
+
+def patch_flowtly_clients(url: str, percent: float, seed: int) -> int:
+    """Change the phone of ``percent``% of Flowtly's clients over plain HTTP."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/ld+json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        ids: list[int] = []
+        page: str | None = "/clients?itemsPerPage=30"
+        while page is not None:
+            doc = http.get(page).raise_for_status().json()
+            ids.extend(member["id"] for member in doc["member"])
+            page = doc.get("view", {}).get("next")
+        rng = random.Random(f"{seed}:flowtly-edit")
+        chosen = sorted(rng.sample(ids, min(len(ids), round(len(ids) * percent / 100))))
+        for client_id in chosen:
+            body = {"addressPhoneNumber": f"+00 7{rng.randrange(10**8):08d}"}
+            http.patch(
+                f"/clients/{client_id}",
+                content=json.dumps(body),
+                headers={"Content-Type": "application/merge-patch+json"},
+            ).raise_for_status()
+    return len(chosen)
+
+
+def _setup(args: argparse.Namespace, work: Path, companies: int, rate: float) -> Setup:
+    work.mkdir(parents=True)
+    crm = work / "crm"
+    summary = dataset.generate(crm, companies, args.seed)
+    sandbox = Sandbox(work / "sandbox.db", args.latency_ms, rate, work / "sandbox.log")
+    config = write_config(
+        work / "config.toml", sandbox.url, crm, work / "state.db", args.concurrency, rate,
+        args.log_level,
+    )  # fmt: skip
+    return Setup(
+        sandbox, work, crm, config, companies, summary.records, args.latency_ms,
+        args.concurrency, rate, args.profile_dir, args.timeout,
+    )  # fmt: skip
+
+
+def _expectation(args: argparse.Namespace, setup: Setup, scenario: str) -> dict[str, int]:
+    """Prepare ``scenario`` (edits) and say what its run must do."""
+    if scenario == "initial":
+        return {"create flowtly": setup.records, "writes": setup.records}
+    if scenario == "noop":
+        return {"writes": 0}
+    if scenario == "crm_edit":
+        edited = sum(dataset.edit_rows(setup.crm, args.edit_percent, args.seed).values())
+        return {"update flowtly": edited, "writes": edited}
+    patched = patch_flowtly_clients(setup.sandbox.url, args.edit_percent, args.seed)
+    return {"update crm": patched, "writes": 0}
+
+
+def run_scenarios(args: argparse.Namespace, tmp: Path) -> list[Result]:
+    wanted = [s for s in SCENARIOS if s in args.scenarios]
+    results: list[Result] = []
+    # Every scenario but rate_limit builds on the state the initial sync leaves.
+    steps = [s for s in SCENARIOS[:4] if s in wanted]
+    if steps:
+        setup = _setup(args, tmp / "main", args.companies, 0.0)
+        try:
+            for scenario in ["initial", *(s for s in steps if s != "initial")]:
+                result = _announce(measure(setup, scenario, _expectation(args, setup, scenario)))
+                if scenario in wanted:
+                    results.append(result)
+                if result.timed_out:
+                    print("# later scenarios skipped: the state is incomplete", file=sys.stderr)
+                    break
+        finally:
+            setup.sandbox.stop()
+    if "rate_limit" in wanted:
+        setup = _setup(args, tmp / "rate", args.rate_limit_companies, args.rate_limit)
+        try:
+            expect = {"create flowtly": setup.records, "writes": setup.records}
+            results.append(_announce(measure(setup, "rate_limit", expect)))
+        finally:
+            setup.sandbox.stop()
+    return results
+
+
+def _announce(result: Result) -> Result:
+    status = "ok" if not result.failed_checks else "; ".join(result.failed_checks)
+    print(
+        f"# {result.scenario}: {result.wall_s:.1f} s, {result.total} requests ({status})",
+        file=sys.stderr,
+        flush=True,
+    )
+    for line in result.profile_top:
+        print(line, file=sys.stderr)
+    return result
+
+
+# -- output ---------------------------------------------------------------------------------
+
+_COLUMNS = (
+    *("scenario", "companies", "records", "wall s", "bound s", "wall/bound", "list-seq s"),
+    *("sync CPU s", "sandbox CPU s", "peak RSS MiB", "requests", "GET", "POST", "PATCH"),
+    *("DELETE", "429", "writes/created", "req/record", "req/s", "checks"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def markdown(results: Sequence[Result]) -> str:
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    for r in results:
+        f = r.figures()
+        by = f["requests_by_method"]
+        cells = [
+            r.scenario, r.companies, r.records, r.wall_s, f["bound_s"], f["wall_over_bound"],
+            f["list_sequential_s"], r.cpu_s, r.sandbox_cpu_s, r.peak_rss_mib, r.total,
+            by["GET"], by["POST"], by["PATCH"], by["DELETE"], r.throttled,
+            f["writes_per_created"], f["requests_per_record"], f["requests_per_s"],
+            "ok" if not r.failed_checks else "; ".join(r.failed_checks),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(args: argparse.Namespace, results: Sequence[Result]) -> dict[str, Any]:
+    return {
+        "meta": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+            "companies": args.companies,
+            "latency_ms": args.latency_ms,
+            "concurrency": args.concurrency,
+            "seed": args.seed,
+            "edit_percent": args.edit_percent,
+            "rate_limit": args.rate_limit,
+            "rate_limit_companies": args.rate_limit_companies,
+        },
+        "scenarios": [{**r.__dict__, **r.figures()} for r in results],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Benchmark whole sync runs against the sandbox.")
+    parser.add_argument("--companies", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--edit-percent", type=float, default=1.0)
+    parser.add_argument("--rate-limit", type=float, default=10.0)
+    parser.add_argument("--rate-limit-companies", type=int, default=300)
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per sync run")
+    parser.add_argument("--json", type=Path, help="result file (default ./bench_sync-N.json)")
+    parser.add_argument("--profile-dir", type=Path, help="run each sync under cProfile")
+    parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    try:
+        results = run_scenarios(args, tmp)
+    finally:
+        if args.keep:
+            print(f"# working folder kept: {tmp}", file=sys.stderr)
+        else:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    target = args.json or Path(f"bench_sync-{args.companies}.json")
+    target.write_text(json.dumps(to_json(args, results), indent=2) + "\n", encoding="utf-8")
+    sys.stdout.write(markdown(results))
+    print(f"# figures written to {target}", file=sys.stderr)
+    return 0 if all(not r.failed_checks for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
