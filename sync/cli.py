@@ -162,8 +162,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(_config_path(args.config))
-    secrets = [settings.flowtly.token.get_secret_value()] if settings.flowtly.token else []
-    configure_logging(settings.logging.level, settings.logging.format, secrets)
+    configure_logging(settings.logging.level, settings.logging.format, settings.secrets())
     return settings
 
 

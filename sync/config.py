@@ -294,6 +294,18 @@ class Settings(BaseSettings):
     mapping: MappingConfig = MappingConfig()
     syncs: dict[str, SyncOverrides] = Field(default_factory=dict)
 
+    def secrets(self) -> list[str]:
+        """Every secret this configuration holds (each sync's token, the webhook secret):
+        the values log redaction must know."""
+        found = {self.flowtly.token.get_secret_value()} if self.flowtly.token else set()
+        for name in self.sync_names():
+            token = self.for_sync(name).flowtly.token
+            if token is not None:
+                found.add(token.get_secret_value())
+        if self.daemon.webhook_secret is not None:
+            found.add(self.daemon.webhook_secret.get_secret_value())
+        return sorted(found)
+
     def sync_names(self) -> list[str]:
         """The names of the configured syncs, in file order."""
         return list(self.syncs) if self.syncs else [self.sync.name]

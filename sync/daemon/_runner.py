@@ -36,15 +36,5 @@ async def run_job(
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every secret the configuration holds (each sync's token, the webhook secret): the
-    values log redaction must know."""
-    found: list[str] = []
-    for name in settings.sync_names():
-        token = settings.for_sync(name).flowtly.token
-        if token is not None:
-            found.append(token.get_secret_value())
-    if settings.flowtly.token is not None:
-        found.append(settings.flowtly.token.get_secret_value())
-    if settings.daemon.webhook_secret is not None:
-        found.append(settings.daemon.webhook_secret.get_secret_value())
-    return sorted(set(found))
+    """Every secret the configuration holds: the values log redaction must know."""
+    return settings.secrets()

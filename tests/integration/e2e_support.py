@@ -423,16 +423,34 @@ def write_config(
 class FlowtlyApi:
     """Reads and edits Flowtly with plain httpx, independently of the product's client."""
 
-    def __init__(self, base_url: str, token: str = TOKEN) -> None:
-        self.http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/ld+json"},
-            timeout=10.0,
-        )
+    def __init__(
+        self, base_url: str, token: str = TOKEN, *, http: httpx.Client | None = None
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/ld+json"}
+        if http is None:
+            http = httpx.Client(base_url=base_url, headers=headers, timeout=10.0)
+        else:
+            http.headers.update(headers)
+        self.http = http
         self._codes: dict[str, dict[str, str]] = {}
+        self._on_close: Callable[[], None] | None = None
+
+    @classmethod
+    def offline(cls, db: Path) -> FlowtlyApi:
+        """Read a stopped sandbox's database in-process, free of its faults and limits."""
+        from starlette.testclient import TestClient
+
+        from sync.sandbox import SandboxSettings, create_app
+
+        app = create_app(SandboxSettings(db=db))
+        api = cls("http://sandbox.invalid", http=TestClient(app, base_url="http://sandbox.invalid"))
+        api._on_close = app.state.sandbox.close
+        return api
 
     def close(self) -> None:
         self.http.close()
+        if self._on_close is not None:
+            self._on_close()
 
     def get(self, path: str) -> dict[str, Any]:
         response = self.http.get(path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,7 @@ class Converged:
     faults: dict[tuple[str, str], int]
     crm: Path
     store: Path
-    flowtly_url: str
+    flowtly_db: Path
 
 
 def _report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -108,9 +107,9 @@ def _retries(result: subprocess.CompletedProcess[str]) -> Counter[int | None]:
 
 
 @pytest.fixture(scope="module")
-def converged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converged]:
+def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
     """Run until a run is clean (at most ``MAX_RUNS``) through the faults; then serve the
-    resulting Flowtly database from a fault-free sandbox for checking."""
+    resulting Flowtly database is read offline, free of faults."""
     root = tmp_path_factory.mktemp("faults")
     db = root / "flowtly.db"
     crm = write_crm(root / "crm", _crm())
@@ -133,11 +132,7 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converged]:
             faults = dict(proxy.faults)
     finally:
         faulty.stop()
-    clean = start_sandbox(root, db=db)
-    try:
-        yield Converged(runs, faults, crm, store, clean.url)
-    finally:
-        clean.stop()
+    return Converged(runs, faults, crm, store, db)
 
 
 def test_faults_were_injected_and_retried(converged: Converged) -> None:
@@ -161,7 +156,7 @@ def test_converges_with_one_flowtly_record_per_crm_record(converged: Converged) 
     assert last.returncode == 0, (len(converged.runs), _report(last)["errors"][:5])
     report = _report(last)
     assert report["errors"] == []
-    api = FlowtlyApi(converged.flowtly_url)
+    api = FlowtlyApi.offline(converged.flowtly_db)
     try:
         assert_in_sync(converged.crm, api)
         assert len(api.members("/clients")) + len(api.members("/counterparties")) == COMPANIES
@@ -188,8 +183,7 @@ def test_converges_within_two_runs(converged: Converged) -> None:
 
 def test_rate_limited_run_completes_in_one_run(tmp_path: Path) -> None:
     """429s alone never cost a record: every request, POSTs included, waits and retries."""
-    sandbox = start_sandbox(tmp_path, db=None, rate_limit=4, seed=SEED)
-    api = FlowtlyApi(sandbox.url)
+    sandbox = start_sandbox(tmp_path, db=tmp_path / "flowtly.db", rate_limit=4, seed=SEED)
     try:
         crm = write_crm(tmp_path / "crm", small_crm())
         config = write_config(
@@ -205,7 +199,10 @@ def test_rate_limited_run_completes_in_one_run(tmp_path: Path) -> None:
         retried = _retries(result)
         assert retried[429] > 0, retried
         assert set(retried) == {429}, retried
+    finally:
+        sandbox.stop()
+    api = FlowtlyApi.offline(tmp_path / "flowtly.db")
+    try:
         assert_in_sync(crm, api)
     finally:
         api.close()
-        sandbox.stop()
