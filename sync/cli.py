@@ -91,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(status)
     status.add_argument("--limit", type=int, default=5, help="how many runs to show")
     status.add_argument(
+        "--show-sensitive",
+        action="store_true",
+        help="show tax ids and other sensitive values unmasked",
+    )
+    status.add_argument(
         "--client",
         metavar="CRM_ID",
         help="instead: this CRM client's Flowtly documents summary, read live",
@@ -102,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing = conflict_cmds.add_parser("list", help="open conflicts")
     _add_config(listing)
+    listing.add_argument(
+        "--show-sensitive",
+        action="store_true",
+        help="show tax ids and other sensitive values unmasked",
+    )
     show = conflict_cmds.add_parser("show", help="one conflict with its values")
     _add_config(show)
     show.add_argument("conflict_id", type=int)
@@ -162,7 +172,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(_config_path(args.config))
-    configure_logging(settings.logging.level, settings.logging.format, settings.secrets())
+    configure_logging(
+        settings.logging.level,
+        settings.logging.format,
+        settings.secrets(),
+        sensitive=settings.quality.sensitive_fields,
+    )
     return settings
 
 

@@ -91,12 +91,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if all(r.clean for r in results) else EXIT_PARTIAL
 
 
-def _masked(field: str, value: object) -> str:
-    if field in ("tin", "vat_number"):
-        return str(
-            mask(value if isinstance(value, str | int | bool) or value is None else str(value))
-        )
-    return "∅" if value is None else str(value)
+def _shown(value: object, field: str, sensitive: frozenset[str], show: bool) -> str:
+    """A stored value for the terminal: sensitive fields masked unless asked for."""
+    if value is None:
+        return "∅"
+    if field in sensitive and not show:
+        return str(mask(value if isinstance(value, str | int | bool) else str(value)))
+    return str(value)
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,21 +130,20 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if run.error:
             line += f" error: {run.error}"
         out.write(line + "\n")
+    sensitive = sensitive_fields(settings.quality)
+    show = bool(getattr(args, "show_sensitive", False))
     out.write(f"{len(conflicts)} open conflict(s)\n")
     for c in conflicts:
         out.write(
             f"  #{c.id} {c.entity} crm {c.crm_id} / flowtly {c.flowtly_id} field {c.field}: "
-            f"crm={_masked(c.field, c.crm_value)} flowtly="
-            f"{_masked(c.field, c.flowtly_value)}\n"
+            f"crm={_shown(c.crm_value, c.field, sensitive, show)} "
+            f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}\n"
         )
     out.write(f"{len(rejections)} rejected record(s)\n")
-    sensitive = sensitive_fields(settings.quality)
-    show = bool(getattr(args, "show_sensitive", False))
     for r in rejections:
         field = f" field {r.field}" if r.field else ""
         if r.field and r.value is not None:
-            shown = r.value if show or r.field not in sensitive else mask(r.value)
-            field += f" value {shown!r}"
+            field += f" value {_shown(r.value, r.field, sensitive, show)!r}"
         out.write(f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}\n")
     return EXIT_OK
 
@@ -153,6 +153,8 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)
     name = _one(args, settings).sync.name
     try:
+        sensitive = sensitive_fields(settings.quality)
+        show = bool(getattr(args, "show_sensitive", False))
         if args.conflicts_command == "list":
             conflicts = store.open_conflicts(name)
             if not conflicts:
@@ -160,9 +162,9 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
             for c in conflicts:
                 sys.stdout.write(
                     f"#{c.id} {c.entity} crm {c.crm_id} / flowtly {c.flowtly_id} "
-                    f"{c.field}: base={_masked(c.field, c.base_value)} "
-                    f"crm={_masked(c.field, c.crm_value)} "
-                    f"flowtly={_masked(c.field, c.flowtly_value)}\n"
+                    f"{c.field}: base={_shown(c.base_value, c.field, sensitive, show)} "
+                    f"crm={_shown(c.crm_value, c.field, sensitive, show)} "
+                    f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}\n"
                 )
             return EXIT_OK
         conflict = store.get_conflict(args.conflict_id)

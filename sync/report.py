@@ -158,7 +158,7 @@ def _text(data: dict[str, Any], width: int | None) -> str:
     for warning in data["warnings"]:
         field = f" field {warning['field']}" if warning["field"] else ""
         console.print(
-            f"  warning: {warning['entity']} {warning['id']} ({warning['side']}){field}: "
+            f"  {warning['entity']} {warning['id']} ({warning['side']}){field}: "
             f"{warning['reason']}",
             markup=False,
         )

@@ -170,5 +170,10 @@ def run_daemon(settings: Settings) -> int:
 def cmd_daemon(_args: argparse.Namespace, settings: Settings) -> int:
     """``flowtly-sync daemon``: log redaction learns every secret first (named syncs'
     tokens and the webhook secret included)."""
-    configure_logging(settings.logging.level, settings.logging.format, secrets_of(settings))
+    configure_logging(
+        settings.logging.level,
+        settings.logging.format,
+        secrets_of(settings),
+        sensitive=settings.quality.sensitive_fields,
+    )
     return run_daemon(settings)

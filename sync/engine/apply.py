@@ -10,7 +10,7 @@ a link pointing at a record that was not written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from connectors.base import Connector
@@ -21,12 +21,13 @@ from sync.errors import (
     AuthenticationError,
     ConnectorError,
     RecordError,
+    RetryableError,
     TransportSecurityError,
     ValidationFailed,
 )
 from sync.model import Record, Side
 from sync.normalize import fingerprint
-from sync.store import EventOutcome, Store, StoreTx
+from sync.store import EventOutcome, EventValues, LinkValues, Store, StoreTx
 
 __all__ = ["ApplyContext", "ApplyResult", "CrashPoint", "apply_plan"]
 
@@ -48,8 +49,12 @@ class ApplyContext:
     crash: Callable[[str], None] | None = None
     on_step: Callable[[], None] | None = None
     stopping: Callable[[], bool] | None = None
-    """Asked before each step; once it answers True, steps not yet started are left for
-    the next run (a graceful shutdown finishes only what is in flight)."""
+    """Asked before each chunk of steps; once it answers True, steps not yet started are
+    left for the next run (a graceful shutdown finishes only what is in flight)."""
+    rejected: frozenset[tuple[Side, str]] = frozenset()
+    """Records with a stored rejection, cleared when they sync (saves a query per record)."""
+    pending_intents: bool = False
+    """Whether intents from an earlier run are pending (else there is none to settle)."""
 
 
 @dataclass(slots=True)
@@ -60,6 +65,8 @@ class ApplyResult:
     errors: list[RecordError] = field(default_factory=list)
     new_links: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
+    retryable: int = 0
+    """Writes that failed in a way worth trying again (5xx, timeouts, 429 after retries)."""
 
 
 @dataclass(slots=True)
@@ -84,6 +91,18 @@ def _reason(exc: Exception) -> tuple[str, str | None]:
         first = exc.violations[0]
         return "; ".join(str(v) for v in exc.violations), first.property_path or None
     return str(exc), None
+
+
+def _event_values(op: Operation) -> EventValues:
+    return EventValues(
+        str(op.action),
+        op.target,
+        op.crm_id,
+        op.flowtly_id,
+        EventOutcome(op.outcome),
+        op.changes,
+        op.message,
+    )
 
 
 class _Applier:
@@ -120,29 +139,41 @@ class _Applier:
             else:
                 done.crm_fp = self._fp(record)
 
-    def _begin_intent(self, step: Step) -> int | None:
-        create = next((w for w in step.writes if w.action is Action.CREATE), None)
-        if create is None:
-            return None
-        source_id = step.crm_id if create.target is Side.FLOWTLY else step.flowtly_id
-        assert source_id is not None
-        with self.ctx.store.transaction() as tx:
-            tx.clear_intents_for(self.ctx.sync, self.entity, create.target, source_id)
-            intent_id: int = tx.add_intent(
-                self.ctx.sync,
-                self.entity,
-                create.target,
-                source_id,
-                step.natural_key,
-                payload_fingerprint(self.entity, step.base),
-                self.ctx.run_id,
-            )
-        return intent_id
+    def _begin_intents(self, steps: Sequence[Step]) -> dict[int, int]:
+        """Commit the intents of every create in ``steps`` before any of them is sent.
 
-    async def apply_step(self, step: Step) -> None:
-        done = _Done(step, step.crm_id, step.flowtly_id, step.crm_fp, step.flowtly_fp, None)
-        done.intent_id = self._begin_intent(step)
-        self._crash("after_intent")
+        One transaction per chunk: the intent still precedes its request, and a chunk of
+        creates costs one durable commit instead of one each. Keyed by ``id(step)``.
+        """
+        creates = [
+            (step, write)
+            for step in steps
+            for write in step.writes
+            if write.action is Action.CREATE
+        ]
+        if not creates:
+            return {}
+        intents: dict[int, int] = {}
+        with self.ctx.store.transaction() as tx:
+            for step, create in creates:
+                source_id = step.crm_id if create.target is Side.FLOWTLY else step.flowtly_id
+                assert source_id is not None
+                if self.ctx.pending_intents:
+                    tx.clear_intents_for(self.ctx.sync, self.entity, create.target, source_id)
+                intents[id(step)] = tx.add_intent(
+                    self.ctx.sync,
+                    self.entity,
+                    create.target,
+                    source_id,
+                    step.natural_key,
+                    payload_fingerprint(self.entity, step.base),
+                    self.ctx.run_id,
+                )
+        return intents
+
+    async def apply_step(self, step: Step, intent_id: int | None) -> _Done | None:
+        """Send the step's writes; the finished step, or None when a write failed."""
+        done = _Done(step, step.crm_id, step.flowtly_id, step.crm_fp, step.flowtly_fp, intent_id)
         for write in step.writes:
             try:
                 await self._write(step, done, write)
@@ -150,12 +181,9 @@ class _Applier:
                 raise
             except ConnectorError as exc:
                 self._failed(step, done, write, exc)
-                return
+                return None
             self._crash(f"after_write_{write.target}")
-        if any(w.target is Side.CRM for w in step.writes):
-            self.deferred.append(done)
-        else:
-            self._store(done)
+        return done
 
     def _failed(self, step: Step, done: _Done, write: Write, exc: ConnectorError) -> None:
         reason, field_name = _reason(exc)
@@ -171,6 +199,8 @@ class _Applier:
             field=field_name,
         )
         self.result.errors.append(error)
+        if isinstance(exc, RetryableError):
+            self.result.retryable += 1
         ops = [
             replace(op, outcome="error", message=error.reason)
             for op in step.operations()
@@ -196,95 +226,108 @@ class _Applier:
                 self._event(tx, op)
 
     def _event(self, tx: StoreTx, op: Operation) -> None:
-        tx.add_event(
-            self.ctx.run_id,
-            self.entity,
-            str(op.action),
-            op.target,
-            op.crm_id,
-            op.flowtly_id,
-            EventOutcome(op.outcome),
-            op.changes,
-            op.message,
-        )
+        tx.add_events(self.ctx.run_id, self.entity, [_event_values(op)])
 
-    def _store(self, done: _Done) -> None:
-        step, sync = done.step, self.ctx.sync
-        ops = [
-            replace(op, crm_id=done.crm_id, flowtly_id=done.flowtly_id, outcome="ok")
-            for op in step.operations()
-        ]
+    def _store(self, finished: Sequence[_Done]) -> None:
+        """Record finished steps (links, conflicts, audit events) in one transaction."""
+        if not finished:
+            return
+        sync, entity = self.ctx.sync, self.entity
+        links: list[LinkValues] = []
+        events: list[EventValues] = []
+        all_ops: list[Operation] = []
         with self.ctx.store.transaction() as tx:
-            if step.replaces is not None:
-                tx.delete_link(sync, self.entity, step.replaces)
-            if step.unlink:
-                if done.crm_id is not None:
-                    tx.delete_link(sync, self.entity, done.crm_id)
-            else:
-                assert done.crm_id is not None
-                assert done.flowtly_id is not None
-                tx.save_link(
-                    sync,
-                    self.entity,
-                    done.crm_id,
-                    done.flowtly_id,
-                    step.base,
-                    done.crm_fp or TOMBSTONE,
-                    done.flowtly_fp or TOMBSTONE,
-                )
-                self.result.new_links[done.crm_id] = done.flowtly_id
-                tx.clear_rejection(sync, self.entity, Side.CRM, done.crm_id)
-                tx.clear_rejection(sync, self.entity, Side.FLOWTLY, done.flowtly_id)
-                if step.link:
-                    # A create that landed before a crash is linked by matching, not by
-                    # its own step: its intent is settled now as well.
-                    tx.clear_intents_for(sync, self.entity, Side.FLOWTLY, done.crm_id)
-                    tx.clear_intents_for(sync, self.entity, Side.CRM, done.flowtly_id)
-            if done.intent_id is not None:
-                tx.clear_intent(done.intent_id)
-            for conflict in step.conflicts:
-                assert done.crm_id is not None
-                assert done.flowtly_id is not None
-                tx.record_conflict(
-                    sync,
-                    self.entity,
-                    done.crm_id,
-                    done.flowtly_id,
-                    conflict.field,
-                    conflict.base,
-                    conflict.crm,
-                    conflict.flowtly,
-                )
-            for op in ops:
-                self._event(tx, op)
-        self.result.operations.extend(ops)
+            for done in finished:
+                step = done.step
+                if step.replaces is not None:
+                    tx.delete_link(sync, entity, step.replaces)
+                if step.unlink:
+                    if done.crm_id is not None:
+                        tx.delete_link(sync, entity, done.crm_id)
+                else:
+                    assert done.crm_id is not None
+                    assert done.flowtly_id is not None
+                    links.append(
+                        LinkValues(
+                            done.crm_id,
+                            done.flowtly_id,
+                            step.base,
+                            done.crm_fp or TOMBSTONE,
+                            done.flowtly_fp or TOMBSTONE,
+                        )
+                    )
+                    self.result.new_links[done.crm_id] = done.flowtly_id
+                    for side, record_id in (
+                        (Side.CRM, done.crm_id),
+                        (Side.FLOWTLY, done.flowtly_id),
+                    ):
+                        if (side, record_id) in self.ctx.rejected:
+                            tx.clear_rejection(sync, entity, side, record_id)
+                    if step.link and done.intent_id is None and self.ctx.pending_intents:
+                        # A create that landed before a crash is linked by matching, not by
+                        # its own step: its intent is settled now as well.
+                        tx.clear_intents_for(sync, entity, Side.FLOWTLY, done.crm_id)
+                        tx.clear_intents_for(sync, entity, Side.CRM, done.flowtly_id)
+                for conflict in step.conflicts:
+                    assert done.crm_id is not None
+                    assert done.flowtly_id is not None
+                    tx.record_conflict(
+                        sync,
+                        entity,
+                        done.crm_id,
+                        done.flowtly_id,
+                        conflict.field,
+                        conflict.base,
+                        conflict.crm,
+                        conflict.flowtly,
+                    )
+                for op in step.operations():
+                    op = replace(op, crm_id=done.crm_id, flowtly_id=done.flowtly_id, outcome="ok")
+                    all_ops.append(op)
+                    events.append(_event_values(op))
+            tx.save_links(sync, entity, links)
+            tx.clear_intents(d.intent_id for d in finished if d.intent_id is not None)
+            tx.add_events(self.ctx.run_id, entity, events)
+        self.result.operations.extend(all_ops)
         self._crash("after_store")
 
-    async def run(self) -> ApplyResult:
-        semaphore = asyncio.Semaphore(max(1, self.ctx.concurrency))
+    async def _chunk(self, steps: Sequence[Step], semaphore: asyncio.Semaphore) -> None:
+        intents = self._begin_intents(steps)
+        self._crash("after_intent")
 
-        async def guarded(step: Step) -> None:
+        async def guarded(step: Step) -> _Done | None:
             async with semaphore:
-                if self.ctx.stopping is not None and self.ctx.stopping():
-                    self.result.skipped += 1
-                    return
-                await self.apply_step(step)
+                done = await self.apply_step(step, intents.get(id(step)))
             if self.ctx.on_step is not None:
                 self.ctx.on_step()
+            return done
 
         try:
             async with asyncio.TaskGroup() as group:
-                for step in self.plan.steps:
-                    group.create_task(guarded(step))
+                tasks = [group.create_task(guarded(step)) for step in steps]
         except BaseExceptionGroup as failures:
             # Per-record failures never escape apply_step; what does is fatal for the run.
             raise failures.exceptions[0] from None
+        finished = [done for task in tasks if (done := task.result()) is not None]
+        to_crm = [any(w.target is Side.CRM for w in d.step.writes) for d in finished]
+        self.deferred.extend(d for d, deferred in zip(finished, to_crm, strict=True) if deferred)
+        self._store([d for d, deferred in zip(finished, to_crm, strict=True) if not deferred])
+
+    async def run(self) -> ApplyResult:
+        semaphore = asyncio.Semaphore(max(1, self.ctx.concurrency))
+        steps = self.plan.steps
+        size = max(16, self.ctx.concurrency * 8)
+        for start in range(0, len(steps), size):
+            if self.ctx.stopping is not None and self.ctx.stopping():
+                self.result.skipped += len(steps) - start
+                break
+            await self._chunk(steps[start : start + size], semaphore)
         if self.deferred:
             self._crash("before_crm_commit")
             await self.ctx.sides[Side.CRM].commit()
             self._crash("after_crm_commit")
-            for done in self.deferred:
-                self._store(done)
+            for start in range(0, len(self.deferred), size):
+                self._store(self.deferred[start : start + size])
         return self.result
 
 

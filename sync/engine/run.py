@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from connectors.base import Capability, Connector, Cursor
-from sync.engine.apply import ApplyContext, apply_plan
+from sync.engine.apply import ApplyContext, ApplyResult, apply_plan
 from sync.engine.detect import SideView, read_side
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
@@ -29,6 +29,9 @@ from sync.model import EntityKind, Side
 from sync.store import RunOutcome, Store
 
 __all__ = ["ENTITY_ORDER", "RunResult", "SyncJob", "run_sync"]
+
+EXTRA_PASSES = 2
+"""How many times an entity is read and planned again after writes failed transiently."""
 
 ENTITY_ORDER = (EntityKind.CLIENT, EntityKind.COUNTERPARTY, EntityKind.CONTACT, EntityKind.NOTE)
 
@@ -165,6 +168,20 @@ class _Run:
         return view
 
     async def entity(self, entity: EntityKind) -> None:
+        """Sync one entity kind; passes again while writes failed for passing reasons.
+
+        A create answered 5xx or timed out may or may not have landed, so it is never
+        blindly re-sent. Another pass re-reads both sides instead: a create that landed is
+        found and linked through its intent, one that did not is sent again.
+        """
+        for attempt in range(1 + EXTRA_PASSES):
+            final = attempt == EXTRA_PASSES
+            if await self._pass(entity, final=final):
+                return
+            log.info("entity_pass_again", entity=str(entity), attempt=attempt + 1)
+
+    async def _pass(self, entity: EntityKind, *, final: bool) -> bool:
+        """One read-plan-apply pass; False when it should be repeated (nothing reported)."""
         job = self.job
         names = job.crm.fields(entity) & job.flowtly.fields(entity)
         links = job.store.link_index(job.name, entity)
@@ -207,13 +224,11 @@ class _Run:
                 gate=job.gate,
             )
         )
-        self.result.waiting[entity] = plan.waiting
-        self.result.errors.extend(plan.errors)
-        self.result.warnings.extend(plan.warnings)
         if self.dry_run:
+            self._report(plan, None)
             self._remember_planned(plan)
             self.result.operations.extend(plan.operations())
-            return
+            return True
         self._remember_rejections(entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view})
         applied = await apply_plan(
             plan,
@@ -226,14 +241,28 @@ class _Run:
                 concurrency=job.concurrency,
                 crash=self.crash,
                 stopping=self.stopping,
+                rejected=frozenset(rejections),
+                pending_intents=bool(intents),
             ),
         )
-        if applied.skipped:
-            self.result.interrupted = True
-        self.result.operations.extend(applied.operations)
-        self.result.errors.extend(applied.errors)
+        if applied.retryable and not final and not applied.skipped:
+            # Keep what succeeded; the failures are tried again by the next pass.
+            self.result.operations.extend(op for op in applied.operations if op.outcome == "ok")
+            return False
+        self._report(plan, applied)
         if not plan.errors and not plan.waiting and not applied.errors:
             self._advance_cursors(entity, crm_view, fl_view)
+        return True
+
+    def _report(self, plan: Plan, applied: ApplyResult | None) -> None:
+        self.result.waiting[plan.entity] = plan.waiting
+        self.result.errors.extend(plan.errors)
+        self.result.warnings.extend(plan.warnings)
+        if applied is not None:
+            if applied.skipped:
+                self.result.interrupted = True
+            self.result.operations.extend(applied.operations)
+            self.result.errors.extend(applied.errors)
 
     def _remember_rejections(
         self, entity: EntityKind, plan: Plan, views: Mapping[Side, SideView]

@@ -15,11 +15,13 @@ __all__ = [
     "ConflictResolution",
     "ConflictRow",
     "EventOutcome",
+    "EventValues",
     "FieldChange",
     "IntentRow",
     "JSONInput",
     "JSONValue",
     "LinkRow",
+    "LinkValues",
     "RejectionRow",
     "RunEventRow",
     "RunOutcome",
@@ -80,6 +82,30 @@ class FieldChange:
     field: str
     old: Scalar
     new: Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class LinkValues:
+    """What `StoreTx.save_links` writes for one link."""
+
+    crm_id: str
+    flowtly_id: str
+    base: Mapping[str, Scalar]
+    crm_fp: str
+    flowtly_fp: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventValues:
+    """What `StoreTx.add_events` writes for one operation."""
+
+    action: str
+    target: Side | None
+    crm_id: str | None
+    flowtly_id: str | None
+    outcome: EventOutcome
+    changes: Sequence[ChangeLike]
+    message: str | None
 
 
 @dataclass(frozen=True, slots=True)

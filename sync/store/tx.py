@@ -6,12 +6,15 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from sync.errors import StoreError
 from sync.model import EntityKind, Scalar, Side
 from sync.store._json import encode
-from sync.store.rows import ChangeLike, EventOutcome, JSONInput
+from sync.store.rows import ChangeLike, EventOutcome, EventValues, JSONInput, LinkValues
 from sync.store.tables import (
     conflict_table,
     cursor_table,
@@ -89,6 +92,85 @@ class StoreTx:
                     sync=sync, entity=entity.value, crm_id=crm_id, created_at=now, **values
                 )
             )
+
+    def save_links(self, sync: str, entity: EntityKind, links: Iterable[LinkValues]) -> None:
+        """Insert or update many links in one statement (the fast path of a run's chunk).
+
+        A Flowtly id already linked to another CRM record violates the unique constraint
+        and fails the whole transaction with `StoreError`, as `save_link` would for one.
+        """
+        links = list(links)
+        if not links:
+            return
+        dialect = self._c.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            for link in links:
+                self.save_link(
+                    sync,
+                    entity,
+                    link.crm_id,
+                    link.flowtly_id,
+                    link.base,
+                    link.crm_fp,
+                    link.flowtly_fp,
+                )
+            return
+        now = self._clock()
+        rows = [
+            {
+                "sync": sync,
+                "entity": entity.value,
+                "crm_id": link.crm_id,
+                "flowtly_id": link.flowtly_id,
+                "base": encode(link.base),
+                "crm_fp": link.crm_fp,
+                "flowtly_fp": link.flowtly_fp,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for link in links
+        ]
+        upsert = sqlite_insert(_link) if dialect == "sqlite" else pg_insert(_link)
+        changed = {
+            name: upsert.excluded[name]
+            for name in ("flowtly_id", "base", "crm_fp", "flowtly_fp", "updated_at")
+        }
+        statement = upsert.on_conflict_do_update(
+            index_elements=["sync", "entity", "crm_id"], set_=changed
+        )
+        try:
+            self._c.execute(statement, rows)
+        except IntegrityError as exc:
+            raise StoreError(f"sync {sync!r}: {entity} links clash: {exc.orig}") from None
+
+    def clear_intents(self, intent_ids: Iterable[int]) -> None:
+        """Drop several intents at once."""
+        ids = list(intent_ids)
+        if ids:
+            self._c.execute(delete(_intent).where(_intent.c.id.in_(ids)))
+
+    def add_events(self, run_id: int, entity: EntityKind, events: Iterable[EventValues]) -> None:
+        """Append many operations to the run's audit trail in one statement."""
+        now = self._clock()
+        rows = [
+            {
+                "run_id": run_id,
+                "at": now,
+                "entity": entity.value,
+                "action": str(event.action),
+                "target": event.target.value if event.target is not None else None,
+                "crm_id": event.crm_id,
+                "flowtly_id": event.flowtly_id,
+                "outcome": event.outcome.value,
+                "changes": encode(
+                    [{"field": ch.field, "old": ch.old, "new": ch.new} for ch in event.changes]
+                ),
+                "message": event.message,
+            }
+            for event in events
+        ]
+        if rows:
+            self._c.execute(insert(_event), rows)
 
     def delete_link(self, sync: str, entity: EntityKind, crm_id: str) -> None:
         """Drop the link of ``crm_id`` (no error when there is none)."""

@@ -114,9 +114,15 @@ SANDBOX = (
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         print("__READY__http://127.0.0.1:" + str(sock.getsockname()[1]), flush=True)
-        await task
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the SIGINT the bench stops it with
     """
     )
     .replace("__STATS__", STATS_PATH)
@@ -436,8 +442,10 @@ def check(result: Result) -> list[str]:
         failed.append(f"exit code {result.exit_code}")
     if result.errors:
         failed.append(f"{result.errors} rejected records")
-    if result.count(status=0) or any(key.endswith((" 500", " 503")) for key in result.requests):
-        failed.append("server errors")
+    server_errors = result.count(status=0) + result.count(status=500) + result.count(status=503)
+    # A run stopped by --timeout drops requests in flight: the sandbox answers those 500.
+    if server_errors and not result.timed_out:
+        failed.append(f"{server_errors} server errors")
     for target in ("flowtly", "crm"):
         for action in ("create", "update"):
             want = result.expected.get(f"{action} {target}")

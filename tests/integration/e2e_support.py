@@ -5,6 +5,7 @@ httpx the way a user of the real API would (independently of the product's clien
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -420,6 +421,21 @@ def write_config(
 # -- Flowtly over HTTP -----------------------------------------------------------------------
 
 
+class _InProcess(httpx.BaseTransport):
+    """A synchronous transport into an ASGI app (one event loop per request)."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def send() -> httpx.Response:
+            response = await self._inner.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+        return asyncio.run(send())
+
+
 class FlowtlyApi:
     """Reads and edits Flowtly with plain httpx, independently of the product's client."""
 
@@ -438,12 +454,11 @@ class FlowtlyApi:
     @classmethod
     def offline(cls, db: Path) -> FlowtlyApi:
         """Read a stopped sandbox's database in-process, free of its faults and limits."""
-        from starlette.testclient import TestClient
-
         from sync.sandbox import SandboxSettings, create_app
 
         app = create_app(SandboxSettings(db=db))
-        api = cls("http://sandbox.invalid", http=TestClient(app, base_url="http://sandbox.invalid"))
+        http = httpx.Client(base_url="http://sandbox.invalid", transport=_InProcess(app))
+        api = cls("http://sandbox.invalid", http=http)
         api._on_close = app.state.sandbox.close
         return api
 

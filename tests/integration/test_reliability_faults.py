@@ -136,10 +136,19 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> Converged:
 
 
 def test_faults_were_injected_and_retried(converged: Converged) -> None:
-    first = converged.runs[0]
-    retried = _retries(first)
+    retried: Counter[int | None] = Counter()
+    for run in converged.runs:
+        retried.update(_retries(run))
     assert retried[500] + retried[503] > 0, retried
-    assert retried[None] > 0, retried  # timeouts and dropped connections
+    # A timeout or a dropped connection was retried (GET, PATCH), or cost its record the run
+    # (POST, which is not repeated blindly).
+    lost = [
+        e
+        for run in converged.runs
+        for e in _report(run)["errors"]
+        if "timed out" in e["reason"] or "disconnect" in e["reason"].lower()
+    ]
+    assert retried[None] > 0 or lost, retried
     kinds = {kind for kind, _ in converged.faults}
     assert kinds == {"drop-before", "drop-after", "delay"}, converged.faults
     for run in converged.runs:

@@ -555,3 +555,30 @@ def test_timestamps_are_utc_whatever_the_clock_zone(store: Store, clock: FakeClo
     clock.now = datetime(2024, 5, 1, 12, 0)  # naive: refused rather than guessed
     with pytest.raises(StoreError, match="naive datetime"):
         store.finish_run(run_id, RunOutcome.OK, {}, None)
+
+
+def test_save_links_upserts_many_in_one_go_and_refuses_a_clash(store: Store) -> None:
+    from sync.errors import StoreError as _StoreError
+    from sync.store import LinkValues
+
+    client = EntityKind.CLIENT
+    with store.transaction() as tx:
+        tx.save_links(
+            "s",
+            client,
+            [
+                LinkValues("C1", "1", {"name": "A"}, "a1", "b1"),
+                LinkValues("C2", "2", {"name": "B"}, "a2", "b2"),
+            ],
+        )
+    with store.transaction() as tx:
+        tx.save_links("s", client, [LinkValues("C1", "1", {"name": "A2"}, "a3", "b3")])
+    index = store.link_index("s", client)
+    assert {k: (v.flowtly_id, v.crm_fp) for k, v in index.items()} == {
+        "C1": ("1", "a3"),
+        "C2": ("2", "a2"),
+    }
+    assert store.load_bases("s", client, ["C1"]) == {"C1": {"name": "A2"}}
+    with pytest.raises(_StoreError), store.transaction() as tx:
+        tx.save_links("s", client, [LinkValues("C3", "2", {}, "x", "y")])
+    assert set(store.link_index("s", client)) == {"C1", "C2"}
