@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sync.engine.detect import PARENT_FIELD, TOMBSTONE, SideView
 from sync.engine.match import PendingIntent, match_new, record_key
@@ -20,7 +20,15 @@ from sync.errors import RecordError
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import fingerprint
 
-__all__ = ["Gate", "GateProblem", "LinkState", "PlanInput", "SideRules", "plan_entity"]
+__all__ = [
+    "Gate",
+    "GateProblem",
+    "LinkState",
+    "PlanInput",
+    "SideRules",
+    "StoredRejection",
+    "plan_entity",
+]
 
 
 class GateProblem(Protocol):
@@ -53,6 +61,15 @@ class LinkState(Protocol):
     def flowtly_fp(self) -> str: ...
 
 
+class StoredRejection(NamedTuple):
+    """A refusal remembered by the store: retried only once the source record changes."""
+
+    fp: str
+    reason: str
+    field: str | None = None
+    value: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SideRules:
     """What a side allows for the entity being planned."""
@@ -66,7 +83,7 @@ class PlanInput:
     """Everything `plan_entity` decides from.
 
     ``parent_links`` maps CRM company ids to Flowtly company ids (contacts and notes).
-    ``rejections`` maps (side, id) to (fingerprint, reason) of records a target refused.
+    ``rejections`` maps (side, id) to what was stored when a target or a gate refused it.
     """
 
     entity: EntityKind
@@ -79,7 +96,7 @@ class PlanInput:
     crm_rules: SideRules = SideRules()
     flowtly_rules: SideRules = SideRules()
     parent_links: Mapping[str, str] | None = None
-    rejections: Mapping[tuple[Side, str], tuple[str, str]] = field(default_factory=dict)
+    rejections: Mapping[tuple[Side, str], StoredRejection] = field(default_factory=dict)
     crm_intents: tuple[PendingIntent, ...] = ()
     flowtly_intents: tuple[PendingIntent, ...] = ()
     gate: Gate | None = None
@@ -153,9 +170,18 @@ class _Planner:
 
     def _still_rejected(self, side: Side, record_id: str, fp: str) -> bool:
         rejected = self.inp.rejections.get((side, record_id))
-        if rejected is None or rejected[0] != fp:
+        if rejected is None or rejected.fp != fp:
             return False
-        self._error(side, record_id, f"still rejected until it changes: {rejected[1]}")
+        self.errors.append(
+            RecordError(
+                str(self.inp.entity),
+                str(side),
+                record_id,
+                f"still rejected until it changes: {rejected.reason}",
+                field=rejected.field,
+                value=rejected.value,
+            )
+        )
         return True
 
     def _guard_deletes(self, side: Side, deleted: set[str]) -> set[str]:

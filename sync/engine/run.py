@@ -22,7 +22,7 @@ from sync.engine.apply import ApplyContext, ApplyResult, apply_plan
 from sync.engine.detect import SideView, read_side
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
-from sync.engine.plan import Gate, PlanInput, SideRules, plan_entity
+from sync.engine.plan import Gate, PlanInput, SideRules, StoredRejection, plan_entity
 from sync.engine.policy import SyncPolicy
 from sync.errors import RecordError
 from sync.model import EntityKind, Side
@@ -203,7 +203,7 @@ class _Run:
         bases = job.store.load_bases(job.name, entity, touched) if touched else {}
         intents = list(self._intents(entity, names))
         rejections = {
-            (Side(r.side), r.record_id): (r.source_fp, r.reason)
+            (Side(r.side), r.record_id): StoredRejection(r.source_fp, r.reason, r.field, r.value)
             for r in job.store.rejections(job.name, entity)
         }
         plan = plan_entity(

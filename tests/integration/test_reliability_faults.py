@@ -178,13 +178,6 @@ def test_converges_with_one_flowtly_record_per_crm_record(converged: Converged) 
     assert companies == [{k: row.get(k, "") for k in companies[0]} for row in _crm().companies]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap: a POST answered 5xx, dropped or timed out is not retried within the "
-    "run (RetryScope.UNSENT_ONLY, sync/flowtly/_limits.py should_retry; sync/flowtly/side.py "
-    "create posts without idempotent=True), so each run still loses ~10-15 % of its creates "
-    "and 200 companies need 3-4 runs instead of at most two",
-)
 def test_converges_within_two_runs(converged: Converged) -> None:
     assert converged.runs[-1].returncode == 0
     assert len(converged.runs) <= 2, [_report(r)["summary"] for r in converged.runs]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sync.engine.detect import TOMBSTONE, SideView
 from sync.engine.ops import Action, Step
-from sync.engine.plan import PlanInput, SideRules, plan_entity
+from sync.engine.plan import PlanInput, SideRules, StoredRejection, plan_entity
 from sync.engine.policy import ConflictPolicy, SyncPolicy
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
@@ -314,10 +314,13 @@ def test_contact_is_created_under_the_linked_company_and_matched_by_email():
 def test_rejected_record_is_skipped_until_it_changes():
     record = client("C1", name="Acme", country="PL")
     fp = fingerprint(CLIENT, record.fields, NAMES)
-    rejected = {(Side.CRM, "C1"): (fp, "tinType: This value should not be blank.")}
+    rejected = {
+        (Side.CRM, "C1"): StoredRejection(fp, "This value should not be blank.", "tin_type", None)
+    }
     skipped = plan(view(Side.CRM, new=[record]), view(Side.FLOWTLY), rejections=rejected)
     assert skipped.steps == ()
     assert "still rejected" in skipped.errors[0].reason
+    assert skipped.errors[0].field == "tin_type"
     changed = client("C1", name="Acme S.A.", country="PL")
     retried = plan(view(Side.CRM, new=[changed]), view(Side.FLOWTLY), rejections=rejected)
     assert only(retried.steps).writes[0].action is Action.CREATE
