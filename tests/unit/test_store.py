@@ -7,9 +7,7 @@ afterwards; skipped when the server is unreachable, except in CI where it must r
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -31,9 +29,6 @@ from sync.store import (
 from sync.store._migrate import head_revision
 from sync.store.tables import metadata
 
-PG_URL = os.environ.get(
-    "FLOWTLY_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CLIENT = EntityKind.CLIENT
 CONTACT = EntityKind.CONTACT
@@ -52,27 +47,6 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
-@contextmanager
-def pg_schema_url() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped on exit."""
-    schema = f"store_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but PostgreSQL at {PG_URL} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable (set CI=true to require it)")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        engine.dispose()
-
-
 @dataclass
 class Opened:
     url: str
@@ -83,18 +57,16 @@ class Opened:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
     clock = FakeClock()
-    with pg_schema_url() if request.param == "postgres" else _sqlite_url(tmp_path) as url:
-        store = Store.open(url, clock=clock)
-        try:
-            yield Opened(url, clock, store)
-        finally:
-            store.close()
-
-
-@contextmanager
-def _sqlite_url(tmp_path: Path) -> Iterator[str]:
-    # A directory that does not exist yet: opening creates it.
-    yield f"sqlite:///{tmp_path / 'state' / 'nested' / 'store.db'}"
+    url = (
+        request.getfixturevalue("pg_url")
+        if request.param == "postgres"
+        else f"sqlite:///{tmp_path / 'state' / 'nested' / 'store.db'}"  # created on open
+    )
+    store = Store.open(url, clock=clock)
+    try:
+        yield Opened(url, clock, store)
+    finally:
+        store.close()
 
 
 @pytest.fixture

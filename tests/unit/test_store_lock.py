@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +19,6 @@ import sqlalchemy as sa
 from sync.errors import LockHeld, StoreError
 from sync.store import Store
 from sync.store._lock import lock_file_path, pg_lock_key
-
-PG_URL = os.environ.get(
-    "FLOWTLY_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 _HOLDER = """
 import sys
@@ -38,36 +33,11 @@ print("released", flush=True)
 """
 
 
-@contextmanager
-def pg_schema_url() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped on exit."""
-    schema = f"lock_test_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but PostgreSQL at {PG_URL} is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable (set CI=true to require it)")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        engine.dispose()
-
-
-@contextmanager
-def _sqlite_url(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite:///{tmp_path / 'state.db'}"
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with pg_schema_url() if request.param == "postgres" else _sqlite_url(tmp_path) as value:
-        yield value
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'state.db'}"
 
 
 @pytest.fixture
