@@ -7,15 +7,20 @@ real run hands it to `apply`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from collections.abc import Iterable, Mapping
 
-from sync.engine.detect import PARENT_FIELD, TOMBSTONE, SideView
-from sync.engine.match import PendingIntent, match_new, record_key
+from sync.engine.detect import PARENT_FIELD, TOMBSTONE
+from sync.engine.inputs import (
+    Gate,
+    GateProblem,
+    LinkState,
+    PlanInput,
+    SideRules,
+    StoredRejection,
+)
+from sync.engine.match import match_new, record_key
 from sync.engine.merge import merge_fields
 from sync.engine.ops import Action, FieldChange, ParkedConflict, Plan, Step, Write
-from sync.engine.policy import SyncPolicy
 from sync.errors import RecordError
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import fingerprint
@@ -29,77 +34,6 @@ __all__ = [
     "StoredRejection",
     "plan_entity",
 ]
-
-
-class GateProblem(Protocol):
-    """One data-quality finding about a value about to be written."""
-
-    @property
-    def field(self) -> str: ...
-    @property
-    def value(self) -> Scalar: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def rejects(self) -> bool: ...
-
-
-Gate = Callable[[EntityKind, Mapping[str, Scalar], Side], Sequence[GateProblem]]
-"""Checks the record a write would leave on the target side; see `sync.quality`."""
-
-
-class LinkState(Protocol):
-    """What planning needs of a stored link."""
-
-    @property
-    def crm_id(self) -> str: ...
-    @property
-    def flowtly_id(self) -> str: ...
-    @property
-    def crm_fp(self) -> str: ...
-    @property
-    def flowtly_fp(self) -> str: ...
-
-
-class StoredRejection(NamedTuple):
-    """A refusal remembered by the store: retried only once the source record changes."""
-
-    fp: str
-    reason: str
-    field: str | None = None
-    value: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SideRules:
-    """What a side allows for the entity being planned."""
-
-    can_delete: bool = True
-    archive_status: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PlanInput:
-    """Everything `plan_entity` decides from.
-
-    ``parent_links`` maps CRM company ids to Flowtly company ids (contacts and notes).
-    ``rejections`` maps (side, id) to what was stored when a target or a gate refused it.
-    """
-
-    entity: EntityKind
-    names: frozenset[str]
-    links: Mapping[str, LinkState]
-    bases: Mapping[str, Mapping[str, Scalar]]
-    crm: SideView
-    flowtly: SideView
-    policy: SyncPolicy
-    crm_rules: SideRules = SideRules()
-    flowtly_rules: SideRules = SideRules()
-    parent_links: Mapping[str, str] | None = None
-    rejections: Mapping[tuple[Side, str], StoredRejection] = field(default_factory=dict)
-    crm_intents: tuple[PendingIntent, ...] = ()
-    flowtly_intents: tuple[PendingIntent, ...] = ()
-    gate: Gate | None = None
 
 
 def _changes(
