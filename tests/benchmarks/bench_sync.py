@@ -1,8 +1,9 @@
 """Benchmark of whole sync runs: the real CLI against the sandbox over HTTP (run on demand).
 
     python tests/benchmarks/bench_sync.py [--companies 10000] [--latency-ms 20]
-        [--concurrency 8] [--scenarios initial,noop,crm_edit,flowtly_edit,rate_limit]
-        [--json FILE] [--profile-dir DIR]
+        [--concurrency 8] [--json FILE] [--profile-dir DIR]
+        [--scenarios initial,noop,crm_edit,flowtly_edit,deletes,conflicts,rate_limit]
+    python tests/benchmarks/bench_sync.py --plot [1000,10000,100000]
 
 Generates a CRM folder (tests/benchmarks/dataset.py), starts the Flowtly sandbox over HTTP
 with 20 ms latency per request and a fresh SQLite file, writes a config (files connector,
@@ -13,6 +14,12 @@ once per scenario, each in its own process:
 - ``noop``: nothing changed; must write nothing (reads are the listing pages);
 - ``crm_edit``: 1% of the CSV rows edited in fields both sides carry;
 - ``flowtly_edit``: 1% of the clients PATCHed over HTTP before the run;
+- ``deletes``: 1% of the CRM companies deleted (their contacts and notes with them) and
+  1% of Flowtly's contacts and counterparties DELETEd over HTTP, none of a deleted
+  company: the run archives those clients (PATCH status), DELETEs the rest in Flowtly
+  and removes the CRM rows of what Flowtly lost;
+- ``conflicts``: 1% of the linked clients get a different city on each side; the
+  default manual policy parks one conflict each, writes nothing and exits 3;
 - ``rate_limit``: a small first sync (300 companies) against a sandbox limited to 10
   requests/s, with ``rate_limit = 10`` in the config: achieved requests/s and 429s.
 
@@ -29,11 +36,16 @@ and wall/bound; ``list-seq``, the time the listing pages take when fetched one a
 another (collection GETs x latency); writes per record created; requests per record.
 Prints a Markdown table and writes every figure to a JSON file. With ``--profile-dir``
 each run is made under cProfile and the top entries of our code are printed.
+
+``--plot N1,N2,...`` runs ``initial`` and ``noop`` for each N on a fresh sandbox and draws
+wall time (with the API bound dashed) and peak RSS against N (tests/benchmarks/_plot.py,
+needs matplotlib: ``pip install -e '.[bench]'``) into ``bench_sync-scaling.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import os
@@ -60,7 +72,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token-0123"
 READY = "Flowtly sandbox serving at "
 STATS_PATH = "/__bench__/stats"
-SCENARIOS = ("initial", "noop", "crm_edit", "flowtly_edit", "rate_limit")
+SCENARIOS = ("initial", "noop", "crm_edit", "flowtly_edit", "deletes", "conflicts", "rate_limit")
+CHAINED = SCENARIOS[:-1]
+"""The scenarios that build on the state ``initial`` leaves, in the order they run."""
+PLOT_SIZES = "1000,10000,100000"
+FLOWTLY_PAGE = 30  # Flowtly clamps itemsPerPage to 30 (sync/flowtly/assumptions.py)
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
 # The sandbox app (the same one `python -m sync sandbox` serves) behind an ASGI wrapper
@@ -148,10 +164,9 @@ RUNNER = textwrap.dedent(
 )
 
 
-def _load_dataset() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_dataset", Path(__file__).with_name("dataset.py")
-    )
+def _load(name: str, file: str) -> ModuleType:
+    # tests/benchmarks is not a package; registered before exec so dataclasses resolve.
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -160,7 +175,8 @@ def _load_dataset() -> ModuleType:
     return module
 
 
-dataset = _load_dataset()
+dataset = _load("benchmark_dataset", "dataset.py")
+plot = _load("benchmark_plot", "_plot.py")
 
 
 def _env() -> dict[str, str]:
@@ -267,7 +283,12 @@ class Result:
     operations: dict[str, int]
     """Operations of the report by ``entity action target`` (failed ones as ``... error``)."""
     errors: int
+    conflicts: int = 0
+    """Conflicts the report parks (its ``conflicts`` list)."""
+    conflict_fields: dict[str, int] = field(default_factory=dict)
     expected: dict[str, int] = field(default_factory=dict)
+    """What the run must show: ``ACTION TARGET`` operation counts, ``writes`` (to Flowtly,
+    429s aside), ``conflicts`` and ``exit code`` (0 when absent)."""
     timed_out: bool = False
     failed_checks: list[str] = field(default_factory=list)
     profile_top: list[str] = field(default_factory=list)
@@ -321,6 +342,7 @@ class Result:
             "wall_over_bound": round(self.wall_s / self.bound_s, 2) if self.bound_s else None,
             "list_sequential_s": round(self.list_pages * self.latency_ms / 1000, 3),
             "created_in_flowtly": created,
+            "conflicts": self.conflicts,
             "writes_per_created": round(self.writes / created, 3) if created else None,
             "requests_per_record": round(self.total / self.records, 3) if self.records else None,
             "requests_per_s": round(self.total / self.wall_s, 1) if self.wall_s else None,
@@ -425,6 +447,10 @@ def measure(setup: Setup, scenario: str, expected: dict[str, int] | None = None)
         requests=_delta(after["requests"], before["requests"]),
         operations=_operations(data),
         errors=len(data.get("errors", [])),
+        conflicts=len(data.get("conflicts", [])),
+        conflict_fields=dict(
+            Counter(c["field"] for op in data.get("conflicts", []) for c in op.get("changes", []))
+        ),
         expected=expected or {},
         timed_out=timed_out,
         profile_top=_profile_top(prof) if prof is not None and prof.exists() else [],
@@ -436,22 +462,24 @@ def measure(setup: Setup, scenario: str, expected: dict[str, int] | None = None)
 def check(result: Result) -> list[str]:
     """What the scenario must show, as failures (empty when all is as expected)."""
     failed = []
+    want_exit = result.expected.get("exit code", 0)
     if result.timed_out:
         failed.append(f"stopped after {result.wall_s:.0f} s (--timeout)")
-    elif result.exit_code != 0:
-        failed.append(f"exit code {result.exit_code}")
+    elif result.exit_code != want_exit:
+        failed.append(f"exit code {result.exit_code}, expected {want_exit}")
     if result.errors:
         failed.append(f"{result.errors} rejected records")
     server_errors = result.count(status=0) + result.count(status=500) + result.count(status=503)
     # A run stopped by --timeout drops requests in flight: the sandbox answers those 500.
     if server_errors and not result.timed_out:
         failed.append(f"{server_errors} server errors")
-    for target in ("flowtly", "crm"):
-        for action in ("create", "update"):
-            want = result.expected.get(f"{action} {target}")
-            got = result.ops(action, target)
-            if want is not None and got != want:
-                failed.append(f"{action} {target}: {got}, expected {want}")
+    for key, want in result.expected.items():
+        action, _, target = key.partition(" ")
+        if target in ("flowtly", "crm") and (got := result.ops(action, target)) != want:
+            failed.append(f"{key}: {got}, expected {want}")
+    want_conflicts = result.expected.get("conflicts")
+    if want_conflicts is not None and result.conflicts != want_conflicts:
+        failed.append(f"{result.conflicts} conflicts, expected {want_conflicts}")
     want_writes = result.expected.get("writes")
     if want_writes is not None and result.writes - result.throttled != want_writes:
         failed.append(f"{result.writes} writes, expected {want_writes}")
@@ -461,26 +489,115 @@ def check(result: Result) -> list[str]:
 # -- scenarios ------------------------------------------------------------------------------
 
 
+def _flowtly(url: str) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/ld+json"}
+    return httpx.Client(base_url=url, headers=headers, timeout=60)
+
+
+def _listing(http: httpx.Client, collection: str) -> list[dict[str, Any]]:
+    """Every item of a Flowtly collection (following the ``next`` links)."""
+    items: list[dict[str, Any]] = []
+    page: str | None = f"{collection}?itemsPerPage={FLOWTLY_PAGE}"
+    while page is not None:
+        doc = http.get(page).raise_for_status().json()
+        items.extend(doc["member"])
+        page = doc.get("view", {}).get("next")
+    return items
+
+
+def _patch(http: httpx.Client, path: str, body: Mapping[str, Any]) -> None:
+    http.patch(
+        path, content=json.dumps(body), headers={"Content-Type": "application/merge-patch+json"}
+    ).raise_for_status()
+
+
+def _share(count: int, percent: float) -> int:
+    # At least one of a non-empty collection, so small runs still exercise every path.
+    return min(count, max(1, round(count * percent / 100))) if count else 0
+
+
+def _vat(value: object) -> str:
+    return "".join(c for c in str(value or "").upper() if c.isalnum())
+
+
+def _csv(folder: Path, source: str) -> dict[str, dict[str, str]]:
+    with (folder / f"{source}.csv").open(encoding="utf-8", newline="") as handle:
+        return {row["id"]: row for row in csv.DictReader(handle)}
+
+
 def patch_flowtly_clients(url: str, percent: float, seed: int) -> int:
     """Change the phone of ``percent``% of Flowtly's clients over plain HTTP."""
-    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/ld+json"}
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        ids: list[int] = []
-        page: str | None = "/clients?itemsPerPage=30"
-        while page is not None:
-            doc = http.get(page).raise_for_status().json()
-            ids.extend(member["id"] for member in doc["member"])
-            page = doc.get("view", {}).get("next")
+    with _flowtly(url) as http:
+        ids = [member["id"] for member in _listing(http, "/clients")]
         rng = random.Random(f"{seed}:flowtly-edit")
         chosen = sorted(rng.sample(ids, min(len(ids), round(len(ids) * percent / 100))))
         for client_id in chosen:
             body = {"addressPhoneNumber": f"+00 7{rng.randrange(10**8):08d}"}
-            http.patch(
-                f"/clients/{client_id}",
-                content=json.dumps(body),
-                headers={"Content-Type": "application/merge-patch+json"},
-            ).raise_for_status()
+            _patch(http, f"/clients/{client_id}", body)
     return len(chosen)
+
+
+def prepare_deletes(url: str, crm: Path, percent: float, seed: int) -> dict[str, int]:
+    """Delete ``percent``% of the CRM companies (their contacts and notes with them) and
+    ``percent``% of Flowtly's contacts and counterparties over HTTP (Flowtly offers no
+    client delete), none of them of a company deleted in the CRM, so that every record is
+    gone on one side only. Returns what the run must do."""
+    companies, contacts = _csv(crm, "companies"), _csv(crm, "contacts")
+    removed = dataset.delete_rows(crm, percent, seed, sources=["companies"])
+    kept_companies, kept_contacts = _csv(crm, "companies"), _csv(crm, "contacts")
+    gone = [row for key, row in companies.items() if key not in kept_companies]
+    gone_emails = {row["email"] for key, row in contacts.items() if key not in kept_contacts}
+    gone_vats = {_vat(row["vat_number"]) for row in gone}
+    rng = random.Random(f"{seed}:flowtly-delete")
+    deleted = 0
+    with _flowtly(url) as http:
+        candidates = {
+            "/client-contacts": [
+                item
+                for item in _listing(http, "/client-contacts")
+                if item.get("email") not in gone_emails
+            ],
+            "/counterparties": [
+                item
+                for item in _listing(http, "/counterparties")
+                if _vat(item.get("vatNumber")) not in gone_vats
+            ],
+        }
+        for collection, items in candidates.items():
+            for item in rng.sample(items, _share(len(items), percent)):
+                http.delete(f"{collection}/{item['id']}").raise_for_status()
+                deleted += 1
+    archived = sum(1 for row in gone if row["kind"] == "client")
+    deleted_in_flowtly = len(gone) - archived + removed.get("contacts", 0) + removed["notes"]
+    return {
+        "archive flowtly": archived,
+        "delete flowtly": deleted_in_flowtly,
+        "delete crm": deleted,
+        "create flowtly": 0,
+        "create crm": 0,
+        "writes": archived + deleted_in_flowtly,
+    }
+
+
+def prepare_conflicts(url: str, crm: Path, percent: float, seed: int) -> dict[str, int]:
+    """Give ``percent``% of the linked clients a different city on each side. Returns what
+    the run must do: park one conflict each (manual policy), write nothing, exit 3."""
+    clients = [row for row in _csv(crm, "companies").values() if row["kind"] == "client"]
+    with _flowtly(url) as http:
+        by_vat = {_vat(item.get("vatNumber")): item["id"] for item in _listing(http, "/clients")}
+        linked = [row for row in clients if _vat(row["vat_number"]) in by_vat]
+        if clients and not linked:
+            raise SystemExit("conflicts: no CRM client matches a Flowtly client by VAT number")
+        rng = random.Random(f"{seed}:conflicts")
+        chosen = sorted(rng.sample(linked, _share(len(linked), percent)), key=lambda r: r["id"])
+        dataset.set_values(
+            crm, "companies", {row["id"]: {"city": f"{row['city']} (CRM)"} for row in chosen}
+        )
+        for row in chosen:
+            body = {"addressCity": f"{row['city']} (Flowtly)"}
+            _patch(http, f"/clients/{by_vat[_vat(row['vat_number'])]}", body)
+    n = len(chosen)
+    return {"conflicts": n, "update flowtly": 0, "update crm": 0, "writes": 0, "exit code": 3}
 
 
 def _setup(args: argparse.Namespace, work: Path, companies: int, rate: float) -> Setup:
@@ -507,27 +624,39 @@ def _expectation(args: argparse.Namespace, setup: Setup, scenario: str) -> dict[
     if scenario == "crm_edit":
         edited = sum(dataset.edit_rows(setup.crm, args.edit_percent, args.seed).values())
         return {"update flowtly": edited, "writes": edited}
-    patched = patch_flowtly_clients(setup.sandbox.url, args.edit_percent, args.seed)
-    return {"update crm": patched, "writes": 0}
+    if scenario == "flowtly_edit":
+        patched = patch_flowtly_clients(setup.sandbox.url, args.edit_percent, args.seed)
+        return {"update crm": patched, "writes": 0}
+    prepare = prepare_deletes if scenario == "deletes" else prepare_conflicts
+    return prepare(setup.sandbox.url, setup.crm, args.edit_percent, args.seed)
+
+
+def _run_chain(
+    args: argparse.Namespace, work: Path, companies: int, steps: Sequence[str]
+) -> list[Result]:
+    """Run ``initial`` then ``steps`` on one sandbox; the results of ``steps``."""
+    results: list[Result] = []
+    setup = _setup(args, work, companies, 0.0)
+    try:
+        for scenario in ["initial", *(s for s in steps if s != "initial")]:
+            result = _announce(measure(setup, scenario, _expectation(args, setup, scenario)))
+            if scenario in steps:
+                results.append(result)
+            if result.timed_out:
+                print("# later scenarios skipped: the state is incomplete", file=sys.stderr)
+                break
+    finally:
+        setup.sandbox.stop()
+    return results
 
 
 def run_scenarios(args: argparse.Namespace, tmp: Path) -> list[Result]:
     wanted = [s for s in SCENARIOS if s in args.scenarios]
     results: list[Result] = []
     # Every scenario but rate_limit builds on the state the initial sync leaves.
-    steps = [s for s in SCENARIOS[:4] if s in wanted]
+    steps = [s for s in CHAINED if s in wanted]
     if steps:
-        setup = _setup(args, tmp / "main", args.companies, 0.0)
-        try:
-            for scenario in ["initial", *(s for s in steps if s != "initial")]:
-                result = _announce(measure(setup, scenario, _expectation(args, setup, scenario)))
-                if scenario in wanted:
-                    results.append(result)
-                if result.timed_out:
-                    print("# later scenarios skipped: the state is incomplete", file=sys.stderr)
-                    break
-        finally:
-            setup.sandbox.stop()
+        results += _run_chain(args, tmp / "main", args.companies, steps)
     if "rate_limit" in wanted:
         setup = _setup(args, tmp / "rate", args.rate_limit_companies, args.rate_limit)
         try:
@@ -536,6 +665,33 @@ def run_scenarios(args: argparse.Namespace, tmp: Path) -> list[Result]:
         finally:
             setup.sandbox.stop()
     return results
+
+
+def run_plot(args: argparse.Namespace, tmp: Path) -> list[Result]:
+    """``initial`` and ``noop`` for each size of ``--plot``, each on a fresh sandbox."""
+    import shutil
+
+    results: list[Result] = []
+    for companies in args.plot:
+        print(f"# {companies} companies", file=sys.stderr, flush=True)
+        work = tmp / f"n{companies}"
+        results += _run_chain(args, work, companies, ("initial", "noop"))
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)  # large sizes take a lot of disk
+    return results
+
+
+def write_plot(args: argparse.Namespace, results: Sequence[Result], out: Path) -> Path:
+    """Draw the scaling figure of ``--plot`` into ``out``."""
+    points = [
+        plot.Point(r.scenario, r.companies, r.wall_s, r.peak_rss_mib, r.bound_s) for r in results
+    ]
+    title = (
+        f"flowtly-sync run against the sandbox: {args.latency_ms:g} ms latency, "
+        f"concurrency {args.concurrency} (dashed: the API bound)"
+    )
+    path: Path = plot.plot_scaling(points, out, title)
+    return path
 
 
 def _announce(result: Result) -> Result:
@@ -555,7 +711,7 @@ def _announce(result: Result) -> Result:
 _COLUMNS = (
     *("scenario", "companies", "records", "wall s", "bound s", "wall/bound", "list-seq s"),
     *("sync CPU s", "sandbox CPU s", "peak RSS MiB", "requests", "GET", "POST", "PATCH"),
-    *("DELETE", "429", "writes/created", "req/record", "req/s", "checks"),
+    *("DELETE", "429", "conflicts", "writes/created", "req/record", "req/s", "checks"),
 )
 
 
@@ -575,7 +731,7 @@ def markdown(results: Sequence[Result]) -> str:
         cells = [
             r.scenario, r.companies, r.records, r.wall_s, f["bound_s"], f["wall_over_bound"],
             f["list_sequential_s"], r.cpu_s, r.sandbox_cpu_s, r.peak_rss_mib, r.total,
-            by["GET"], by["POST"], by["PATCH"], by["DELETE"], r.throttled,
+            by["GET"], by["POST"], by["PATCH"], by["DELETE"], r.throttled, r.conflicts,
             f["writes_per_created"], f["requests_per_record"], f["requests_per_s"],
             "ok" if not r.failed_checks else "; ".join(r.failed_checks),
         ]  # fmt: skip
@@ -596,6 +752,7 @@ def to_json(args: argparse.Namespace, results: Sequence[Result]) -> dict[str, An
             "edit_percent": args.edit_percent,
             "rate_limit": args.rate_limit,
             "rate_limit_companies": args.rate_limit_companies,
+            "plot": args.plot,
         },
         "scenarios": [{**r.__dict__, **r.figures()} for r in results],
     }
@@ -616,7 +773,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="result file (default ./bench_sync-N.json)")
     parser.add_argument("--profile-dir", type=Path, help="run each sync under cProfile")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument(
+        "--plot",
+        nargs="?",
+        const=PLOT_SIZES,
+        metavar="N1,N2,...",
+        help=f"run initial and noop for each N (default {PLOT_SIZES}) and draw "
+        "bench_sync-scaling.png (needs matplotlib: pip install -e '.[bench]')",
+    )
     return parser
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise SystemExit(f"--plot takes company counts separated by commas, not {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise SystemExit(f"--plot takes positive company counts, not {text!r}")
+    return sizes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -625,9 +800,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    if args.plot is not None:
+        args.plot = _sizes(args.plot)
+        plot.require_matplotlib()  # fail now, not after hours of runs
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
-        results = run_scenarios(args, tmp)
+        results = run_plot(args, tmp) if args.plot else run_scenarios(args, tmp)
     finally:
         if args.keep:
             print(f"# working folder kept: {tmp}", file=sys.stderr)
@@ -635,10 +813,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    target = args.json or Path(f"bench_sync-{args.companies}.json")
+    default = "bench_sync-scaling.json" if args.plot else f"bench_sync-{args.companies}.json"
+    target: Path = args.json or Path(default)
     target.write_text(json.dumps(to_json(args, results), indent=2) + "\n", encoding="utf-8")
     sys.stdout.write(markdown(results))
     print(f"# figures written to {target}", file=sys.stderr)
+    if args.plot:
+        png = write_plot(args, results, target.with_suffix(".png"))
+        print(f"# figure drawn in {png}", file=sys.stderr)
     return 0 if all(not r.failed_checks for r in results) else 1
 
 

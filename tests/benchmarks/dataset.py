@@ -7,8 +7,8 @@ with a VAT number that python-stdnum accepts, unique; addresses and phones; abou
 the names unicode-heavy: diacritics, CJK including an astral-plane character, or
 right-to-left text), ``contacts.csv`` (1 to 5 per client, 3 on average, unique e-mails)
 and ``notes.csv`` (0 to 2 per client, 1 on average; some multi-line, some quoted). The same
-seed gives byte-identical files. `edit_rows` and `delete_rows` mutate a generated folder
-deterministically for benchmark scenarios.
+seed gives byte-identical files. `edit_rows`, `delete_rows` and `set_values` mutate a
+generated folder deterministically for benchmark scenarios.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import csv
 import random
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -48,6 +48,7 @@ __all__ = [
     "generate",
     "main",
     "make_vat",
+    "set_values",
 ]
 
 COMPANY_COLUMNS = [
@@ -513,6 +514,31 @@ def delete_rows(
             _write(path, header, kept)
             removed[source] = removed.get(source, 0) + len(rows) - len(kept)
     return removed
+
+
+def set_values(folder: Path, source: str, values: Mapping[str, Mapping[str, str]]) -> int:
+    """Set columns of rows by id: ``values`` maps a row id to ``{column: new value}``.
+    Raises ValueError for an unknown source, column or id. Returns the rows changed."""
+    (source,) = _check_sources([source])
+    path = folder / f"{source}.csv"
+    header, rows = _read(path)
+    col = {name: index for index, name in enumerate(header)}
+    unknown = sorted({name for row in values.values() for name in row} - set(col))
+    if unknown:
+        raise ValueError(f"unknown column(s) {unknown} in {source}.csv")
+    missing = set(values) - {row[0] for row in rows}
+    if missing:
+        raise ValueError(f"no row(s) {sorted(missing)} in {source}.csv")
+    changed = 0
+    for row in rows:
+        new = values.get(row[0])
+        if new:
+            before = list(row)
+            for name, value in new.items():
+                row[col[name]] = value
+            changed += row != before
+    _write(path, header, rows)
+    return changed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

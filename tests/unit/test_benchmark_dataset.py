@@ -208,3 +208,36 @@ def test_cli_writes_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert dataset.main([str(tmp_path / "out"), "--companies", "20", "--seed", "1"]) == 0
     assert "20 companies" in capsys.readouterr().out
     assert len(_rows(tmp_path / "out", "companies")) == 20
+
+
+def test_set_values_changes_only_the_named_cells(tmp_path: Path) -> None:
+    dataset.generate(tmp_path, 20, seed=6)
+    before = _rows(tmp_path, "companies")
+    first, third = before[0]["id"], before[2]["id"]
+    new = {first: {"city": "Atlantis"}, third: {"city": before[2]["city"], "phone": "+00 1"}}
+    assert dataset.set_values(tmp_path, "companies", new) == 2
+    after = _rows(tmp_path, "companies")
+    assert after[0] == {**before[0], "city": "Atlantis"}
+    assert after[2] == {**before[2], "phone": "+00 1"}
+    assert after[1] == before[1]
+    assert after[3:] == before[3:]
+    assert dataset.set_values(tmp_path, "companies", {first: {"city": "Atlantis"}}) == 0
+    with pytest.raises(ValueError, match="unknown column"):
+        dataset.set_values(tmp_path, "companies", {first: {"town": "x"}})
+    with pytest.raises(ValueError, match="no row"):
+        dataset.set_values(tmp_path, "companies", {"C999999": {"city": "x"}})
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The scaling figure's module (tests/benchmarks/_plot.py) imports matplotlib lazily.
+    spec = importlib.util.spec_from_file_location("benchmark_plot", _PATH.with_name("_plot.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    plot = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, plot)
+    spec.loader.exec_module(plot)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    with pytest.raises(SystemExit, match=re.escape("pip install -e '.[bench]'")):
+        plot.plot_scaling([plot.Point("noop", 10, 1.0, 80.0, 0.1)], Path("unused.png"), "t")
