@@ -18,7 +18,7 @@ from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.model import Side
 from sync.quality import sensitive_fields
-from sync.report import OutputFormat, mask, render, to_json
+from sync.report import OutputFormat, mask, write_report
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store
 
@@ -75,19 +75,27 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         for one in _selected(args, settings):
             result = asyncio.run(_run(one, store, dry_run))
             results.append(result)
-            sys.stdout.write(
-                render(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
+            write_report(
+                result, fmt, sys.stdout, show_sensitive=args.show_sensitive, sensitive=sensitive
             )
     finally:
         store.close()
     if args.report:
-        reports = [
-            to_json(r, show_sensitive=args.show_sensitive, sensitive=sensitive) for r in results
-        ]
-        document = reports[0] if len(reports) == 1 else {"syncs": reports}
-        Path(args.report).write_text(
-            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        with Path(args.report).open("w", encoding="utf-8") as report:
+            if len(results) > 1:
+                report.write('{"syncs": [\n')
+            for index, result in enumerate(results):
+                if index:
+                    report.write(",\n")
+                write_report(
+                    result,
+                    OutputFormat.JSON,
+                    report,
+                    show_sensitive=args.show_sensitive,
+                    sensitive=sensitive,
+                )
+            if len(results) > 1:
+                report.write("]}\n")
     return EXIT_OK if all(r.clean for r in results) else EXIT_PARTIAL
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
-from typing import Any
+from itertools import islice
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +21,7 @@ from sync.engine.run import RunResult
 from sync.errors import RecordError
 from sync.model import SCHEMAS, Scalar
 
-__all__ = ["OutputFormat", "mask", "render", "to_json"]
+__all__ = ["OutputFormat", "mask", "render", "to_json", "write_report"]
 
 SENSITIVE = frozenset(
     name for schema in SCHEMAS.values() for name, spec in schema.items() if spec.sensitive
@@ -105,6 +106,10 @@ def to_json(
     }
 
 
+TEXT_ROWS = 500
+"""Operations shown in a text report; the JSON report always lists every one."""
+
+
 def _fmt(value: Any) -> str:
     return "∅" if value is None else str(value)
 
@@ -117,27 +122,82 @@ def _changes_text(changes: list[dict[str, Any]]) -> str:
     )
 
 
-def _headline(data: dict[str, Any]) -> str:
-    verb = "would change" if data["dry_run"] else "changed"
-    ops = len([op for op in data["operations"] if op["outcome"] != "error"])
-    if not ops and not data["errors"] and not data["conflicts"]:
-        return f"sync {data['sync']}: nothing to do" + (" (dry run)" if data["dry_run"] else "")
-    parts = [
-        f"{entity}: " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
-        for entity, actions in sorted(data["summary"].items())
+class _View:
+    """The report's pieces, converted one at a time so a huge run never sits in memory
+    twice (as operations and again as their JSON)."""
+
+    def __init__(self, result: RunResult, show: bool, sensitive: Iterable[str]) -> None:
+        self.result = result
+        self.show = show
+        self.masked = SENSITIVE | frozenset(sensitive)
+        self.summary = result.summary()
+
+    def operations(self) -> Iterator[dict[str, Any]]:
+        return (_operation(op, self.show, self.masked) for op in self.result.operations)
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [_error(e, self.show, self.masked) for e in self.result.errors]
+
+    def warnings(self) -> list[dict[str, Any]]:
+        return [_error(w, self.show, self.masked) for w in self.result.warnings]
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        return [_operation(op, self.show, self.masked) for op in self.result.conflicts]
+
+    def headline(self) -> str:
+        result = self.result
+        verb = "would change" if result.dry_run else "changed"
+        done = sum(n for per in self.summary.values() for a, n in per.items() if a != "error")
+        if not done and not result.errors and not result.conflicts:
+            return f"sync {result.sync}: nothing to do" + (" (dry run)" if result.dry_run else "")
+        parts = [
+            f"{entity}: " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+            for entity, actions in sorted(self.summary.items())
+        ]
+        return f"sync {result.sync} {verb}: " + "; ".join(parts)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _write_json(view: _View, out: TextIO) -> None:
+    result = view.result
+    head = {
+        "sync": result.sync,
+        "dry_run": result.dry_run,
+        "run_id": result.run_id,
+        "started_at": result.started_at.isoformat(),
+        "finished_at": result.finished_at.isoformat() if result.finished_at else None,
+        "summary": view.summary,
+    }
+    out.write("{\n")
+    for key, value in head.items():
+        out.write(f"  {_dump(key)}: {_dump(value)},\n")
+    lists: list[tuple[str, Iterable[dict[str, Any]]]] = [
+        ("operations", view.operations()),
+        ("errors", view.errors()),
+        ("conflicts", view.conflicts()),
+        ("warnings", view.warnings()),
     ]
-    return f"sync {data['sync']} {verb}: " + "; ".join(parts)
+    for key, items in lists:
+        out.write(f"  {_dump(key)}: [")
+        for index, item in enumerate(items):
+            out.write(("\n" if index == 0 else ",\n") + "    " + _dump(item))
+        out.write("\n  ],\n")
+    waiting = {str(k): v for k, v in result.waiting.items() if v}
+    out.write(f'  "waiting": {_dump(waiting)}\n}}\n')
 
 
-def _text(data: dict[str, Any], width: int | None) -> str:
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 120, force_terminal=False, no_color=True)
-    console.print(_headline(data))
-    if data["operations"]:
+def _write_text(view: _View, out: TextIO, width: int | None) -> None:
+    console = Console(file=out, width=width or 120, force_terminal=False, no_color=True)
+    console.print(view.headline(), markup=False)
+    total = len(view.result.operations)
+    if total:
         table = Table(
             "entity", "action", "target", "crm id", "flowtly id", "changes", show_lines=False
         )
-        for op in data["operations"]:
+        for op in islice(view.operations(), TEXT_ROWS):
             action = op["action"] if op["outcome"] != "error" else f"{op['action']} (failed)"
             table.add_row(
                 op["entity"],
@@ -148,48 +208,71 @@ def _text(data: dict[str, Any], width: int | None) -> str:
                 _changes_text(op["changes"]),
             )
         console.print(table)
-    if data["errors"]:
-        console.print(f"{len(data['errors'])} record(s) rejected or skipped:")
-        for error in data["errors"]:
+        if total > TEXT_ROWS:
+            console.print(
+                f"... and {total - TEXT_ROWS} more operations "
+                "(all of them: --output json, --output markdown or --report FILE)"
+            )
+    errors = view.errors()
+    if errors:
+        console.print(f"{len(errors)} record(s) rejected or skipped:")
+        for error in errors:
             where = f"{error['entity']} {error['id']} ({error['side']})"
             if error["field"]:
                 where += f" field {error['field']}"
             console.print(f"  - {where}: {error['reason']}", markup=False)
-    for warning in data["warnings"]:
+    for warning in view.warnings():
         field = f" field {warning['field']}" if warning["field"] else ""
         console.print(
             f"  {warning['entity']} {warning['id']} ({warning['side']}){field}: "
             f"{warning['reason']}",
             markup=False,
         )
-    for entity, count in data["waiting"].items():
-        console.print(f"{count} {entity} record(s) wait for their company to be linked")
-    return buffer.getvalue()
+    for entity, count in view.result.waiting.items():
+        if count:
+            console.print(f"{count} {entity} record(s) wait for their company to be linked")
 
 
-def _markdown(data: dict[str, Any]) -> str:
-    lines = [f"## {_headline(data)}", ""]
-    if data["operations"]:
-        lines += [
-            "| entity | action | target | crm id | flowtly id | changes |",
-            "|---|---|---|---|---|---|",
-        ]
-        for op in data["operations"]:
+def _write_markdown(view: _View, out: TextIO) -> None:
+    out.write(f"## {view.headline()}\n\n")
+    if view.result.operations:
+        out.write("| entity | action | target | crm id | flowtly id | changes |\n")
+        out.write("|---|---|---|---|---|---|\n")
+        for op in view.operations():
             changes = _changes_text(op["changes"]).replace("|", "\\|")
-            lines.append(
+            out.write(
                 f"| {op['entity']} | {op['action']} | {op['target'] or ''} | "
-                f"{op['crm_id'] or ''} | {op['flowtly_id'] or ''} | {changes} |"
+                f"{op['crm_id'] or ''} | {op['flowtly_id'] or ''} | {changes} |\n"
             )
-        lines.append("")
-    if data["errors"]:
-        lines += ["### Rejected records", ""]
-        for error in data["errors"]:
+        out.write("\n")
+    errors = view.errors()
+    if errors:
+        out.write("### Rejected records\n\n")
+        for error in errors:
             field = f" `{error['field']}`" if error["field"] else ""
-            lines.append(
-                f"- {error['entity']} `{error['id']}` ({error['side']}){field}: {error['reason']}"
+            out.write(
+                f"- {error['entity']} `{error['id']}` ({error['side']}){field}: {error['reason']}\n"
             )
-        lines.append("")
-    return "\n".join(lines)
+        out.write("\n")
+
+
+def write_report(
+    result: RunResult,
+    fmt: OutputFormat,
+    out: TextIO,
+    *,
+    show_sensitive: bool = False,
+    sensitive: Iterable[str] = (),
+    width: int | None = None,
+) -> None:
+    """Write the report in ``fmt`` to ``out``, streaming operation by operation."""
+    view = _View(result, show_sensitive, sensitive)
+    if fmt is OutputFormat.JSON:
+        _write_json(view, out)
+    elif fmt is OutputFormat.MARKDOWN:
+        _write_markdown(view, out)
+    else:
+        _write_text(view, out, width)
 
 
 def render(
@@ -201,9 +284,8 @@ def render(
     width: int | None = None,
 ) -> str:
     """The report as a string in ``fmt``."""
-    data = to_json(result, show_sensitive=show_sensitive, sensitive=sensitive)
-    if fmt is OutputFormat.JSON:
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if fmt is OutputFormat.MARKDOWN:
-        return _markdown(data)
-    return _text(data, width)
+    buffer = io.StringIO()
+    write_report(
+        result, fmt, buffer, show_sensitive=show_sensitive, sensitive=sensitive, width=width
+    )
+    return buffer.getvalue()

@@ -35,14 +35,12 @@ from sync.flowtly.client import FlowtlyClient  # noqa: E402 - after the path fix
 TOKEN = "bench-token"
 SERVER = textwrap.dedent(
     """
+    import asyncio
     import sys
-    import uvicorn
-    from sync.sandbox.app import create_app
-    from sync.sandbox.settings import SandboxSettings
+    from sync.sandbox import SandboxSettings, serve
 
-    app = create_app(SandboxSettings(token=sys.argv[3], latency_ms=float(sys.argv[2])))
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-                access_log=False)
+    settings = SandboxSettings(token=sys.argv[3], latency_ms=float(sys.argv[2]))
+    asyncio.run(serve(settings, "127.0.0.1", int(sys.argv[1])))
     """
 )
 

@@ -122,6 +122,7 @@ SANDBOX = (
 
     async def main():
         sock = socket.create_server(("127.0.0.1", 0))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as sync.sandbox.serve
         settings = SandboxSettings(token=token, latency_ms=latency, rate_limit=rate, db=db)
         config = uvicorn.Config(Counting(create_app(settings)), log_level="warning",
                                 access_log=False, lifespan="on")
