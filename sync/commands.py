@@ -218,7 +218,7 @@ def _resolve(store: Store, name: str, conflict_id: int, winner: Side) -> int:
     """
     conflict = store.get_conflict(conflict_id)
     assert conflict is not None
-    link = store.link_index(name, conflict.entity).get(conflict.crm_id)
+    link = store.link_index(name, conflict.entity, [conflict.crm_id]).get(conflict.crm_id)
     with store.transaction() as tx:
         if link is not None:
             base = dict(

@@ -21,7 +21,7 @@ from sync.engine.run import RunResult
 from sync.errors import RecordError
 from sync.model import SCHEMAS, Scalar
 
-__all__ = ["OutputFormat", "mask", "render", "to_json", "write_report"]
+__all__ = ["OutputFormat", "mask", "render", "write_report"]
 
 SENSITIVE = frozenset(
     name for schema in SCHEMAS.values() for name, spec in schema.items() if spec.sensitive
@@ -83,26 +83,6 @@ def _error(error: RecordError, show: bool, sensitive: frozenset[str]) -> dict[st
         "field": error.field,
         "value": value,
         "reason": error.reason,
-    }
-
-
-def to_json(
-    result: RunResult, *, show_sensitive: bool = False, sensitive: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The JSON report as a dict."""
-    masked = SENSITIVE | frozenset(sensitive)
-    return {
-        "sync": result.sync,
-        "dry_run": result.dry_run,
-        "run_id": result.run_id,
-        "started_at": result.started_at.isoformat(),
-        "finished_at": result.finished_at.isoformat() if result.finished_at else None,
-        "summary": result.summary(),
-        "operations": [_operation(op, show_sensitive, masked) for op in result.operations],
-        "errors": [_error(e, show_sensitive, masked) for e in result.errors],
-        "conflicts": [_operation(op, show_sensitive, masked) for op in result.conflicts],
-        "warnings": [_error(w, show_sensitive, masked) for w in result.warnings],
-        "waiting": {str(k): v for k, v in result.waiting.items() if v},
     }
 
 

@@ -114,17 +114,25 @@ class _Run:
         self.result = RunResult(job.name, dry_run)
         # CRM company id -> Flowtly company id; dry runs add the creates they plan.
         self.planned_parents: dict[str, str] = {}
+        self.parent_links: dict[EntityKind, dict[str, str]] = {}
 
     def _parents(self, entity: EntityKind) -> dict[str, str] | None:
+        """CRM company id -> Flowtly company id, for contacts and notes.
+
+        Loaded once per run: children come after their parents in `ENTITY_ORDER`, so the
+        parent links no longer change while children are planned, pass after pass.
+        """
         parent = entity.parent
         if parent is None:
             return None
-        links = {
-            crm_id: row.flowtly_id
-            for crm_id, row in self.job.store.link_index(self.job.name, parent).items()
-        }
-        links.update(self.planned_parents)
-        return links
+        if parent not in self.parent_links:
+            links = {
+                crm_id: row.flowtly_id
+                for crm_id, row in self.job.store.link_index(self.job.name, parent).items()
+            }
+            links.update(self.planned_parents)
+            self.parent_links[parent] = links
+        return self.parent_links[parent]
 
     def _intents(
         self, entity: EntityKind, names: frozenset[str]

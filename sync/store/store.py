@@ -164,11 +164,16 @@ class Store:
 
     # -- links, intents, cursors ---------------------------------------------------------
 
-    def link_index(self, sync: str, entity: EntityKind) -> dict[str, LinkRow]:
-        """Every link of ``sync`` and ``entity`` keyed by CRM id, without the bases."""
+    def link_index(
+        self, sync: str, entity: EntityKind, crm_ids: Iterable[str] | None = None
+    ) -> dict[str, LinkRow]:
+        """The links of ``sync`` and ``entity`` keyed by CRM id, without the bases: every
+        one, or only those of ``crm_ids``."""
         query = select(
             _link.c.id, _link.c.crm_id, _link.c.flowtly_id, _link.c.crm_fp, _link.c.flowtly_fp
         ).where(_link.c.sync == sync, _link.c.entity == entity.value)
+        if crm_ids is not None:
+            query = query.where(_link.c.crm_id.in_(list(crm_ids)))
         with self._read() as conn:
             rows = conn.execute(query).all()
         return {

@@ -531,80 +531,6 @@ _HOP = frozenset(
 )
 
 
-class CountingProxy:
-    """An HTTP proxy in front of the sandbox that counts requests per method."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target.rstrip("/")
-        self.counts: Counter[str] = Counter()
-        self._guard = threading.Lock()
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with proxy._guard:
-                    proxy.counts[self.command] += 1
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in _HOP and k.lower() not in ("host", "accept-encoding")
-                }
-                response = proxy.client().request(
-                    self.command, proxy.target + self.path, content=body, headers=headers
-                )
-                data = response.content
-                self.send_response(response.status_code)
-                for key, value in response.headers.multi_items():
-                    if key.lower() not in _HOP and key.lower() not in ("date", "server"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = forward
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def client(self) -> httpx.Client:
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = httpx.Client(timeout=30.0)
-            self._local.client = client
-            with self._guard:
-                self._clients.append(client)
-        return client
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def writes(self) -> int:
-        """Requests that could change something."""
-        return sum(n for method, n in self.counts.items() if method not in ("GET", "HEAD"))
-
-    def __enter__(self) -> CountingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
-        for client in self._clients:
-            client.close()
-
-
 # -- environments ------------------------------------------------------------------------------
 
 
@@ -871,6 +797,7 @@ class FaultProxy:
     ) -> None:
         self.target = target.rstrip("/")
         self.faults: Counter[tuple[str, str]] = Counter()
+        self.counts: Counter[str] = Counter()
         self.requests = 0
         self._random = random.Random(seed)
         self._guard = threading.Lock()
@@ -928,6 +855,7 @@ class FaultProxy:
     def _draw(self, method: str, drop_rate: float, delay_rate: float) -> str | None:
         with self._guard:
             self.requests += 1
+            self.counts[method] += 1
             draw = self._random.random()
             if draw < drop_rate:
                 fault = "drop-before" if self._random.random() < 0.5 else "drop-after"
@@ -951,6 +879,10 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def writes(self) -> int:
+        """Requests that could change something."""
+        return sum(n for method, n in self.counts.items() if method not in ("GET", "HEAD"))
+
     def __enter__(self) -> FaultProxy:
         self._thread.start()
         return self
@@ -962,3 +894,10 @@ class FaultProxy:
         self._thread.join(timeout=5)
         for client in self._clients:
             client.close()
+
+
+class CountingProxy(FaultProxy):
+    """A well-behaved proxy in front of the sandbox that counts requests per method."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target, seed=0)
