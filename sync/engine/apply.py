@@ -27,7 +27,7 @@ from sync.errors import (
 )
 from sync.model import Record, Side
 from sync.normalize import fingerprint
-from sync.store import EventOutcome, EventValues, LinkValues, Store, StoreTx
+from sync.store import EventOutcome, EventValues, IntentValues, LinkValues, Store, StoreTx
 
 __all__ = ["ApplyContext", "ApplyResult", "CrashPoint", "apply_plan"]
 
@@ -153,23 +153,20 @@ class _Applier:
         ]
         if not creates:
             return {}
-        intents: dict[int, int] = {}
+        values: list[IntentValues] = []
+        for step, create in creates:
+            source_id = step.crm_id if create.target is Side.FLOWTLY else step.flowtly_id
+            assert source_id is not None
+            payload = payload_fingerprint(self.entity, step.base)
+            values.append(IntentValues(create.target, source_id, step.natural_key, payload))
         with self.ctx.store.transaction() as tx:
-            for step, create in creates:
-                source_id = step.crm_id if create.target is Side.FLOWTLY else step.flowtly_id
-                assert source_id is not None
-                if self.ctx.pending_intents:
-                    tx.clear_intents_for(self.ctx.sync, self.entity, create.target, source_id)
-                intents[id(step)] = tx.add_intent(
-                    self.ctx.sync,
-                    self.entity,
-                    create.target,
-                    source_id,
-                    step.natural_key,
-                    payload_fingerprint(self.entity, step.base),
-                    self.ctx.run_id,
-                )
-        return intents
+            if self.ctx.pending_intents:
+                for intent in values:
+                    tx.clear_intents_for(
+                        self.ctx.sync, self.entity, intent.target, intent.source_id
+                    )
+            ids = tx.add_intents(self.ctx.sync, self.entity, self.ctx.run_id, values)
+        return {id(step): intent_id for (step, _), intent_id in zip(creates, ids, strict=True)}
 
     async def apply_step(self, step: Step, intent_id: int | None) -> _Done | None:
         """Send the step's writes; the finished step, or None when a write failed."""

@@ -96,6 +96,16 @@ class LinkValues:
 
 
 @dataclass(frozen=True, slots=True)
+class IntentValues:
+    """What `StoreTx.add_intents` writes for one create about to be sent."""
+
+    target: Side
+    source_id: str
+    natural_key: str | None
+    payload_fp: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventValues:
     """What `StoreTx.add_events` writes for one operation."""
 

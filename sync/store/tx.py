@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sync.errors import StoreError
 from sync.model import EntityKind, Scalar, Side
 from sync.store._json import encode
-from sync.store.rows import ChangeLike, EventOutcome, EventValues, JSONInput, LinkValues
+from sync.store.rows import (
+    ChangeLike,
+    EventOutcome,
+    EventValues,
+    IntentValues,
+    JSONInput,
+    LinkValues,
+)
 from sync.store.tables import (
     conflict_table,
     cursor_table,
@@ -191,22 +198,34 @@ class StoreTx:
         run_id: int,
     ) -> int:
         """Record a create about to be sent to ``target``; returns the intent id."""
-        result = self._c.execute(
-            insert(_intent).values(
-                sync=sync,
-                entity=entity.value,
-                target=target.value,
-                source_id=source_id,
-                natural_key=natural_key,
-                payload_fp=payload_fp,
-                run_id=run_id,
-                created_at=self._clock(),
-            )
-        )
-        key = result.inserted_primary_key
-        if key is None or not isinstance(key[0], int):
-            raise StoreError("the database did not return the new intent's id")
-        return key[0]
+        intent = IntentValues(target, source_id, natural_key, payload_fp)
+        return self.add_intents(sync, entity, run_id, [intent])[0]
+
+    def add_intents(
+        self, sync: str, entity: EntityKind, run_id: int, intents: Sequence[IntentValues]
+    ) -> list[int]:
+        """Record many creates about to be sent, in one statement; their ids, in order."""
+        if not intents:
+            return []
+        now = self._clock()
+        rows = [
+            {
+                "sync": sync,
+                "entity": entity.value,
+                "target": intent.target.value,
+                "source_id": intent.source_id,
+                "natural_key": intent.natural_key,
+                "payload_fp": intent.payload_fp,
+                "run_id": run_id,
+                "created_at": now,
+            }
+            for intent in intents
+        ]
+        statement = insert(_intent).returning(_intent.c.id, sort_by_parameter_order=True)
+        ids = list(self._c.execute(statement, rows).scalars())
+        if len(ids) != len(intents):
+            raise StoreError("the database did not return the ids of the new intents")
+        return ids
 
     def clear_intent(self, intent_id: int) -> None:
         """Drop one intent (its create is linked, or known not to have happened)."""

@@ -72,6 +72,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token-0123"
 READY = "Flowtly sandbox serving at "
 STATS_PATH = "/__bench__/stats"
+LATENCY_PATH = "/__bench__/latency"
 SCENARIOS = ("initial", "noop", "crm_edit", "flowtly_edit", "deletes", "conflicts", "rate_limit")
 CHAINED = SCENARIOS[:-1]
 """The scenarios that build on the state ``initial`` leaves, in the order they run."""
@@ -85,12 +86,14 @@ SANDBOX = (
     textwrap.dedent(
         """
     import asyncio, collections, json, re, resource, socket, sys
+    from urllib.parse import parse_qs
     import uvicorn
     from sync.sandbox import SandboxSettings, create_app
 
     db, token, latency, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     ID = re.compile(r"^(\\d+|[0-9a-fA-F-]{32,36})$")
     counts = collections.Counter()
+    latency = [latency]  # applied here, not by the app, so that the bench can change it
 
     def route(path):
         return "/" + "/".join("{id}" if ID.match(p) else p for p in path.strip("/").split("/"))
@@ -102,6 +105,11 @@ SANDBOX = (
         async def __call__(self, scope, receive, send):
             if scope["type"] != "http":
                 return await self.app(scope, receive, send)
+            if scope["path"] == "__LATENCY__":
+                # The bench runs an unreported setup sync faster than the measured runs.
+                latency[0] = float(parse_qs(scope["query_string"].decode())["ms"][0])
+                await send({"type": "http.response.start", "status": 204, "headers": []})
+                return await send({"type": "http.response.body", "body": b""})
             if scope["path"] == "__STATS__":
                 usage = resource.getrusage(resource.RUSAGE_SELF)
                 body = json.dumps({"requests": dict(counts), "maxrss_kb": usage.ru_maxrss,
@@ -115,6 +123,8 @@ SANDBOX = (
                 if message["type"] == "http.response.start":
                     status = message["status"]
                 await send(message)
+            if latency[0]:
+                await asyncio.sleep(latency[0] / 1000.0)
             try:
                 await self.app(scope, receive, tap)
             finally:
@@ -123,7 +133,7 @@ SANDBOX = (
     async def main():
         sock = socket.create_server(("127.0.0.1", 0))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as sync.sandbox.serve
-        settings = SandboxSettings(token=token, latency_ms=latency, rate_limit=rate, db=db)
+        settings = SandboxSettings(token=token, rate_limit=rate, db=db)
         config = uvicorn.Config(Counting(create_app(settings)), log_level="warning",
                                 access_log=False, lifespan="on")
         server = uvicorn.Server(config)
@@ -143,6 +153,7 @@ SANDBOX = (
     """
     )
     .replace("__STATS__", STATS_PATH)
+    .replace("__LATENCY__", LATENCY_PATH)
     .replace("__READY__", READY)
 )
 
@@ -222,6 +233,10 @@ class Sandbox:
         """The request tallies, CPU seconds and peak RSS of the sandbox so far."""
         stats: dict[str, Any] = httpx.get(self.url + STATS_PATH, timeout=30).json()
         return stats
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Change the latency added to every later request."""
+        httpx.post(self.url + LATENCY_PATH, params={"ms": latency_ms}, timeout=30)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -601,17 +616,24 @@ def prepare_conflicts(url: str, crm: Path, percent: float, seed: int) -> dict[st
     return {"conflicts": n, "update flowtly": 0, "update crm": 0, "writes": 0, "exit code": 3}
 
 
+def _records(crm: Path) -> int:
+    return sum(len(_csv(crm, source)) for source in ("companies", "contacts", "notes"))
+
+
 def _setup(args: argparse.Namespace, work: Path, companies: int, rate: float) -> Setup:
-    work.mkdir(parents=True)
     crm = work / "crm"
-    summary = dataset.generate(crm, companies, args.seed)
+    if args.reuse is None:
+        work.mkdir(parents=True)
+        records = dataset.generate(crm, companies, args.seed).records
+    else:
+        companies, records = len(_csv(crm, "companies")), _records(crm)
     sandbox = Sandbox(work / "sandbox.db", args.latency_ms, rate, work / "sandbox.log")
     config = write_config(
         work / "config.toml", sandbox.url, crm, work / "state.db", args.concurrency, rate,
         args.log_level,
     )  # fmt: skip
     return Setup(
-        sandbox, work, crm, config, companies, summary.records, args.latency_ms,
+        sandbox, work, crm, config, companies, records, args.latency_ms,
         args.concurrency, rate, args.profile_dir, args.timeout,
     )  # fmt: skip
 
@@ -638,9 +660,15 @@ def _run_chain(
     """Run ``initial`` then ``steps`` on one sandbox; the results of ``steps``."""
     results: list[Result] = []
     setup = _setup(args, work, companies, 0.0)
+    chain = [*(["initial"] if args.reuse is None else []), *(s for s in steps if s != "initial")]
     try:
-        for scenario in ["initial", *(s for s in steps if s != "initial")]:
+        for scenario in chain:
+            setup_only = scenario not in steps
+            if setup_only and args.setup_latency_ms is not None:
+                setup.sandbox.set_latency(args.setup_latency_ms)
             result = _announce(measure(setup, scenario, _expectation(args, setup, scenario)))
+            if setup_only and args.setup_latency_ms is not None:
+                setup.sandbox.set_latency(args.latency_ms)
             if scenario in steps:
                 results.append(result)
             if result.timed_out:
@@ -657,7 +685,8 @@ def run_scenarios(args: argparse.Namespace, tmp: Path) -> list[Result]:
     # Every scenario but rate_limit builds on the state the initial sync leaves.
     steps = [s for s in CHAINED if s in wanted]
     if steps:
-        results += _run_chain(args, tmp / "main", args.companies, steps)
+        work = tmp / "main" if args.reuse is None else args.reuse
+        results += _run_chain(args, work, args.companies, steps)
     if "rate_limit" in wanted:
         setup = _setup(args, tmp / "rate", args.rate_limit_companies, args.rate_limit)
         try:
@@ -775,6 +804,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile-dir", type=Path, help="run each sync under cProfile")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument(
+        "--setup-latency-ms",
+        type=float,
+        help="latency during an unreported setup run (e.g. the initial sync before noop)",
+    )
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="DIR",
+        help="run the scenarios on the state of DIR/main, a folder kept by --keep, "
+        "instead of a new dataset and initial sync",
+    )
+    parser.add_argument(
         "--plot",
         nargs="?",
         const=PLOT_SIZES,
@@ -801,6 +842,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    if args.reuse is not None:
+        args.reuse = args.reuse / "main"
+        if not (args.reuse / "state.db").exists() or args.plot is not None:
+            raise SystemExit(f"--reuse needs a folder kept by --keep (no {args.reuse}/state.db)")
     if args.plot is not None:
         args.plot = _sizes(args.plot)
         plot.require_matplotlib()  # fail now, not after hours of runs
