@@ -10,12 +10,24 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.errors import InputError
 
-__all__ = ["CsvFile", "CsvRow", "encodes", "file_signature", "read_csv", "write_csv"]
+__all__ = [
+    "CsvFile",
+    "CsvRow",
+    "RowStream",
+    "encodes",
+    "file_signature",
+    "line_terminator",
+    "no_rows",
+    "read_csv",
+    "stream_csv",
+    "write_csv",
+]
 
 _BOM = codecs.BOM_UTF8
 _FIELD_LIMIT = 1 << 26  # note bodies can exceed csv's 128 KiB default per field
@@ -82,6 +94,16 @@ def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, bool]:
         ) from None
 
 
+def line_terminator(path: Path) -> str:
+    """The line ending ``path`` uses (judged from its start), ``\\n`` when unknown."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(1 << 16)
+    except OSError:
+        return "\n"
+    return _terminator(start.decode("latin-1"))
+
+
 def _terminator(text: str) -> str:
     newline = text.find("\n")
     if newline > 0 and text[newline - 1] == "\r":
@@ -89,6 +111,18 @@ def _terminator(text: str) -> str:
     if newline >= 0:
         return "\n"
     return "\r" if "\r" in text else "\n"
+
+
+def _rows(path: Path, reader: Iterator[list[str]], line_num: Callable[[], int]) -> Iterator[CsvRow]:
+    """The non-blank records of ``reader`` with the line each starts on, header first."""
+    previous_end = 0
+    try:
+        for cells in reader:
+            start, previous_end = previous_end + 1, line_num()
+            if cells and cells != [""]:
+                yield CsvRow(cells, start)
+    except csv.Error as error:
+        raise InputError(str(path), f"malformed CSV: {error}", line=line_num()) from None
 
 
 def read_csv(path: Path, *, delimiter: str, encoding: str) -> CsvFile:
@@ -104,23 +138,71 @@ def read_csv(path: Path, *, delimiter: str, encoding: str) -> CsvFile:
         raise InputError(str(path), f"cannot read the file: {error.strerror}") from None
     text, bom = _decode(path, data, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    header: list[str] | None = None
-    rows: list[CsvRow] = []
-    previous_end = 0
-    try:
-        for cells in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if not cells or cells == [""]:
-                continue
-            if header is None:
-                header = cells
-            else:
-                rows.append(CsvRow(cells, start))
-    except csv.Error as error:
-        raise InputError(str(path), f"malformed CSV: {error}", line=reader.line_num) from None
-    if header is None:
+    rows = list(_rows(path, reader, lambda: reader.line_num))
+    if not rows:
         raise InputError(str(path), "the file is empty: a header row is required", line=1)
+    header = rows.pop(0).cells
     return CsvFile(path, header, delimiter, encoding, rows, bom, _terminator(text), signature)
+
+
+class RowStream(Iterator[CsvRow]):
+    """The rows of a file being read; `close` releases the file (done at the end too)."""
+
+    def __init__(self, rows: Iterator[CsvRow], handle: io.TextIOWrapper | None) -> None:
+        self._rows = rows
+        self._handle = handle
+
+    def __next__(self) -> CsvRow:
+        try:
+            return next(self._rows)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop reading and close the file."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def stream_csv(path: Path, *, delimiter: str, encoding: str) -> tuple[CsvFile, RowStream]:
+    """The header of ``path`` (a `CsvFile` without rows) and a stream of its rows.
+
+    Rows are decoded and parsed as the stream is consumed, so memory does not grow with
+    the file. Errors are those of `read_csv` (an undecodable byte is located by reading
+    the file again whole). The file stays open until the stream ends or is closed.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    signature = file_signature(path)
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise InputError(str(path), f"cannot read the file: {error.strerror}") from None
+    bom = _is_utf8(encoding) and handle.read(len(_BOM)) == _BOM
+    handle.seek(len(_BOM) if bom else 0)
+    text = io.TextIOWrapper(handle, "utf-8" if _is_utf8(encoding) else encoding, newline="")
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    rows = RowStream(
+        _decoded(path, _rows(path, reader, lambda: reader.line_num), delimiter, encoding), text
+    )
+    first = next(rows, None)
+    if first is None:
+        raise InputError(str(path), "the file is empty: a header row is required", line=1)
+    return CsvFile(path, first.cells, delimiter, encoding, [], bom, signature=signature), rows
+
+
+def no_rows() -> RowStream:
+    """The stream of a file that has no rows (or is not there yet)."""
+    return RowStream(iter(()), None)
+
+
+def _decoded(path: Path, rows: Iterator[CsvRow], delimiter: str, encoding: str) -> Iterator[CsvRow]:
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        read_csv(path, delimiter=delimiter, encoding=encoding)  # raises, naming the byte
+        raise InputError(str(path), f"cannot decode the file as {encoding}") from None
 
 
 def encodes(text: str, encoding: str) -> bool:

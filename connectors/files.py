@@ -17,12 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import itertools
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from pydantic import field_validator
 
-from connectors._csv import CsvFile, CsvRow, encodes, file_signature, read_csv, write_csv
+from connectors._csv import (
+    CsvFile,
+    CsvRow,
+    RowStream,
+    Signature,
+    encodes,
+    file_signature,
+    line_terminator,
+    no_rows,
+    read_csv,
+    stream_csv,
+    write_csv,
+)
 from connectors._files_table import (
     Source,
     Table,
@@ -46,6 +59,12 @@ from sync.normalize import NormalizationError, normalize_value
 __all__ = ["FilesConnector", "FilesSettings"]
 
 _BATCH = 5000
+
+
+def _take(rows: RowStream, count: int) -> list[CsvRow]:
+    return list(itertools.islice(rows, count))
+
+
 _SOURCES: Mapping[EntityKind, Source] = {
     EntityKind.CLIENT: Source.COMPANIES,
     EntityKind.COUNTERPARTY: Source.COMPANIES,
@@ -99,18 +118,24 @@ class FilesConnector(Connector):
     def __init__(self, settings: FilesSettings) -> None:
         self.settings = settings
         self._tables: dict[Source, Table] = {}
+        """Whole files, loaded for writing (reads stream from disk unless one is here)."""
+        self._headers: dict[Source, Table] = {}
+        """Header-only tables: columns for `fields`, parsing of streamed rows."""
+        self._read_signatures: dict[Source, Signature | None] = {}
+        """Each file as the last read saw it; a write must not build on a later version."""
         self._layout = FieldLayout()
 
     def use_layout(self, layout: FieldLayout) -> None:
         """Read and write the files under the CRM's own column names and kind values."""
         self._layout = layout
         self._tables.clear()
+        self._headers.clear()
 
     # -- protocol ---------------------------------------------------------------------
 
     async def open(self) -> None:
         """Check the folder and read the headers; raise `InputError` if unusable."""
-        await asyncio.to_thread(self._table, Source.COMPANIES)
+        await asyncio.to_thread(self._header, Source.COMPANIES)
 
     def describe(self) -> str:
         """``files:<folder>``."""
@@ -119,46 +144,55 @@ class FilesConnector(Connector):
     def entities(self) -> frozenset[EntityKind]:
         """Clients, contacts and notes; counterparties when companies have a ``kind``."""
         kinds = {EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.NOTE}
-        if "kind" in self._table(Source.COMPANIES).columns:
+        if "kind" in self._header(Source.COMPANIES).columns:
             kinds.add(EntityKind.COUNTERPARTY)
         return frozenset(kinds)
 
     def fields(self, entity: EntityKind) -> frozenset[str]:
         """The canonical columns of ``entity``'s file header."""
-        return self._table(_SOURCES[entity]).fields(entity)
+        return self._header(_SOURCES[entity]).fields(entity)
 
     async def read(
         self, entity: EntityKind, since: Cursor | None = None
     ) -> AsyncIterator[ChangeBatch]:
-        """A complete listing of ``entity`` (``since`` is ignored: files have no feed)."""
-        table = await asyncio.to_thread(self._table, _SOURCES[entity])
-        records: list[Record] = []
-        rejected: list[RecordError] = []
-        rejected_ids: list[str] = []
+        """A complete listing of ``entity`` (``since`` is ignored: files have no feed).
+
+        Rows stream from disk in batches, so memory does not grow with the file; a file
+        with writes not yet committed is read from memory, writes included.
+        """
+        source = _SOURCES[entity]
+        table, rows = await asyncio.to_thread(self._rows, source)
+        try:
+            async for batch in self._batches(entity, table, rows):
+                yield batch
+        finally:
+            rows.close()
+
+    async def _batches(
+        self, entity: EntityKind, table: Table, rows: RowStream
+    ) -> AsyncIterator[ChangeBatch]:
         seen: set[str] = set()
-        for row in table.file.rows:
-            parsed = parse_row(table, row, seen, entity)
-            if parsed.record is not None:
-                if parsed.entity is entity:
-                    records.append(parsed.record)
-                continue
-            if not parsed.errors:
-                continue
-            if parsed.record_id is not None:
-                rejected_ids.append(parsed.record_id)
-            # A row whose kind is unreadable is reported once, with the clients.
-            if parsed.entity is entity or (parsed.entity is None and entity is EntityKind.CLIENT):
-                rejected.extend(parsed.errors)
-        for start in range(0, max(len(records), 1), _BATCH):
-            chunk = records[start : start + _BATCH]
-            present = [record.id for record in chunk]
-            first = start == 0
-            yield ChangeBatch(
-                entity,
-                records=chunk,
-                rejected=rejected if first else (),
-                present_ids=[*present, *rejected_ids] if first else present,
-            )
+        while chunk := await asyncio.to_thread(_take, rows, _BATCH):
+            records: list[Record] = []
+            rejected: list[RecordError] = []
+            present: list[str] = []
+            for row in chunk:
+                parsed = parse_row(table, row, seen, entity)
+                if parsed.record is not None:
+                    if parsed.entity is entity:
+                        records.append(parsed.record)
+                        present.append(parsed.record.id)
+                    continue
+                if not parsed.errors:
+                    continue
+                if parsed.record_id is not None:
+                    present.append(parsed.record_id)
+                # A row whose kind is unreadable is reported once, with the clients.
+                if parsed.entity is entity or (
+                    parsed.entity is None and entity is EntityKind.CLIENT
+                ):
+                    rejected.extend(parsed.errors)
+            yield ChangeBatch(entity, records=records, rejected=rejected, present_ids=present)
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
         """Append a row with a fresh id; values of columns the file lacks are dropped."""
@@ -250,35 +284,94 @@ class FilesConnector(Connector):
         }
         return self.settings.path / names[source]
 
-    def _table(self, source: Source) -> Table:
-        """The file of ``source``, re-read when it changed on disk and has no pending
-        writes (a user may edit it between runs)."""
-        path = self._path(source)
+    def _current(self, source: Source) -> Table | None:
+        """The loaded file of ``source`` if it has pending writes or is as on disk."""
         cached = self._tables.get(source)
-        if cached is not None and (cached.dirty or cached.file.signature == file_signature(path)):
+        if cached is not None and (
+            cached.dirty or cached.file.signature == file_signature(self._path(source))
+        ):
             return cached
-        if not self.settings.path.is_dir():
-            raise InputError(str(self.settings.path), "not a folder (files connector 'path')")
-        if path.exists():
+        return None
+
+    def _table(self, source: Source) -> Table:
+        """The whole file of ``source``, for writing; re-read when it changed on disk and
+        has no pending writes (a user may edit it between runs)."""
+        cached = self._current(source)
+        if cached is not None:
+            return cached
+        path = self._path(source)
+        if self._exists(source):
             file = read_csv(
                 path, delimiter=self.settings.delimiter, encoding=self.settings.encoding
             )
-        elif source is Source.COMPANIES:
-            raise InputError(str(path), "the file is missing; it is required")
         else:
-            # A new file follows the line ending of the (required) companies file.
-            terminator = self._table(Source.COMPANIES).file.terminator
-            file = CsvFile(
-                path,
-                list(source.default_columns),
-                self.settings.delimiter,
-                self.settings.encoding,
-                bom=codecs.lookup(self.settings.encoding).name == "utf-8-sig",
-                terminator=terminator,
-            )
+            file = self._missing(source)
+        if source in self._read_signatures:
+            # Written back only if the file is still what the run read and planned on.
+            file.signature = self._read_signatures[source]
         table = Table.build(source, file, self._layout)
         self._tables[source] = table
         return table
+
+    def _header(self, source: Source) -> Table:
+        """``source``'s columns, from its header line alone (cached while unchanged)."""
+        loaded = self._current(source)
+        if loaded is not None:
+            return loaded
+        cached = self._headers.get(source)
+        if cached is not None and cached.file.signature == file_signature(self._path(source)):
+            return cached
+        table, rows = self._stream(source)
+        rows.close()
+        return table
+
+    def _rows(self, source: Source) -> tuple[Table, RowStream]:
+        """The table to parse ``source``'s rows with, and its rows, as a read sees them."""
+        loaded = self._current(source)
+        if loaded is not None:
+            self._read_signatures[source] = loaded.file.signature
+            return loaded, RowStream(iter(list(loaded.file.rows)), None)
+        table, rows = self._stream(source)
+        self._read_signatures[source] = table.file.signature
+        return table, rows
+
+    def _stream(self, source: Source) -> tuple[Table, RowStream]:
+        if self._exists(source):
+            header, rows = stream_csv(
+                self._path(source),
+                delimiter=self.settings.delimiter,
+                encoding=self.settings.encoding,
+            )
+        else:
+            header, rows = self._missing(source), no_rows()
+        try:
+            table = Table.build(source, header, self._layout)
+        except BaseException:
+            rows.close()
+            raise
+        self._headers[source] = table
+        return table, rows
+
+    def _exists(self, source: Source) -> bool:
+        """Whether ``source``'s file is there; `InputError` if the folder is not."""
+        if not self.settings.path.is_dir():
+            raise InputError(str(self.settings.path), "not a folder (files connector 'path')")
+        return self._path(source).exists()
+
+    def _missing(self, source: Source) -> CsvFile:
+        """The empty file a missing optional ``source`` stands for (companies are required)."""
+        path = self._path(source)
+        if source is Source.COMPANIES:
+            raise InputError(str(path), "the file is missing; it is required")
+        # A new file follows the line ending of the (required) companies file.
+        return CsvFile(
+            path,
+            list(source.default_columns),
+            self.settings.delimiter,
+            self.settings.encoding,
+            bom=codecs.lookup(self.settings.encoding).name == "utf-8-sig",
+            terminator=line_terminator(self._path(Source.COMPANIES)),
+        )
 
     def _writable(self, entity: EntityKind) -> Table:
         table = self._table(_SOURCES[entity])
@@ -360,4 +453,6 @@ class FilesConnector(Connector):
                 raise ConnectorError(
                     f"cannot write {table.file.path}: {error.strerror or error}"
                 ) from error
-            table.dirty = False
+            # Written: later reads stream from disk again, and memory stays flat.
+            del self._tables[source]
+            self._read_signatures[source] = table.file.signature

@@ -339,7 +339,9 @@ def _company_key(fields: Mapping[str, Scalar]) -> str | None:
                 compact = compact[len(prefix) :]
                 break
         if compact:
-            return "tax:" + compact
+            # Tax numbers are unique within a country only: DK40940993 and FI40940993
+            # are two companies, so the country stays in the key once its prefix is gone.
+            return f"tax:{country_code}:{compact}" if country_code else f"tax:{compact}"
     name = fields.get("name")
     if name is None:
         return None
@@ -354,8 +356,8 @@ def natural_key(
 ) -> str | None:
     """The key that recognizes the same real-world record on both sides, or ``None``.
 
-    Companies match by tax id (VAT number, else TIN; a leading country prefix equal to the
-    company's country is ignored), else by case-folded name plus country; contacts by
+    Companies match by country plus tax id (VAT number, else TIN; a leading country prefix
+    equal to the company's country is ignored), else by case-folded name plus country; contacts by
     e-mail; notes by a hash of their body. ``entity`` may be omitted for a `Record`.
     """
     if isinstance(record_or_fields, Record):

@@ -79,6 +79,9 @@ class PlanInput:
     entity: EntityKind
     names: frozenset[str]
     links: Mapping[str, LinkState]
+    """The links of the records that changed on either side (more do no harm)."""
+    linked: int
+    """How many records of the entity are linked in all (the mass-delete guard's base)."""
     bases: Mapping[str, Mapping[str, Scalar]]
     crm: SideView
     flowtly: SideView

@@ -119,7 +119,7 @@ class _Planner:
         return True
 
     def _guard_deletes(self, side: Side, deleted: set[str]) -> set[str]:
-        linked = len(self.inp.links)
+        linked = self.inp.linked
         policy = self.inp.policy
         if (
             len(deleted) >= policy.mass_delete_min

@@ -26,7 +26,7 @@ from sync.engine.plan import Gate, PlanInput, SideRules, StoredRejection, plan_e
 from sync.engine.policy import SyncPolicy
 from sync.errors import RecordError
 from sync.model import EntityKind, Side
-from sync.store import RunOutcome, Store
+from sync.store import LinkColumn, RunOutcome, Store
 
 __all__ = ["ENTITY_ORDER", "RunResult", "SyncJob", "run_sync"]
 
@@ -126,13 +126,20 @@ class _Run:
         if parent is None:
             return None
         if parent not in self.parent_links:
-            links = {
-                crm_id: row.flowtly_id
-                for crm_id, row in self.job.store.link_index(self.job.name, parent).items()
-            }
+            links = self.job.store.link_map(
+                self.job.name, parent, LinkColumn.CRM_ID, LinkColumn.FLOWTLY_ID
+            )
             links.update(self.planned_parents)
             self.parent_links[parent] = links
         return self.parent_links[parent]
+
+    def _fingerprints(self, entity: EntityKind, side: Side) -> dict[str, str]:
+        """``side``'s id -> stored fingerprint of every linked ``entity`` record."""
+        if side is Side.CRM:
+            key, value = LinkColumn.CRM_ID, LinkColumn.CRM_FP
+        else:
+            key, value = LinkColumn.FLOWTLY_ID, LinkColumn.FLOWTLY_FP
+        return self.job.store.link_map(self.job.name, entity, key, value)
 
     def _intents(
         self, entity: EntityKind, names: frozenset[str]
@@ -192,22 +199,30 @@ class _Run:
         """One read-plan-apply pass; False when it should be repeated (nothing reported)."""
         job = self.job
         names = job.crm.fields(entity) & job.flowtly.fields(entity)
-        links = job.store.link_index(job.name, entity)
         parents = self._parents(entity)
+        # Each side is compared with its stored fingerprints alone (id -> fingerprint),
+        # held only while that side is read: a no-op run of 300,000 contacts never has
+        # them all as link objects. Only links of records that changed are loaded.
         crm_view = await self._read(
-            Side.CRM, entity, names, {k: v.crm_fp for k, v in links.items()}, None
+            Side.CRM, entity, names, self._fingerprints(entity, Side.CRM), None
         )
         flowtly_parents = {fl: crm for crm, fl in parents.items()} if parents is not None else None
         fl_view = await self._read(
             Side.FLOWTLY,
             entity,
             names,
-            {v.flowtly_id: v.flowtly_fp for v in links.values()},
+            self._fingerprints(entity, Side.FLOWTLY),
             flowtly_parents,
         )
-        crm_of = {v.flowtly_id: k for k, v in links.items()}
-        touched = set(crm_view.changed) | crm_view.deleted
-        touched.update(crm_of[f] for f in (*fl_view.changed, *fl_view.deleted))
+        crm_of = job.store.link_map(
+            job.name,
+            entity,
+            LinkColumn.FLOWTLY_ID,
+            LinkColumn.CRM_ID,
+            [*fl_view.changed, *fl_view.deleted],
+        )
+        touched = set(crm_view.changed) | crm_view.deleted | set(crm_of.values())
+        links = job.store.link_index(job.name, entity, touched) if touched else {}
         bases = job.store.load_bases(job.name, entity, touched) if touched else {}
         intents = list(self._intents(entity, names))
         rejections = {
@@ -219,6 +234,7 @@ class _Run:
                 entity,
                 names,
                 links,
+                job.store.link_count(job.name, entity),
                 bases,
                 crm_view,
                 fl_view,

@@ -181,4 +181,5 @@ def shown_key(key: str, show_sensitive: bool) -> str:
     kind, sep, value = key.partition(":")
     if kind != "tax" or not sep or show_sensitive:
         return key
-    return f"{kind}:{mask(value)}"
+    country, has_country, number = value.rpartition(":")
+    return f"{kind}:{country}{has_country}{mask(number)}"

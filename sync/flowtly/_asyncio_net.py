@@ -329,7 +329,8 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits()
-        super().__init__(verify=verify, limits=limits)
+        # Not super().__init__(): it would build a second pool and load the CA bundle
+        # again, only for both to be replaced here.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify),
             max_connections=limits.max_connections,

@@ -22,7 +22,7 @@ from sync.store.rows import (
     RunOutcome,
     RunRow,
 )
-from sync.store.store import Clock, Store
+from sync.store.store import Clock, LinkColumn, Store
 from sync.store.tx import StoreTx
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "IntentValues",
     "JSONInput",
     "JSONValue",
+    "LinkColumn",
     "LinkRow",
     "LinkValues",
     "RejectionRow",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,12 +45,23 @@ from sync.store.tables import (
 )
 from sync.store.tx import StoreTx
 
-__all__ = ["Clock", "Store"]
+__all__ = ["Clock", "LinkColumn", "Store"]
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware."""
 
 _CHUNK = 500  # ids per IN (...) query: under SQLite's bound-parameter limit everywhere
+_STREAM = 10_000  # rows fetched at a time from a large result (server-side on PostgreSQL)
+
+
+class LinkColumn(StrEnum):
+    """The columns of a link `Store.link_map` can key or return."""
+
+    CRM_ID = "crm_id"
+    FLOWTLY_ID = "flowtly_id"
+    CRM_FP = "crm_fp"
+    FLOWTLY_FP = "flowtly_fp"
+
 
 _link = link_table
 _intent = intent_table
@@ -169,17 +181,59 @@ class Store:
     ) -> dict[str, LinkRow]:
         """The links of ``sync`` and ``entity`` keyed by CRM id, without the bases: every
         one, or only those of ``crm_ids``."""
-        query = select(
-            _link.c.id, _link.c.crm_id, _link.c.flowtly_id, _link.c.crm_fp, _link.c.flowtly_fp
-        ).where(_link.c.sync == sync, _link.c.entity == entity.value)
-        if crm_ids is not None:
-            query = query.where(_link.c.crm_id.in_(list(crm_ids)))
-        with self._read() as conn:
-            rows = conn.execute(query).all()
+        columns = (_link.c.id, _link.c.crm_id, _link.c.flowtly_id, _link.c.crm_fp)
+        query = select(*columns, _link.c.flowtly_fp).where(
+            _link.c.sync == sync, _link.c.entity == entity.value
+        )
         return {
             crm_id: LinkRow(link_id, entity, crm_id, flowtly_id, crm_fp, flowtly_fp)
-            for link_id, crm_id, flowtly_id, crm_fp, flowtly_fp in rows
+            for link_id, crm_id, flowtly_id, crm_fp, flowtly_fp in self._rows_of(
+                query, _link.c.crm_id, crm_ids
+            )
         }
+
+    def link_map(
+        self,
+        sync: str,
+        entity: EntityKind,
+        key: LinkColumn,
+        value: LinkColumn,
+        keys: Iterable[str] | None = None,
+    ) -> dict[str, str]:
+        """One column of the links of ``sync`` and ``entity`` by another: every link, or
+        those whose ``key`` is in ``keys``.
+
+        Two strings per link, where `link_index` builds a row object: the engine reads
+        the fingerprints of 300,000 contacts this way in a fraction of the memory.
+        """
+        key_column, value_column = _link.c[key.value], _link.c[value.value]
+        query = select(key_column, value_column).where(
+            _link.c.sync == sync, _link.c.entity == entity.value
+        )
+        return {str(k): str(v) for k, v in self._rows_of(query, key_column, keys)}
+
+    def link_count(self, sync: str, entity: EntityKind) -> int:
+        """How many records of ``entity`` are linked."""
+        query = (
+            select(func.count())
+            .select_from(_link)
+            .where(_link.c.sync == sync, _link.c.entity == entity.value)
+        )
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def _rows_of(
+        self, query: Select[Any], column: ColumnElement[str], values: Iterable[str] | None
+    ) -> Iterator[Sequence[Any]]:
+        """The rows of ``query``, restricted to ``column`` in ``values`` when given
+        (asked in chunks: a bound-parameter limit applies), streamed as they come."""
+        with self._read() as conn:
+            if values is None:
+                yield from conn.execute(query.execution_options(yield_per=_STREAM))
+                return
+            wanted = list(dict.fromkeys(values))
+            for start in range(0, len(wanted), _CHUNK):
+                yield from conn.execute(query.where(column.in_(wanted[start : start + _CHUNK])))
 
     def load_bases(
         self, sync: str, entity: EntityKind, crm_ids: Iterable[str]

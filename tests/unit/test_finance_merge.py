@@ -68,6 +68,7 @@ def test_members_linked_elsewhere_and_shared_keys_are_not_merged() -> None:
 def test_shown_key_masks_tax_ids_unless_asked() -> None:
     assert shown_key("tax:6971045178", False) == "tax:•••••••178"
     assert shown_key("tax:6971045178", True) == "tax:6971045178"
+    assert shown_key("tax:PL:6971045178", False) == "tax:PL:•••••••178"
     assert shown_key("name:acme|PL", False) == "name:acme|PL"
 
 

@@ -55,9 +55,18 @@ def plan(
     entity=CLIENT,
     **extra,
 ):
+    links = links or {}
     return plan_entity(
         PlanInput(
-            entity, names, links or {}, bases or {}, crm, flowtly, policy or SyncPolicy(), **extra
+            entity,
+            names,
+            links,
+            len(links),
+            bases or {},
+            crm,
+            flowtly,
+            policy or SyncPolicy(),
+            **extra,
         )
     )
 

@@ -236,3 +236,31 @@ def test_build_query_is_rfc3986_with_collapsed_leaf_indexes() -> None:
 )
 def test_php_int(raw: str, expected: int) -> None:
     assert php_int(raw) == expected
+
+
+def test_remembered_counts_and_positions_never_serve_stale_pages() -> None:
+    from sync.sandbox._store import Store, Where, parent_is
+
+    store = Store(None)
+    for seq in range(1, 101):
+        store.put("clients", seq, str(seq), seq % 3, {"n": seq})
+
+    def walk(size: int, *wheres: Where) -> list[list[object]]:
+        pages, offset = [], 0
+        while page := store.page("clients", offset, size, wheres).items:
+            pages.append([item["n"] for item in page])
+            offset += size
+        return pages
+
+    expected = [list(range(n, min(n + 7, 101))) for n in range(1, 101, 7)]
+    assert walk(7) == expected
+    assert walk(7) == expected  # again from the start: no position carried over
+    assert [i["n"] for i in store.page("clients", 14, 7).items] == list(range(15, 22))
+    assert store.page("clients", 7, 7).total == 100
+    store.delete("clients", "10")  # a write between two pages forgets what was remembered
+    after = [i["n"] for i in store.page("clients", 14, 7).items]
+    assert after == [16, 17, 18, 19, 20, 21, 22]
+    assert store.page("clients", 0, 7).total == 99
+    only_ones = [n for n in range(1, 101) if n % 3 == 1 and n != 10]
+    assert [n for page in walk(5, parent_is(1)) for n in page] == only_ones
+    store.close()
