@@ -155,6 +155,9 @@ class Plan:
     """Records whose parent company is not linked yet; they sync once it is."""
     warnings: tuple[RecordError, ...] = ()
     """Data-quality findings that did not stop a write (gates set to ``warn``)."""
+    rechecked: frozenset[tuple[Side, str]] = frozenset()
+    """Records whose error depends on other records (an ambiguous match): planned afresh
+    every run, never remembered as rejected until they change."""
 
     def operations(self) -> Iterator[Operation]:
         for step in self.steps:

@@ -55,6 +55,7 @@ class _Planner:
         self.warnings: list[RecordError] = []
         self.waiting = inp.crm.waiting + inp.flowtly.waiting
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
+        self.rechecked: set[tuple[Side, str]] = set()
 
     # -- helpers -----------------------------------------------------------------------
     def _add(self, step: Step) -> None:
@@ -321,8 +322,10 @@ class _Planner:
             reason = f"ambiguous match: {who} share the key {key!r}; linking or creating none"
             for crm_id in crm_ids:
                 self._error(Side.CRM, crm_id, reason)
+                self.rechecked.add((Side.CRM, crm_id))
             for fl_id in fl_ids:
                 self._error(Side.FLOWTLY, fl_id, reason)
+                self.rechecked.add((Side.FLOWTLY, fl_id))
         for crm_id, fl_id in matching.pairs:
             crm_rec, fl_rec = inp.crm.new[crm_id], inp.flowtly.new[fl_id]
             self._link(crm_rec, fl_rec)
@@ -424,6 +427,7 @@ def plan_entity(inp: PlanInput) -> Plan:
         tuple(planner.errors),
         planner.waiting,
         tuple(planner.warnings),
+        frozenset(planner.rechecked),
     )
 
 

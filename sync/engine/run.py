@@ -298,7 +298,9 @@ class _Run:
         """
         name = self.job.name
         current = {
-            (Side(e.side), e.record_id): e for e in plan.errors if e.record_id not in ("*", "?")
+            (Side(e.side), e.record_id): e
+            for e in plan.errors
+            if e.record_id not in ("*", "?") and (Side(e.side), e.record_id) not in plan.rechecked
         }
         existing = {(r.side, r.record_id) for r in self.job.store.rejections(name, entity)}
         with self.job.store.transaction() as tx:

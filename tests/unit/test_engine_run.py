@@ -124,6 +124,21 @@ def test_a_refused_record_is_isolated_remembered_and_retried_when_changed(store)
     assert store.rejections("t") == []
 
 
+def test_an_ambiguous_match_is_planned_afresh_once_the_other_record_is_fixed(store):
+    crm, flowtly = sides()
+    crm.put(company("C1", "PL1"))
+    crm.put(company("C2", "PL1", name="Typo Ltd"))  # the same tax id: nothing is created
+    first = run(crm, flowtly, store)
+    assert sorted(e.record_id for e in first.errors) == ["C1", "C2"]
+    assert "ambiguous match" in first.errors[0].reason
+    assert flowtly.records(CLIENT) == []
+    assert store.rejections("t") == []  # depends on other records: not kept as rejected
+    crm.put(company("C2", "PL2", name="Typo Ltd"))  # C2 fixed; C1 itself never changed
+    fixed = run(crm, flowtly, store)
+    assert fixed.clean
+    assert sorted(r.get("vat_number") for r in flowtly.records(CLIENT)) == ["PL1", "PL2"]
+
+
 def test_authentication_failure_stops_the_run_and_marks_it_failed(store):
     crm, flowtly = sides()
     crm.put(company("C1", "PL1"))
