@@ -10,6 +10,7 @@ a link pointing at a record that was not written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -288,9 +289,10 @@ class _Applier:
         self.result.operations.extend(all_ops)
         self._crash("after_store")
 
-    async def _chunk(self, steps: Sequence[Step], semaphore: asyncio.Semaphore) -> None:
-        intents = self._begin_intents(steps)
-        self._crash("after_intent")
+    async def _send(
+        self, steps: Sequence[Step], intents: Mapping[int, int], semaphore: asyncio.Semaphore
+    ) -> list[_Done]:
+        """Send a chunk's writes (its intents are committed); the steps that finished."""
 
         async def guarded(step: Step) -> _Done | None:
             async with semaphore:
@@ -305,20 +307,47 @@ class _Applier:
         except BaseExceptionGroup as failures:
             # Per-record failures never escape apply_step; what does is fatal for the run.
             raise failures.exceptions[0] from None
-        finished = [done for task in tasks if (done := task.result()) is not None]
+        return [done for task in tasks if (done := task.result()) is not None]
+
+    def _finish(self, finished: Sequence[_Done]) -> None:
         to_crm = [any(w.target is Side.CRM for w in d.step.writes) for d in finished]
         self.deferred.extend(d for d, deferred in zip(finished, to_crm, strict=True) if deferred)
         self._store([d for d, deferred in zip(finished, to_crm, strict=True) if not deferred])
 
     async def run(self) -> ApplyResult:
+        """Apply the plan chunk by chunk, each chunk's intents committed before it is sent.
+
+        Chunks overlap: the next one is sent before the last one's links are stored, so
+        requests stay in flight while the store commits (a commit between chunks with
+        nothing in flight cost a fifth of an initial sync's time).
+        """
         semaphore = asyncio.Semaphore(max(1, self.ctx.concurrency))
         steps = self.plan.steps
         size = max(16, self.ctx.concurrency * 8)
-        for start in range(0, len(steps), size):
-            if self.ctx.stopping is not None and self.ctx.stopping():
-                self.result.skipped += len(steps) - start
-                break
-            await self._chunk(steps[start : start + size], semaphore)
+        sending: asyncio.Task[list[_Done]] | None = None
+        try:
+            for start in range(0, len(steps), size):
+                if self.ctx.stopping is not None and self.ctx.stopping():
+                    self.result.skipped += len(steps) - start
+                    break
+                chunk = steps[start : start + size]
+                intents = self._begin_intents(chunk)
+                self._crash("after_intent")
+                previous, sending = (
+                    sending,
+                    asyncio.create_task(self._send(chunk, intents, semaphore)),
+                )
+                if previous is not None:
+                    self._finish(await previous)
+            if sending is not None:
+                last, sending = sending, None
+                self._finish(await last)
+        finally:
+            if sending is not None:
+                # A fatal error stopped the run: what is in flight is not waited for.
+                sending.cancel()
+                with contextlib.suppress(BaseException):
+                    await sending
         if self.deferred:
             self._crash("before_crm_commit")
             await self.ctx.sides[Side.CRM].commit()

@@ -139,6 +139,29 @@ def test_an_ambiguous_match_is_planned_afresh_once_the_other_record_is_fixed(sto
     assert sorted(r.get("vat_number") for r in flowtly.records(CLIENT)) == ["PL1", "PL2"]
 
 
+def test_the_next_chunk_is_sent_before_the_last_one_is_stored(store):
+    """Requests stay in flight while the store commits: the first create of the second
+    chunk (creates 33.., concurrency 4) starts before the first chunk's links are saved."""
+    linked_when_started: list[int] = []
+
+    class Recording(MemoryConnector):
+        async def create(self, entity, values):
+            linked_when_started.append(store.link_count("t", CLIENT))
+            await asyncio.sleep(0)  # a write takes a turn of the loop
+            return await super().create(entity, values)
+
+    crm, _ = sides()
+    flowtly = Recording(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="f")
+    for n in range(100):
+        crm.put(company(f"C{n}", f"PL{n}"))
+    job = SyncJob("t", crm, flowtly, store, SyncPolicy(), concurrency=4)
+    assert asyncio.run(run_sync(job)).clean
+    assert len(flowtly.records(CLIENT)) == 100
+    assert store.link_count("t", CLIENT) == 100
+    assert linked_when_started[32] == 0  # chunk 2 began while chunk 1 was in flight
+    assert linked_when_started[64] <= 32  # at most one chunk behind, never more
+
+
 def test_authentication_failure_stops_the_run_and_marks_it_failed(store):
     crm, flowtly = sides()
     crm.put(company("C1", "PL1"))
