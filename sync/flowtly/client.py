@@ -283,6 +283,8 @@ class FlowtlyClient:
 
     def _link(self, current: httpx.URL, link: str) -> httpx.URL:
         """Resolve a ``next``/``@id`` link: absolute paths go against the origin."""
+        if link.startswith("/") and not link.startswith("//"):
+            return httpx.URL(self._origin + link)  # the usual case, without a full join
         return self._same_origin(current.join(link))
 
     def _same_origin(self, url: httpx.URL) -> httpx.URL:
