@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,21 +147,35 @@ def read_csv(path: Path, *, delimiter: str, encoding: str) -> CsvFile:
 
 
 class RowStream(Iterator[CsvRow]):
-    """The rows of a file being read; `close` releases the file (done at the end too)."""
+    """The rows of a file being read; `close` releases the file (done at the end too).
+
+    Rows may be taken in a worker thread while `close` comes from the event loop (a
+    cancelled read): a lock makes `close` wait for the row being read, never cut it.
+    """
 
     def __init__(self, rows: Iterator[CsvRow], handle: io.TextIOWrapper | None) -> None:
         self._rows = rows
         self._handle = handle
+        self._closed = False
+        self._lock = threading.Lock()
 
     def __next__(self) -> CsvRow:
-        try:
-            return next(self._rows)
-        except BaseException:
-            self.close()
-            raise
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            try:
+                return next(self._rows)
+            except BaseException:
+                self._close()
+                raise
 
     def close(self) -> None:
         """Stop reading and close the file."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        self._closed = True
         if self._handle is not None:
             self._handle.close()
             self._handle = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydantic
@@ -377,3 +379,30 @@ async def test_large_files_come_in_batches(tmp_path: Path) -> None:
 def test_settings_are_validated(settings: dict[str, str]) -> None:
     with pytest.raises(pydantic.ValidationError):
         FilesSettings.model_validate(settings)
+
+
+def test_a_row_stream_closes_between_rows_never_during_one() -> None:
+    # A cancelled read closes the file from the event loop while a worker thread may be
+    # reading a row from it: the close waits for that row.
+    reading, release = threading.Event(), threading.Event()
+
+    def rows() -> Iterator[_csv.CsvRow]:
+        reading.set()
+        release.wait(5)
+        yield _csv.CsvRow(["1", "Acme"], 2)
+
+    stream = _csv.RowStream(rows(), None)
+    taken: list[_csv.CsvRow] = []
+    worker = threading.Thread(target=lambda: taken.append(next(stream)))
+    worker.start()
+    assert reading.wait(5)
+    closer = threading.Thread(target=stream.close)
+    closer.start()
+    closer.join(0.05)
+    assert closer.is_alive()  # waiting for the row being read (a slow machine only passes)
+    release.set()
+    worker.join(5)
+    closer.join(5)
+    assert taken == [_csv.CsvRow(["1", "Acme"], 2)]
+    with pytest.raises(StopIteration):
+        next(stream)
