@@ -160,8 +160,9 @@ class FilesConnector(Connector):
         Rows stream from disk in batches, so memory does not grow with the file; a file
         with writes not yet committed is read from memory, writes included.
         """
-        source = _SOURCES[entity]
-        table, rows = await asyncio.to_thread(self._rows, source)
+        # Opened here, not in a worker thread: a read cancelled while a thread opens the
+        # file would leave it open. Only the header is read now; rows come in batches.
+        table, rows = self._rows(_SOURCES[entity])
         try:
             async for batch in self._batches(entity, table, rows):
                 yield batch
