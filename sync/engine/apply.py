@@ -28,7 +28,7 @@ from sync.errors import (
 )
 from sync.model import Record, Side
 from sync.normalize import fingerprint
-from sync.store import EventOutcome, EventValues, IntentValues, LinkValues, Store, StoreTx
+from sync.store import EventOutcome, EventValues, IntentValues, LinkValues, Store
 
 __all__ = ["ApplyContext", "ApplyResult", "CrashPoint", "apply_plan"]
 
@@ -220,11 +220,7 @@ class _Applier:
                     )
                 if done.intent_id is not None and write.action is Action.CREATE:
                     tx.clear_intent(done.intent_id)
-            for op in ops:
-                self._event(tx, op)
-
-    def _event(self, tx: StoreTx, op: Operation) -> None:
-        tx.add_events(self.ctx.run_id, self.entity, [_event_values(op)])
+            tx.add_events(self.ctx.run_id, self.entity, [_event_values(op) for op in ops])
 
     def _store(self, finished: Sequence[_Done]) -> None:
         """Record finished steps (links, conflicts, audit events) in one transaction."""

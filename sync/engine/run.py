@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Set
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,6 +115,7 @@ class _Run:
         # CRM company id -> Flowtly company id; dry runs add the creates they plan.
         self.planned_parents: dict[str, str] = {}
         self.parent_links: dict[EntityKind, dict[str, str]] = {}
+        self.parents_by_flowtly_id: dict[EntityKind, dict[str, str]] = {}
 
     def _parents(self, entity: EntityKind) -> dict[str, str] | None:
         """CRM company id -> Flowtly company id, for contacts and notes.
@@ -131,6 +132,7 @@ class _Run:
             )
             links.update(self.planned_parents)
             self.parent_links[parent] = links
+            self.parents_by_flowtly_id[parent] = {fl: crm for crm, fl in links.items()}
         return self.parent_links[parent]
 
     def _fingerprints(self, entity: EntityKind, side: Side) -> dict[str, str]:
@@ -206,7 +208,9 @@ class _Run:
         crm_view = await self._read(
             Side.CRM, entity, names, self._fingerprints(entity, Side.CRM), None
         )
-        flowtly_parents = {fl: crm for crm, fl in parents.items()} if parents is not None else None
+        flowtly_parents = (
+            self.parents_by_flowtly_id[entity.parent] if entity.parent is not None else None
+        )
         fl_view = await self._read(
             Side.FLOWTLY,
             entity,
@@ -253,7 +257,9 @@ class _Run:
             self._remember_planned(plan)
             self.result.operations.extend(plan.operations())
             return True
-        self._remember_rejections(entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view})
+        self._remember_rejections(
+            entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view}, rejections.keys()
+        )
         applied = await apply_plan(
             plan,
             ApplyContext(
@@ -289,9 +295,14 @@ class _Run:
             self.result.errors.extend(applied.errors)
 
     def _remember_rejections(
-        self, entity: EntityKind, plan: Plan, views: Mapping[Side, SideView]
+        self,
+        entity: EntityKind,
+        plan: Plan,
+        views: Mapping[Side, SideView],
+        existing: Set[tuple[Side, str]],
     ) -> None:
-        """Keep the store's rejected records equal to what this run still rejects.
+        """Keep the store's rejected records (``existing``, as loaded for planning) equal
+        to what this run still rejects.
 
         Records rejected earlier and reported again keep their first reason and fingerprint
         (so "retry when the source changes" holds); the rest are forgotten.
@@ -302,7 +313,6 @@ class _Run:
             for e in plan.errors
             if e.record_id not in ("*", "?") and (Side(e.side), e.record_id) not in plan.rechecked
         }
-        existing = {(r.side, r.record_id) for r in self.job.store.rejections(name, entity)}
         with self.job.store.transaction() as tx:
             for side, record_id in existing - current.keys():
                 tx.clear_rejection(name, entity, side, record_id)

@@ -364,19 +364,5 @@ class StoreTx:
         message: str | None,
     ) -> None:
         """Append one operation to the run's audit trail."""
-        self._c.execute(
-            insert(_event).values(
-                run_id=run_id,
-                at=self._clock(),
-                entity=entity.value,
-                action=str(action),
-                target=target.value if target is not None else None,
-                crm_id=crm_id,
-                flowtly_id=flowtly_id,
-                outcome=outcome.value,
-                changes=encode(
-                    [{"field": ch.field, "old": ch.old, "new": ch.new} for ch in changes]
-                ),
-                message=message,
-            )
-        )
+        event = EventValues(action, target, crm_id, flowtly_id, outcome, list(changes), message)
+        self.add_events(run_id, entity, [event])
