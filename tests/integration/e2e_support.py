@@ -572,6 +572,57 @@ class Template:
     first_run: subprocess.CompletedProcess[str]
 
 
+# -- editing either side -----------------------------------------------------------------------
+
+
+def edit_csv(path: Path, record_id: str, **changes: str) -> None:
+    """Change cells of the one row of ``path`` whose id is ``record_id``."""
+    header, rows = read_csv(path)
+    matched = [row for row in rows if row["id"] == record_id]
+    assert len(matched) == 1, f"{record_id} not in {path.name}"
+    matched[0].update(changes)
+    write_csv(path, header, rows)
+
+
+def client_by_vat(api: FlowtlyApi, vat: str) -> dict[str, Any]:
+    """The one Flowtly client with VAT number ``vat``."""
+    found = [c for c in api.members("/clients") if c.get("vatNumber") == vat]
+    assert len(found) == 1, f"{len(found)} Flowtly clients with VAT {vat}"
+    return found[0]
+
+
+def contact_by_email(api: FlowtlyApi, email: str) -> dict[str, Any]:
+    """The one Flowtly contact with ``email``."""
+    found = [c for c in api.members("/client-contacts") if c.get("email") == email]
+    assert len(found) == 1, f"{len(found)} Flowtly contacts with e-mail {email}"
+    return found[0]
+
+
+def new_flowtly_client(api: FlowtlyApi, name: str, vat: str, city: str) -> dict[str, Any]:
+    """Create a German client in Flowtly directly, as a Flowtly user would."""
+    return api.post(
+        "/clients",
+        {
+            "name": name,
+            "country": api.iri("countries", "DE"),
+            "currency": api.iri("currencies", "EUR"),
+            "status": "active",
+            "tinType": "vat",
+            "vatNumber": vat,
+            "dueDays": 21,
+            "addressCity": city,
+        },
+    )
+
+
+def new_flowtly_contact(api: FlowtlyApi, client: Mapping[str, Any], name: str, email: str) -> None:
+    """Add a main contact to the Flowtly ``client`` directly."""
+    api.post(
+        "/client-contacts",
+        {"client": client["@id"], "type": "main", "name": name, "email": email},
+    )
+
+
 # -- reliability helpers -----------------------------------------------------------------------
 
 # CRM column -> Flowtly property, per company kind (what `assert_in_sync` compares).

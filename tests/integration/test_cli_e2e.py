@@ -20,9 +20,13 @@ from e2e_support import (
     TOKEN,
     CountingProxy,
     Env,
-    FlowtlyApi,
     Template,
     cli_env,
+    client_by_vat,
+    contact_by_email,
+    edit_csv,
+    new_flowtly_client,
+    new_flowtly_contact,
     read_csv,
     run_cli,
     small_crm,
@@ -73,26 +77,6 @@ def _companies(env: Env) -> dict[str, dict[str, str]]:
 
 def _contacts(env: Env) -> dict[str, dict[str, str]]:
     return {row["id"]: row for row in read_csv(env.crm / "contacts.csv")[1]}
-
-
-def _edit_csv(path: Path, record_id: str, **changes: str) -> None:
-    header, rows = read_csv(path)
-    matched = [row for row in rows if row["id"] == record_id]
-    assert len(matched) == 1, f"{record_id} not in {path.name}"
-    matched[0].update(changes)
-    write_csv(path, header, rows)
-
-
-def _client_by_vat(api: FlowtlyApi, vat: str) -> dict[str, Any]:
-    found = [c for c in api.members("/clients") if c.get("vatNumber") == vat]
-    assert len(found) == 1, f"{len(found)} Flowtly clients with VAT {vat}"
-    return found[0]
-
-
-def _contact_by_email(api: FlowtlyApi, email: str) -> dict[str, Any]:
-    found = [c for c in api.members("/client-contacts") if c.get("email") == email]
-    assert len(found) == 1, f"{len(found)} Flowtly contacts with e-mail {email}"
-    return found[0]
 
 
 def _assert_in_sync(env: Env) -> None:
@@ -147,22 +131,6 @@ def _store_counts(store: Path) -> dict[str, int]:
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
-
-
-def _new_flowtly_client(api: FlowtlyApi, name: str, vat: str, city: str) -> dict[str, Any]:
-    return api.post(
-        "/clients",
-        {
-            "name": name,
-            "country": api.iri("countries", "DE"),
-            "currency": api.iri("currencies", "EUR"),
-            "status": "active",
-            "tinType": "vat",
-            "vatNumber": vat,
-            "dueDays": 21,
-            "addressCity": city,
-        },
-    )
 
 
 # -- tests -------------------------------------------------------------------------------------
@@ -225,19 +193,11 @@ def test_edits_on_either_side_propagate_and_the_csv_keeps_its_layout(synced_env:
     env, api = synced_env, synced_env.api
     header_before, rows_before = read_csv(env.crm / "companies.csv")
     # A CRM edit; Flowtly edits over HTTP; a client with a contact created in Flowtly.
-    _edit_csv(env.crm / "companies.csv", "C001", city="Kraków")
-    api.patch(_client_by_vat(api, "PL8826286845")["@id"], {"addressCity": "Sopot"})
-    api.patch(_contact_by_email(api, "pawel.kaminski@baltycka.example")["@id"], {"title": "CFO"})
-    created = _new_flowtly_client(api, "Nordlicht Medien GmbH", "DE845721337", "Hamburg")
-    api.post(
-        "/client-contacts",
-        {
-            "client": created["@id"],
-            "type": "main",
-            "name": "Claudia Fischer",
-            "email": "claudia.fischer@nordlicht.example",
-        },
-    )
+    edit_csv(env.crm / "companies.csv", "C001", city="Kraków")
+    api.patch(client_by_vat(api, "PL8826286845")["@id"], {"addressCity": "Sopot"})
+    api.patch(contact_by_email(api, "pawel.kaminski@baltycka.example")["@id"], {"title": "CFO"})
+    created = new_flowtly_client(api, "Nordlicht Medien GmbH", "DE845721337", "Hamburg")
+    new_flowtly_contact(api, created, "Claudia Fischer", "claudia.fischer@nordlicht.example")
 
     result = env.run("run", "--output", "json")
     assert result.returncode == 0, _explain(result)
@@ -258,7 +218,7 @@ def test_edits_on_either_side_propagate_and_the_csv_keeps_its_layout(synced_env:
         ("client", "crm", "C002"): [("city", "Gdańsk", "Sopot")],
         ("contact", "crm", "P003"): [("title", "Managing director", "CFO")],
     }
-    assert _client_by_vat(api, "PL9295973794")["addressCity"] == "Kraków"
+    assert client_by_vat(api, "PL9295973794")["addressCity"] == "Kraków"
     assert _contacts(env)["P003"]["title"] == "CFO"
 
     header, rows = read_csv(env.crm / "companies.csv")
@@ -289,8 +249,8 @@ def test_edits_on_either_side_propagate_and_the_csv_keeps_its_layout(synced_env:
 @pytest.mark.parametrize("policy", ["crm", "flowtly"])
 def test_same_field_conflict_is_decided_by_the_policy(synced_env: Env, policy: str) -> None:
     env, api = synced_env, synced_env.api
-    _edit_csv(env.crm / "companies.csv", "C007", city="CRM city")
-    api.patch(_client_by_vat(api, "DE767597593")["@id"], {"addressCity": "Flowtly city"})
+    edit_csv(env.crm / "companies.csv", "C007", city="CRM city")
+    api.patch(client_by_vat(api, "DE767597593")["@id"], {"addressCity": "Flowtly city"})
     env.configure(sync={"conflict_policy": json.dumps(policy)})
 
     result = env.run("run", "--output", "json")
@@ -305,17 +265,17 @@ def test_same_field_conflict_is_decided_by_the_policy(synced_env: Env, policy: s
         ("city", wanted, True)
     ]
     assert _companies(env)["C007"]["city"] == wanted
-    assert _client_by_vat(api, "DE767597593")["addressCity"] == wanted
+    assert client_by_vat(api, "DE767597593")["addressCity"] == wanted
 
 
 def _park_conflict(env: Env) -> None:
     """Edit C002's city on both sides under the manual policy and run: exit 3, parked."""
     api = env.api
-    flowtly_client = _client_by_vat(api, "PL8826286845")
-    _edit_csv(env.crm / "companies.csv", "C002", city="Gdynia")
+    flowtly_client = client_by_vat(api, "PL8826286845")
+    edit_csv(env.crm / "companies.csv", "C002", city="Gdynia")
     api.patch(flowtly_client["@id"], {"addressCity": "Sopot"})
     # An unrelated CRM change must sync while the conflict is parked.
-    _edit_csv(env.crm / "companies.csv", "C001", phone="+48 22 000 00 00")
+    edit_csv(env.crm / "companies.csv", "C001", phone="+48 22 000 00 00")
 
     parked = env.run("run", "--output", "json")
     assert parked.returncode == 3, _explain(parked)
@@ -324,10 +284,10 @@ def _park_conflict(env: Env) -> None:
     assert (conflict["entity"], conflict["action"]) == ("client", "conflict")
     assert (conflict["crm_id"], conflict["flowtly_id"]) == ("C002", str(flowtly_client["id"]))
     assert [c["field"] for c in conflict["changes"]] == ["city"]
-    assert _client_by_vat(api, "PL9295973794")["addressPhoneNumber"] == "+48 22 000 00 00"
+    assert client_by_vat(api, "PL9295973794")["addressPhoneNumber"] == "+48 22 000 00 00"
     # Parked: neither side is overwritten.
     assert _companies(env)["C002"]["city"] == "Gdynia"
-    assert _client_by_vat(api, "PL8826286845")["addressCity"] == "Sopot"
+    assert client_by_vat(api, "PL8826286845")["addressCity"] == "Sopot"
 
 
 def test_manual_conflict_is_parked_listed_and_resolved(synced_env: Env) -> None:
@@ -354,7 +314,7 @@ def test_manual_conflict_is_parked_listed_and_resolved(synced_env: Env) -> None:
     [op] = report["operations"]
     assert (op["action"], op["target"], op["crm_id"]) == ("update", "crm", "C002")
     assert _companies(env)["C002"]["city"] == "Sopot"
-    assert _client_by_vat(env.api, "PL8826286845")["addressCity"] == "Sopot"
+    assert client_by_vat(env.api, "PL8826286845")["addressCity"] == "Sopot"
     with sqlite3.connect(env.store) as db:
         open_conflicts = db.execute("SELECT count(*) FROM conflict WHERE resolved_at IS NULL")
         assert open_conflicts.fetchone()[0] == 0
@@ -363,12 +323,12 @@ def test_manual_conflict_is_parked_listed_and_resolved(synced_env: Env) -> None:
 
 def test_diff_and_dry_run_write_nothing_anywhere(synced_env: Env) -> None:
     env, api = synced_env, synced_env.api
-    _edit_csv(env.crm / "companies.csv", "C001", city="Kraków")
+    edit_csv(env.crm / "companies.csv", "C001", city="Kraków")
     header, rows = read_csv(env.crm / "companies.csv")
     rows.append({**rows[0], "id": "C099", "name": "Nowa Firma sp. z o.o.", "vat_number": ""})
     write_csv(env.crm / "companies.csv", header, rows)
-    api.patch(_client_by_vat(api, "PL8826286845")["@id"], {"addressCity": "Sopot"})
-    _new_flowtly_client(api, "Nordlicht Medien GmbH", "DE845721337", "Hamburg")
+    api.patch(client_by_vat(api, "PL8826286845")["@id"], {"addressCity": "Sopot"})
+    new_flowtly_client(api, "Nordlicht Medien GmbH", "DE845721337", "Hamburg")
 
     crm_before = _files(env.crm)
     store_before = env.store.read_bytes()
@@ -462,7 +422,7 @@ def test_bad_rows_are_reported_while_good_rows_sync(synced_env: Env) -> None:
     assert report["summary"]["contact"]["create"] == 2
 
     # The good rows synced; the bad ones did not.
-    assert _client_by_vat(api, "FR72704812593")["name"] == "Atelier Beaumarchais SARL"
+    assert client_by_vat(api, "FR72704812593")["name"] == "Atelier Beaumarchais SARL"
     names = {c["name"] for c in api.members("/clients")}
     assert not names & {"Atlantis Trading", "Soon Payers"}
     emails = {c["email"] for c in api.members("/client-contacts")}

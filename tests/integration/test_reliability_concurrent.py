@@ -18,11 +18,12 @@ from e2e_support import (
     FlowtlyApi,
     SandboxProcess,
     assert_in_sync,
+    client_by_vat,
+    edit_csv,
     read_csv,
     run_cli,
     run_observed,
     write_config,
-    write_csv,
 )
 
 pytestmark = pytest.mark.slow
@@ -34,19 +35,6 @@ C001_VAT, C002_VAT, C007_VAT, C012_VAT = (
     "FR77353348162",
 )
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-
-
-def _edit_crm(env: Env, record_id: str, **changes: str) -> None:
-    path = env.crm / "companies.csv"
-    header, rows = read_csv(path)
-    [row] = [r for r in rows if r["id"] == record_id]
-    row.update(changes)
-    write_csv(path, header, rows)
-
-
-def _client(api: FlowtlyApi, vat: str) -> dict[str, Any]:
-    [found] = [c for c in api.members("/clients") if c.get("vatNumber") == vat]
-    return found
 
 
 def _companies(env: Env) -> dict[str, dict[str, str]]:
@@ -63,17 +51,17 @@ def test_edits_during_a_run_are_carried_by_the_next_run(
     write_config(env.config, base_url=slow.url, crm=env.crm, store=env.store, log_level="debug")
     try:
         # Work for the run on both sides, so it writes to Flowtly and to the CRM file.
-        _edit_crm(env, "C001", city="Kraków")
-        _edit_crm(env, "C016", phone="+31 20 000 0000")
-        api.patch(_client(api, C002_VAT)["@id"], {"addressCity": "Sopot"})
+        edit_csv(env.crm / "companies.csv", "C001", city="Kraków")
+        edit_csv(env.crm / "companies.csv", "C016", phone="+31 20 000 0000")
+        api.patch(client_by_vat(api, C002_VAT)["@id"], {"addressCity": "Sopot"})
         late: list[str] = []
 
         def edit_when_writing(event: dict[str, Any]) -> bool:
             writing = event.get("event") == "flowtly.request" and event.get("method") in WRITES
             if writing and not late:
                 late.append(str(event.get("path")))
-                _edit_crm(env, "C007", city="Esslingen")
-                api.patch(_client(api, C012_VAT)["@id"], {"addressCity": "Villeurbanne"})
+                edit_csv(env.crm / "companies.csv", "C007", city="Esslingen")
+                api.patch(client_by_vat(api, C012_VAT)["@id"], {"addressCity": "Villeurbanne"})
             return False
 
         during = run_observed(env.config, edit_when_writing, "--output", "json")
@@ -91,12 +79,12 @@ def test_edits_during_a_run_are_carried_by_the_next_run(
 
         companies = _companies(env)
         # The edits made before the run ...
-        assert _client(api, C001_VAT)["addressCity"] == "Kraków"
+        assert client_by_vat(api, C001_VAT)["addressCity"] == "Kraków"
         assert companies["C002"]["city"] == "Sopot"
         assert companies["C016"]["phone"] == "+31 20 000 0000"
         # ... and those made while it ran.
         assert companies["C007"]["city"] == "Esslingen"
-        assert _client(api, C007_VAT)["addressCity"] == "Esslingen"
+        assert client_by_vat(api, C007_VAT)["addressCity"] == "Esslingen"
         assert companies["C012"]["city"] == "Villeurbanne"
         assert_in_sync(env.crm, api)
         final = run_cli("run", "--output", "json", config=env.config)

@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 from e2e_support import (
     Env,
-    FlowtlyApi,
     assert_in_sync,
+    client_by_vat,
+    edit_csv,
     integrity,
+    new_flowtly_client,
+    new_flowtly_contact,
     read_csv,
     store_rows,
     write_csv,
@@ -38,19 +41,6 @@ def _report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return data
 
 
-def _edit_crm(env: Env, record_id: str, **changes: str) -> None:
-    path = env.crm / "companies.csv"
-    header, rows = read_csv(path)
-    [row] = [r for r in rows if r["id"] == record_id]
-    row.update(changes)
-    write_csv(path, header, rows)
-
-
-def _client(api: FlowtlyApi, vat: str) -> dict[str, Any]:
-    [found] = [c for c in api.members("/clients") if c.get("vatNumber") == vat]
-    return found
-
-
 def _counts(env: Env) -> dict[str, int]:
     snapshot = env.api.snapshot()
     counts = {name: len(items) for name, items in snapshot.items()}
@@ -61,8 +51,8 @@ def _counts(env: Env) -> dict[str, int]:
 
 def _edit_both_sides(env: Env) -> None:
     """C001's city in the CRM, C002's city in Flowtly: different records, different sides."""
-    _edit_crm(env, "C001", city="Kraków")
-    env.api.patch(_client(env.api, C002_VAT)["@id"], {"addressCity": "Sopot"})
+    edit_csv(env.crm / "companies.csv", "C001", city="Kraków")
+    env.api.patch(client_by_vat(env.api, C002_VAT)["@id"], {"addressCity": "Sopot"})
 
 
 def _assert_nothing_created_or_deleted(report: dict[str, Any]) -> None:
@@ -88,8 +78,8 @@ def test_lost_store_with_manual_policy_relinks_and_parks_differences(synced_env:
     companies = {row["id"]: row for row in read_csv(env.crm / "companies.csv")[1]}
     assert companies["C001"]["city"] == "Kraków"
     assert companies["C002"]["city"] == "Gdańsk"
-    assert _client(env.api, C001_VAT)["addressCity"] == "Warszawa"
-    assert _client(env.api, C002_VAT)["addressCity"] == "Sopot"
+    assert client_by_vat(env.api, C001_VAT)["addressCity"] == "Warszawa"
+    assert client_by_vat(env.api, C002_VAT)["addressCity"] == "Sopot"
     # Every record is linked again, once.
     links = store_rows(env.store, "link")
     assert (
@@ -116,8 +106,8 @@ def test_lost_store_with_crm_policy_relinks_and_resolves(synced_env: Env) -> Non
     assert report["conflicts"] == []
     assert _counts(env) == before
     # Without a base, the CRM's values win wherever the sides differ.
-    assert _client(env.api, C001_VAT)["addressCity"] == "Kraków"
-    assert _client(env.api, C002_VAT)["addressCity"] == "Gdańsk"
+    assert client_by_vat(env.api, C001_VAT)["addressCity"] == "Kraków"
+    assert client_by_vat(env.api, C002_VAT)["addressCity"] == "Gdańsk"
     assert_in_sync(env.crm, env.api)
     again = env.run("run", "--output", "json")
     assert again.returncode == 0
@@ -137,32 +127,13 @@ def test_stale_store_restored_from_an_older_copy(synced_env: Env, tmp_path: Path
         | {"vat_number": "PL5260250274", "city": "Radom"}
     )
     write_csv(env.crm / "companies.csv", header, rows)
-    created = api.post(
-        "/clients",
-        {
-            "name": "Nordlicht Medien GmbH",
-            "country": api.iri("countries", "DE"),
-            "currency": api.iri("currencies", "EUR"),
-            "status": "active",
-            "tinType": "vat",
-            "vatNumber": NEW_FLOWTLY_VAT,
-            "addressCity": "Hamburg",
-        },
-    )
-    api.post(
-        "/client-contacts",
-        {
-            "client": created["@id"],
-            "type": "main",
-            "name": "Claudia Fischer",
-            "email": "claudia.fischer@nordlicht.example",
-        },
-    )
+    created = new_flowtly_client(api, "Nordlicht Medien GmbH", NEW_FLOWTLY_VAT, "Hamburg")
+    new_flowtly_contact(api, created, "Claudia Fischer", "claudia.fischer@nordlicht.example")
     second = env.run("run", "--output", "json")
     assert second.returncode == 0, second.stdout + second.stderr
     assert_in_sync(env.crm, api)
     # An edit after run 2 that the old store has never seen, on one side only.
-    _edit_crm(env, "C007", city="Esslingen")
+    edit_csv(env.crm / "companies.csv", "C007", city="Esslingen")
     before = _counts(env)
 
     shutil.copyfile(old, env.store)
@@ -177,7 +148,7 @@ def test_stale_store_restored_from_an_older_copy(synced_env: Env, tmp_path: Path
     assert _counts(env) == before
     linked = {(op["entity"], op["crm_id"]) for op in report["operations"] if op["action"] == "link"}
     assert ("client", "C050") in linked
-    assert _client(api, C007_VAT)["addressCity"] == "Esslingen"
+    assert client_by_vat(api, C007_VAT)["addressCity"] == "Esslingen"
     assert_in_sync(env.crm, api)
     assert integrity(env.store) == "ok"
     again = env.run("run", "--output", "json")
