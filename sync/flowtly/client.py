@@ -23,6 +23,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from connectors.http import network_transport
 from sync import __version__
 from sync.errors import (
     FlowtlyError,
@@ -31,7 +32,6 @@ from sync.errors import (
     TransientError,
     TransportSecurityError,
 )
-from sync.flowtly._asyncio_net import AsyncioTransport
 from sync.flowtly._http_errors import error_from_response, error_from_transport
 from sync.flowtly._limits import RequestStats, RetryPolicy, RetryScope, Throttle
 
@@ -142,7 +142,7 @@ class FlowtlyClient:
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout),
-            transport=transport or AsyncioTransport(limits=limits),
+            transport=transport or network_transport(limits),
             limits=limits,
             follow_redirects=False,  # a redirect could carry the token to another host
         )

@@ -1,12 +1,14 @@
 """Benchmark of FlowtlyClient against the sandbox over real HTTP (run on demand).
 
-    python tests/benchmarks/bench_client.py [--latency-ms 20] [--per-slot 25]
+    python tests/benchmarks/bench_client.py [--latency-ms 20] [--per-slot 25] [--backends ...]
 
 Starts the sandbox in a subprocess (uvicorn on a free loopback port, 20 ms latency per
 request), then for concurrency 1, 8 and 32 with no client rate limit measures creating
 clients (POST /clients) and fetching them (GET /clients/{id}). For each run it prints the
 throughput, its ratio to the bound the latency imposes (concurrency / latency), and the
 client's CPU time per request (this process only: the server runs in another process).
+``--backends`` names the network transports to compare in one run: ``httpx`` (httpx's own,
+on httpcore) and ``aiohttp`` (httpx-aiohttp, aiohttp's C parser: what the client uses).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,8 @@ import structlog
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sync.flowtly.client import FlowtlyClient  # noqa: E402 - after the path fix-up above
+from connectors.http import network_transport  # noqa: E402 - after the path fix-up above
+from sync.flowtly.client import FlowtlyClient  # noqa: E402
 
 TOKEN = "bench-token"
 SERVER = textwrap.dedent(
@@ -65,7 +69,7 @@ class Result:
 
     def row(self) -> str:
         return (
-            f"{self.operation:<7} {self.concurrency:>4} {self.requests:>6} {self.seconds:>8.2f} "
+            f"{self.operation:<14} {self.concurrency:>4} {self.requests:>6} {self.seconds:>8.2f} "
             f"{self.per_second:>9.1f} {self.bound:>8.0f} {self.per_second / self.bound:>6.2f} "
             f"{self.cpu_seconds / self.requests * 1000:>9.3f}"
         )
@@ -122,10 +126,32 @@ async def timed(operation: str, concurrency: int, latency_s: float, jobs: list[A
     )
 
 
-async def measure(base_url: str, concurrency: int, count: int, latency_s: float) -> list[Result]:
+def _httpx_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=limits)
+
+
+def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return network_transport(limits)
+
+
+BACKENDS: dict[str, Callable[[httpx.Limits], httpx.AsyncBaseTransport]] = {
+    "httpx": _httpx_transport,
+    "aiohttp": _aiohttp_transport,
+}
+
+
+async def measure(
+    base_url: str, concurrency: int, count: int, latency_s: float, backend: str
+) -> list[Result]:
     iris: list[str] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with FlowtlyClient(
-        base_url, TOKEN, concurrency=concurrency, rate_limit=0, max_retries=0
+        base_url,
+        TOKEN,
+        concurrency=concurrency,
+        rate_limit=0,
+        max_retries=0,
+        transport=BACKENDS[backend](limits),
     ) as client:
         country = await first_iri(client, "/countries")
         currency = await first_iri(client, "/currencies")
@@ -141,27 +167,32 @@ async def measure(base_url: str, concurrency: int, count: int, latency_s: float)
             iris.append((await client.post("/clients", body))["@id"])
 
         results = [
-            await timed("POST", concurrency, latency_s, [create(i) for i in range(count)]),
-            await timed("GET", concurrency, latency_s, [client.get(iri) for iri in iris]),
+            await timed(
+                f"POST/{backend}", concurrency, latency_s, [create(i) for i in range(count)]
+            ),
+            await timed(
+                f"GET/{backend}", concurrency, latency_s, [client.get(iri) for iri in iris]
+            ),
         ]
 
     # The same GETs with bare httpx: the floor under the client's own overhead.
     gate = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/ld+json"}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, transport=BACKENDS[backend](limits)
+    ) as http:
 
         async def raw_get(iri: str) -> None:
             async with gate:
                 (await http.get(iri)).raise_for_status()
 
         results.append(
-            await timed("GETraw", concurrency, latency_s, [raw_get(iri) for iri in iris])
+            await timed(f"GETraw/{backend}", concurrency, latency_s, [raw_get(iri) for iri in iris])
         )
     return results
 
 
-async def main(latency_ms: float, per_slot: int) -> None:
+async def main(latency_ms: float, per_slot: int, backends: list[str]) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     port = free_port()
     proc = start_server(port, latency_ms)
@@ -170,16 +201,18 @@ async def main(latency_ms: float, per_slot: int) -> None:
             f"sandbox at http://127.0.0.1:{port}, latency {latency_ms:g} ms, client "
             "rate_limit 0; GETraw = the same GETs with bare httpx"
         )
-        print("op      conc  reqs     secs     req/s    bound  ratio  cpu ms/req")
+        print("op             conc  reqs     secs     req/s    bound  ratio  cpu ms/req")
         for concurrency in (1, 8, 32):
-            results = await measure(
-                f"http://127.0.0.1:{port}",
-                concurrency,
-                per_slot * concurrency,
-                latency_ms / 1000,
-            )
-            for result in results:
-                print(result.row(), flush=True)
+            for backend in backends:
+                results = await measure(
+                    f"http://127.0.0.1:{port}",
+                    concurrency,
+                    per_slot * concurrency,
+                    latency_ms / 1000,
+                    backend,
+                )
+                for result in results:
+                    print(result.row(), flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -191,5 +224,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--per-slot", type=int, default=25, help="requests per unit of concurrency in each run"
     )
+    parser.add_argument(
+        "--backends",
+        default="aiohttp",
+        help=f"comma-separated transports to compare: {', '.join(BACKENDS)} (default aiohttp)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.latency_ms, args.per_slot))
+    chosen = [name.strip() for name in args.backends.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - BACKENDS.keys())
+    if unknown:
+        parser.error(f"unknown backends {unknown}; choose from {sorted(BACKENDS)}")
+    asyncio.run(main(args.latency_ms, args.per_slot, chosen))

@@ -1,0 +1,76 @@
+"""The network transport under every API client: aiohttp's HTTP/1.1 stack behind httpx.
+
+httpx stays the client interface (requests, responses, timeouts, ``MockTransport`` and
+``ASGITransport`` in tests); the bytes travel through aiohttp, whose C response parser and
+connection pool cost about half the CPU per request of httpcore's (``bench_client.py
+--backends httpx,aiohttp``). ``httpx-aiohttp`` provides the adapter.
+
+One thing is corrected on the way: that adapter reports every aiohttp connection error
+that is not a connect error as ``httpx.ConnectTimeout``, including a server that dropped
+the connection *after* the request was sent. Retry policies treat connect failures as
+"provably unsent" (safe to re-send a POST), so such a drop must read as a read error:
+otherwise a create that reached the server could be sent twice.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+__all__ = ["network_transport"]
+
+
+def _unsent(exc: BaseException) -> type[httpx.TransportError] | None:
+    """The httpx error for an aiohttp failure that happened before anything was sent."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError
+    return None
+
+
+def _translated(exc: httpx.TransportError) -> httpx.TransportError:
+    cause = exc.__cause__
+    if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or cause is None:
+        return exc
+    unsent = _unsent(cause)
+    if unsent is not None:
+        return exc if type(exc) is unsent else unsent(str(exc))
+    if isinstance(cause, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(str(exc))
+    return httpx.ReadError(str(exc))
+
+
+class _Transport(AiohttpTransport):
+    """``AiohttpTransport`` whose connection errors say truthfully whether a request left."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, client=self._session)
+
+    def _session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        # No cookie jar: an API token is the only credential, and a cookie set by one
+        # answer must not ride along on later requests. Proxies come from the environment
+        # (HTTPS_PROXY, NO_PROXY) as with httpx's own transport.
+        return aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=True
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.TransportError as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc.__cause__
+
+
+def network_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The transport for a client that talks to a real server over the network."""
+    return _Transport(limits)
