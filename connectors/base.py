@@ -159,3 +159,12 @@ class Connector(abc.ABC):
     def describe(self) -> str:
         """Where this side points, for messages (never containing secrets)."""
         return self.name
+
+    async def identity(self) -> str:
+        """What this side is, stably and without secrets: a store's links are bound to it.
+
+        A later run whose side answers other text refuses to start (its links would pair
+        unrelated records), so name what holds the records: a resolved folder, a database
+        URL without password, a portal or instance id. By default what `describe` names.
+        """
+        return self.describe()

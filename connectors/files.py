@@ -141,6 +141,10 @@ class FilesConnector(Connector):
         """``files:<folder>``."""
         return f"files:{self.settings.path}"
 
+    async def identity(self) -> str:
+        """``files:<folder>`` with the folder absolute and resolved, however it was written."""
+        return f"files:{self.settings.path.resolve()}"
+
     def entities(self) -> frozenset[EntityKind]:
         """Clients, contacts and notes; counterparties when companies have a ``kind``."""
         kinds = {EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.NOTE}

@@ -14,10 +14,16 @@ from typing import Any, TextIO
 import httpx
 
 from sync.config import Settings
+from sync.engine.binding import current_identities, mismatch
 from sync.errors import AuthenticationError, FlowtlyError, SyncError
-from sync.flowtly.assumptions import ASSUMPTIONS, CLIENT_SEARCH_PARAM, Probe
+from sync.flowtly.assumptions import (
+    ASSUMPTIONS,
+    CLIENT_SEARCH_PARAM,
+    EMPLOYEE_ORGANIZATION_FIELD,
+    Probe,
+)
 from sync.flowtly.client import FlowtlyClient
-from sync.wiring import build_crm, flowtly_client
+from sync.wiring import build_crm, flowtly_client, flowtly_side, open_store
 
 __all__ = ["Verdict", "run_checks"]
 
@@ -96,6 +102,18 @@ class _Prober:
             raise _Contradiction("no 'id' in /employees/me")
         return f"employee {me['id']}"
 
+    async def employee_organization(self) -> str:
+        me = await self.client.get("/employees/me")
+        organization = me.get(EMPLOYEE_ORGANIZATION_FIELD)
+        if isinstance(organization, dict):
+            organization = organization.get("@id")
+        if not (isinstance(organization, str) and "/organizations/" in organization):
+            raise _Contradiction(
+                f"{EMPLOYEE_ORGANIZATION_FIELD} is {organization!r}, not an /organizations/ IRI; "
+                "stores are bound to the employee instead of the account"
+            )
+        return f"organization {organization}"
+
     async def client_shape(self) -> str | None:
         item = await _first(self.client, "/clients")
         if item is None:
@@ -154,6 +172,22 @@ async def _crm_check(settings: Settings) -> str:
     return f"{crm.describe()}: readable ({', '.join(counts)})"
 
 
+async def _binding_check(settings: Settings, client: FlowtlyClient) -> tuple[bool, str]:
+    """Whether the store is bound to the configured sides: (fine, line to print)."""
+    crm = build_crm(settings)
+    async with crm:
+        current = await current_identities(crm, flowtly_side(settings, client))
+    with open_store(settings) as store:
+        recorded = store.binding(settings.sync.name)
+    named = " and ".join(f"{side} {identity!r}" for side, identity in current.items())
+    refusal = mismatch(settings.sync.name, recorded, current)
+    if refusal is not None:
+        return False, f"MISMATCH - {refusal}"
+    if not recorded:
+        return True, f"none recorded yet - the first run binds the store to {named}"
+    return True, f"ok - the store is bound to {named}"
+
+
 async def run_checks(settings: Settings, out: TextIO) -> bool:
     """Run every check, print one line each; True when nothing failed."""
     ok = True
@@ -171,11 +205,18 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
         except (AuthenticationError, FlowtlyError) as exc:
             out.write(f"flowtly: FAILED - {exc}\n")
             return False
+        try:
+            fine, line = await _binding_check(settings, client)
+        except SyncError as exc:
+            fine, line = False, f"FAILED - {exc}"
+        ok = ok and fine
+        out.write(f"binding: {line}\n")
         probes: dict[Probe, Callable[[], Awaitable[str | None]]] = {
             Probe.AUTH: prober.auth,
             Probe.PAGINATION: prober.pagination,
             Probe.REFERENCES: prober.references,
             Probe.EMPLOYEE_ME: prober.employee_me,
+            Probe.EMPLOYEE_ORGANIZATION: prober.employee_organization,
             Probe.CLIENT_SHAPE: prober.client_shape,
             Probe.CLIENT_SEARCH: prober.client_search,
             Probe.COUNTERPARTY_SHAPE: prober.counterparty_shape,

@@ -142,6 +142,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config(check)
 
+    store = commands.add_parser("store", help="the state store: rebind it to the configured sides")
+    store_cmds = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    rebind = store_cmds.add_parser(
+        "rebind",
+        help="bind a sync's store to the CRM and Flowtly account configured now",
+        description="A store remembers which CRM and which Flowtly account its links were "
+        "made with, and runs against others refuse. Run this only when the configured sides "
+        "hold those same records (e.g. the CRM folder moved); for other sides use a new "
+        "store ([store] url). Prints the recorded and the new sides. With several syncs "
+        "configured, --sync names the one.",
+    )
+    _add_config(rebind)
+
     daemon = commands.add_parser(
         "daemon",
         help="run every sync on its schedule; serve /healthz, /metrics and webhooks",
@@ -192,6 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "conflicts": commands.cmd_conflicts,
         "check": commands.cmd_check,
         "merge": commands.cmd_merge,
+        "store": commands.cmd_store,
     }
     if args.command == "sandbox":
         return commands.cmd_sandbox(args)

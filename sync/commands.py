@@ -16,13 +16,22 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
+from sync.errors import ConfigError
 from sync.model import Side
 from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, write_report
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store
 
-__all__ = ["cmd_check", "cmd_conflicts", "cmd_merge", "cmd_run", "cmd_sandbox", "cmd_status"]
+__all__ = [
+    "cmd_check",
+    "cmd_conflicts",
+    "cmd_merge",
+    "cmd_run",
+    "cmd_sandbox",
+    "cmd_status",
+    "cmd_store",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 
@@ -260,6 +269,19 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(f"sync {one.sync.name}:\n")
         ok = asyncio.run(run_checks(one, sys.stdout)) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
+    """``store rebind``: bind one sync's store to the sides configured now."""
+    from sync.rebind import rebind
+
+    names = settings.sync_names()
+    if args.sync is None and len(names) > 1:
+        raise ConfigError("--sync", f"name the sync to rebind; configured: {', '.join(names)}")
+    one = _one(args, settings)
+    with open_store(one) as store:
+        asyncio.run(rebind(one, store, sys.stdout))
+    return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ The hierarchy::
     │           ├── RateLimited       429, with the server's Retry-After
     │           └── TransientError    5xx, timeouts, dropped connections
     └── SafetyError                   a guard refused to act (e.g. the mass-delete guard)
+        └── BindingMismatch           the store belongs to other sides than configured (exit 1)
 
 `RecordError` is not an exception: it is the value that describes one rejected record
 (entity, id, field, reason) in reports and in the store; a run goes on past it.
@@ -25,10 +26,12 @@ The hierarchy::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
     "AuthenticationError",
+    "BindingMismatch",
     "ConfigError",
     "ConnectorError",
     "FlowtlyError",
@@ -176,6 +179,38 @@ class TransientError(RetryableError):
 
 class SafetyError(SyncError):
     """A safety guard refused an action; the message says which guard and why."""
+
+
+class BindingMismatch(SafetyError):
+    """The store was bound to other sides than the configuration names now.
+
+    Its links pair records of the ``recorded`` sides; applied to the ``current`` ones they
+    would pair unrelated records (and plan overwrites and deletes), so nothing is read.
+    Both mappings go from side (``crm``, ``flowtly``) to identity text without secrets.
+    """
+
+    def __init__(
+        self, sync_name: str, recorded: Mapping[str, str], current: Mapping[str, str]
+    ) -> None:
+        self.sync_name = sync_name
+        self.recorded = dict(recorded)
+        self.current = dict(current)
+
+        changed = sorted(side for side in recorded if recorded[side] != current.get(side))
+        kept = [f"{side} {recorded[side]!r}" for side in sorted(recorded) if side not in changed]
+
+        def named(identities: Mapping[str, str]) -> str:
+            return " and ".join(f"{side} {identities.get(side)!r}" for side in changed)
+
+        unchanged = f" ({' and '.join(kept)} unchanged)" if kept else ""
+        super().__init__(
+            f"sync {sync_name!r} refused: its store is bound to {named(self.recorded)}, but "
+            f"the configuration now points at {named(self.current)}{unchanged}; nothing was "
+            "read from or written to either side, as the store's links pair records of the "
+            "recorded sides. Either use a new store for these sides ([store] url), or, only "
+            "if they hold the same records (e.g. a moved CRM folder), run "
+            f"`flowtly-sync store rebind --sync {sync_name}`."
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,10 @@ class MappingConnector(Connector):
         """The wrapped connector's description."""
         return self.inner.describe()
 
+    async def identity(self) -> str:
+        """The wrapped connector's identity: mapping changes names, not which records."""
+        return await self.inner.identity()
+
     def entities(self) -> frozenset[EntityKind]:
         """The wrapped connector's entities."""
         return self.inner.entities()

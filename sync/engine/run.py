@@ -19,6 +19,7 @@ import structlog
 
 from connectors.base import Capability, Connector, Cursor
 from sync.engine.apply import ApplyContext, ApplyResult, apply_plan
+from sync.engine.binding import check_binding
 from sync.engine.detect import SideView, read_side
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
@@ -359,6 +360,10 @@ class _Run:
             )
             with bound:
                 try:
+                    # Before anything is read: links of other sides would pair strangers.
+                    await check_binding(
+                        job.name, job.crm, job.flowtly, job.store, dry_run=self.dry_run
+                    )
                     for entity in entities:
                         if self.stopping is not None and self.stopping():
                             self.result.interrupted = True

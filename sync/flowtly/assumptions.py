@@ -30,11 +30,13 @@ __all__ = [
     "DEFAULT_ITEMS_PER_PAGE",
     "DOCUMENT_FIELDS",
     "EMPLOYEE_FIELDS",
+    "EMPLOYEE_ORGANIZATION_FIELD",
     "ENRICH_BATCH_KEY",
     "FREE_ENUMS",
     "MAX_ITEMS_PER_PAGE",
     "MERGE_SOURCES_KEY",
     "NOTE_REQUIRED",
+    "ORGANIZATION_FIELDS",
     "REFERENCE_CODE_FIELD",
     "WEBHOOK_FIELDS",
     "Assumption",
@@ -52,8 +54,15 @@ REFERENCE_CODE_FIELD: Final = "code"
 """``/countries`` and ``/currencies`` items have numeric ids and an ISO ``code`` field
 (alpha-2 for countries, ISO 4217 for currencies): clients resolve codes to IRIs."""
 
-EMPLOYEE_FIELDS: Final = ("id", "firstName", "lastName", "email")
+EMPLOYEE_ORGANIZATION_FIELD: Final = "organization"
+EMPLOYEE_FIELDS: Final = ("id", "firstName", "lastName", "email", EMPLOYEE_ORGANIZATION_FIELD)
 """``/employees`` items and ``/employees/me`` (the employee behind the token)."""
+
+ORGANIZATION_FIELDS: Final = ("id", "name")
+"""An employee's ``organization`` is the IRI of the Flowtly account (organization) it
+belongs to, ``/organizations/{id}`` (``GET /organizations/{id}`` is published; the id's
+format is not, so it is kept as opaque text). It tells one account from another, which
+binds a store to the account its links were made in."""
 
 CLIENT_REQUIRED: Final = ("country", "currency", "status", "name", "tinType")
 CONTACT_REQUIRED: Final = ("type", "email", "name")
@@ -112,6 +121,7 @@ class Probe(StrEnum):
     PAGINATION = "pagination"
     REFERENCES = "references"
     EMPLOYEE_ME = "employee_me"
+    EMPLOYEE_ORGANIZATION = "employee_organization"
     CLIENT_SHAPE = "client_shape"
     CLIENT_SEARCH = "client_search"
     COUNTERPARTY_SHAPE = "counterparty_shape"
@@ -145,6 +155,12 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
     ),
     Assumption(
         "employee_me", "/employees/me returns the employee behind the token.", Probe.EMPLOYEE_ME
+    ),
+    Assumption(
+        "employee_organization",
+        f"/employees/me names the account as '{EMPLOYEE_ORGANIZATION_FIELD}', "
+        "an /organizations/{id} IRI.",
+        Probe.EMPLOYEE_ORGANIZATION,
     ),
     Assumption(
         "client_shape",

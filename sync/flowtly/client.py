@@ -156,6 +156,11 @@ class FlowtlyClient:
         self._random = random or _random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = RequestStats()
 
+    @property
+    def base_url(self) -> str:
+        """The base URL without credentials or query, safe for messages."""
+        return self._base_display
+
     def __repr__(self) -> str:
         return (
             f"FlowtlyClient(base_url={self._base_display!r}, concurrency={self._concurrency}, "

@@ -13,9 +13,11 @@ from the account) is refused the same way, before any request is sent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
+
+import httpx
 
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
 from sync.errors import (
@@ -31,6 +33,7 @@ from sync.flowtly.assumptions import (
     ARCHIVED_CLIENT_STATUS,
     CLIENT_SEARCH_PARAM,
     COUNTERPARTY_CREATE_PATH,
+    EMPLOYEE_ORGANIZATION_FIELD,
     ENRICH_BATCH_KEY,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
@@ -138,6 +141,28 @@ class FlowtlySide(Connector):
         # its repr names the same URL and is guaranteed token-free.
         base_url = getattr(self._client, "base_url", None)
         return base_url if isinstance(base_url, str) else repr(self._client)
+
+    async def identity(self) -> str:
+        """``flowtly:<host><organization IRI>``: the account behind the token, and where.
+
+        The host tells deployments apart whose organization ids might coincide; scheme and
+        port are left out, so a sandbox restarted on another port stays the same account.
+        Without an organization in ``/employees/me`` the employee's own IRI stands in:
+        stricter (another token of the same account reads as another identity), never laxer.
+        """
+        me = await self._client.get("/employees/me")
+        organization = me.get(EMPLOYEE_ORGANIZATION_FIELD)
+        iri = _as_iri(organization, "organizations", self._client.iri) or _as_iri(
+            me, "employees", self._client.iri
+        )
+        if iri is None:
+            raise FlowtlyError(
+                "GET /employees/me names neither an organization nor an employee: cannot "
+                "tell which Flowtly account the token belongs to",
+                method="GET",
+                url="/employees/me",
+            )
+        return f"{self.name}:{httpx.URL(self.describe()).host}{httpx.URL(iri).path}"
 
     def _routes(self, entity: EntityKind) -> _Routes:
         if entity not in self._entities:
@@ -358,6 +383,16 @@ class FlowtlySide(Connector):
                 method=method,
                 url=path,
             ) from None
+
+
+def _as_iri(value: object, resource: str, iri: Callable[[str, str], str]) -> str | None:
+    """An IRI, an embedded object's ``@id`` or a bare id of ``resource``, as an IRI."""
+    if isinstance(value, Mapping):
+        value = value.get("@id") or value.get("id")
+    text = "" if value is None or isinstance(value, bool) else str(value).strip()
+    if not text:
+        return None
+    return text if "/" in text else iri(resource, text)
 
 
 def _rejection(

@@ -33,6 +33,7 @@ class Resource(StrEnum):
     COUNTRIES = "countries"
     CURRENCIES = "currencies"
     EMPLOYEES = "employees"
+    ORGANIZATIONS = "organizations"
     DOCUMENTS = "client-documents"
 
 
@@ -207,6 +208,12 @@ CURRENCY = ResourceSpec(Resource.CURRENCIES, "Currency", _REFERENCE)
 EMPLOYEE = ResourceSpec(
     Resource.EMPLOYEES, "Employee", tuple(Field(n, Kind.JSON) for n in a.EMPLOYEE_FIELDS)
 )
+ORGANIZATION = ResourceSpec(
+    Resource.ORGANIZATIONS,
+    "Organization",
+    tuple(Field(n, Kind.JSON) for n in a.ORGANIZATION_FIELDS),
+    string_id=True,
+)
 DOCUMENT = ResourceSpec(
     Resource.DOCUMENTS,
     "ClientDocument",
@@ -230,6 +237,7 @@ SPECS: Mapping[Resource, ResourceSpec] = MappingProxyType(
             COUNTRY,
             CURRENCY,
             EMPLOYEE,
+            ORGANIZATION,
             DOCUMENT,
         )
     }

@@ -87,6 +87,8 @@ ROUTES: tuple[Route, ...] = (
     *_read_only(Resource.CURRENCIES),
     _route("/employees/me", GET=Operation(h.employee_me)),
     *_read_only(Resource.EMPLOYEES),
+    # Only the item: Flowtly's GET /organizations answers configuration values, not a list.
+    _route("/organizations/{id}", GET=Operation(h.get_item(Resource.ORGANIZATIONS))),
 )
 """Every route, in Symfony's matching order (static paths before ``{id}`` ones)."""
 

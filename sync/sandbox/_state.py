@@ -30,6 +30,7 @@ __all__ = ["Sandbox"]
 
 _ITEM_PATH = re.compile(r"^/([A-Za-z0-9_-]+)/([^/]+)$")
 _ROUTABLE = frozenset(r.value for r in Resource if r is not Resource.DOCUMENTS)
+_ORGANIZATION_META = "organization"
 _EMPLOYEES = (
     ("Ada", "Lovelace", "ada.lovelace@example.com"),
     ("Grace", "Hopper", "grace.hopper@example.com"),
@@ -48,6 +49,7 @@ class Sandbox:
             TokenBucket(settings.rate_limit, settings.monotonic) if settings.rate_limit else None
         )
         self._token_employees: dict[str, int] = {}
+        self._seed_organization()
         self._seed_reference_data()
 
     # -- identifiers -------------------------------------------------------------------------
@@ -238,10 +240,27 @@ class Sandbox:
         )
 
     def add_employee(self, first_name: str, last_name: str, email: str) -> JsonObject:
-        """Seed an employee."""
+        """Seed an employee of this sandbox's organization."""
         return self.insert(
-            Resource.EMPLOYEES, {"firstName": first_name, "lastName": last_name, "email": email}
+            Resource.EMPLOYEES,
+            {
+                "firstName": first_name,
+                "lastName": last_name,
+                "email": email,
+                a.EMPLOYEE_ORGANIZATION_FIELD: self.organization_iri(),
+            },
         )
+
+    def organization_iri(self) -> str:
+        """The IRI of the organization (the Flowtly account) this sandbox is.
+
+        Each database is one account with an id of its own, so two sandboxes never look
+        like the same account to a store bound to one of them.
+        """
+        key = self.store.meta(_ORGANIZATION_META)
+        if key is None:
+            raise RuntimeError("the sandbox organization is not seeded")
+        return self.iri(Resource.ORGANIZATIONS, key)
 
     def add_webhook_log(self, fields: Mapping[str, JsonValue]) -> JsonObject:
         """Seed a webhook delivery log entry (url, event, statusCode, responseTime, response)."""
@@ -262,6 +281,19 @@ class Sandbox:
     def close(self) -> None:
         """Release the database."""
         self.store.close()
+
+    def _seed_organization(self) -> None:
+        # Databases seeded before organizations existed get theirs now, employees included.
+        if self.store.meta(_ORGANIZATION_META) is not None:
+            return
+        organization = self.insert(Resource.ORGANIZATIONS, {"name": "Sandbox organization"})
+        self.store.set_meta(_ORGANIZATION_META, str(organization["id"]))
+        iri = self.organization_iri()
+        for employee in self.records(Resource.EMPLOYEES):
+            if a.EMPLOYEE_ORGANIZATION_FIELD not in employee:
+                seq, key, record = self.require(Resource.EMPLOYEES, str(employee["id"]))
+                record[a.EMPLOYEE_ORGANIZATION_FIELD] = iri
+                self.replace(Resource.EMPLOYEES, seq, key, record)
 
     def _seed_reference_data(self) -> None:
         if self.store.meta("seeded") == "1":

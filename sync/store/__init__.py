@@ -1,10 +1,12 @@
-"""The state store: links, intents, cursors, conflicts, rejections and the audit trail.
+"""The state store: links, intents, cursors, conflicts, rejections, the audit trail, and
+the binding that says which CRM and which Flowtly account they belong to.
 
 Open it with `Store.open(url)`: any SQLAlchemy URL (SQLite by default, PostgreSQL for
 several replicas); the schema is migrated on open by the packaged alembic migrations.
 """
 
 from sync.store.rows import (
+    BindingRow,
     ChangeLike,
     ConflictResolution,
     ConflictRow,
@@ -26,6 +28,7 @@ from sync.store.store import Clock, LinkColumn, Store
 from sync.store.tx import StoreTx
 
 __all__ = [
+    "BindingRow",
     "ChangeLike",
     "Clock",
     "ConflictResolution",

@@ -11,6 +11,7 @@ from typing import Protocol, TypeAlias
 from sync.model import EntityKind, Scalar, Side
 
 __all__ = [
+    "BindingRow",
     "ChangeLike",
     "ConflictResolution",
     "ConflictRow",
@@ -216,3 +217,13 @@ class RunEventRow:
     outcome: EventOutcome
     changes: tuple[FieldChange, ...]
     message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRow:
+    """The side a sync's store is bound to: its identity text, and since when."""
+
+    sync: str
+    side: Side
+    identity: str
+    recorded_at: datetime

@@ -17,12 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import StoreError
 from sync.model import EntityKind, Scalar, Side
+from sync.store._binding import read_binding, replace_binding
 from sync.store._convert import to_conflict, to_event, to_intent, to_rejection, to_run
 from sync.store._engine import WRITE, Database, connect_database
 from sync.store._json import decode_object, decode_scalar_map, encode
 from sync.store._lock import MemoryLocks, hold_lock
 from sync.store._migrate import current_revision, head_revision, migrate
 from sync.store.rows import (
+    BindingRow,
     ConflictResolution,
     ConflictRow,
     IntentRow,
@@ -173,6 +175,19 @@ class Store:
             if revision != head:
                 problems.append(f"schema at revision {revision}, expected {head}")
         return "\n".join(problems) or "ok"
+
+    # -- binding -------------------------------------------------------------------------
+
+    def binding(self, sync: str) -> dict[Side, BindingRow]:
+        """The sides ``sync``'s links belong to, as recorded; empty before the first run."""
+        with self._read() as conn:
+            return read_binding(conn, sync)
+
+    def bind(self, sync: str, identities: Mapping[Side, str]) -> None:
+        """Bind ``sync`` to ``identities`` (side -> identity text without secrets),
+        replacing the recorded identity of each side given."""
+        with self._write() as conn:
+            replace_binding(conn, sync, identities, self._clock())
 
     # -- links, intents, cursors ---------------------------------------------------------
 

@@ -17,6 +17,7 @@ from sqlmodel import Field, SQLModel
 from sync.store._types import UTCDateTime
 
 __all__ = [
+    "BindingTable",
     "ConflictTable",
     "CursorTable",
     "IntentTable",
@@ -25,6 +26,7 @@ __all__ = [
     "RejectionTable",
     "RunEventTable",
     "RunTable",
+    "binding_table",
     "conflict_table",
     "cursor_table",
     "intent_table",
@@ -198,6 +200,21 @@ class LockTable(_StoreModel, table=True):
     acquired_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class BindingTable(_StoreModel, table=True):
+    """Which CRM and which Flowtly account a sync's links belong to, one row per side.
+
+    Recorded by the first real run; a later run against other sides refuses to start.
+    ``identity`` is connector text without secrets (a folder, a URL without password).
+    """
+
+    __tablename__ = "binding"
+
+    sync: str = Field(primary_key=True)
+    side: str = Field(primary_key=True)
+    identity: str = Field(sa_type=Text)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # Core handles for the repository code, which uses Core statements (no ORM objects).
 link_table: Table = metadata.tables["link"]
 intent_table: Table = metadata.tables["intent"]
@@ -207,3 +224,4 @@ rejection_table: Table = metadata.tables["rejection"]
 run_table: Table = metadata.tables["run"]
 run_event_table: Table = metadata.tables["run_event"]
 lock_table: Table = metadata.tables["lock"]
+binding_table: Table = metadata.tables["binding"]

@@ -29,6 +29,9 @@ from e2e_support import (
     write_crm,
 )
 
+from sync.model import Side
+from sync.store import Store
+
 
 @pytest.fixture
 def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxProcess]]:
@@ -63,6 +66,13 @@ def synced_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     return Template(root, first)
 
 
+def _rebind_moved_crm(root: Path) -> None:
+    """A copy of the template is its CRM folder moved, same records: say so, as `flowtly-sync
+    store rebind` would (the store is bound to the template's folder)."""
+    with Store.open(f"sqlite:///{root / 'state.db'}") as store:
+        store.bind("default", {Side.CRM: f"files:{(root / 'crm').resolve()}"})
+
+
 class _Pool:
     """Copies of the template, each with its sandbox starting or started."""
 
@@ -76,6 +86,7 @@ class _Pool:
         self.count += 1
         root = self.base / f"env{self.count}"
         shutil.copytree(self.template.root, root)
+        _rebind_moved_crm(root)
         return root, spawn_sandbox(root, db=root / "flowtly.db")
 
     def take(self) -> tuple[Path, SandboxProcess]:

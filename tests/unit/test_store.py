@@ -102,7 +102,7 @@ def _revision(url: str) -> str | None:
 
 
 def test_fresh_database_is_migrated_to_head(opened: Opened) -> None:
-    assert _revision(opened.url) == head_revision() == "0001"
+    assert _revision(opened.url) == head_revision() == "0002"
     assert opened.store.integrity_check() == "ok"
 
 
@@ -145,7 +145,7 @@ def test_integrity_check_reports_a_schema_behind_head(opened: Opened) -> None:
             conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
     finally:
         engine.dispose()
-    assert opened.store.integrity_check() == "schema at revision 0000, expected 0001"
+    assert opened.store.integrity_check() == "schema at revision 0000, expected 0002"
 
 
 def test_sqlite_pragmas_and_parent_directory(tmp_path: Path) -> None:
@@ -554,3 +554,64 @@ def test_save_links_upserts_many_in_one_go_and_refuses_a_clash(store: Store) -> 
     with pytest.raises(_StoreError), store.transaction() as tx:
         tx.save_links("s", client, [LinkValues("C3", "2", {}, "x", "y")])
     assert set(store.link_index("s", client)) == {"C1", "C2"}
+
+
+# -- binding -------------------------------------------------------------------------------
+
+
+def test_binding_is_empty_until_bound_then_replaced_per_side(
+    store: Store, clock: FakeClock
+) -> None:
+    assert store.binding("s") == {}
+    store.bind("s", {Side.CRM: "files:/crm", Side.FLOWTLY: "flowtly:api.example/organizations/1"})
+    clock.advance(60)
+    store.bind("other", {Side.CRM: "files:/elsewhere"})
+    bound = store.binding("s")
+    assert {side: row.identity for side, row in bound.items()} == {
+        Side.CRM: "files:/crm",
+        Side.FLOWTLY: "flowtly:api.example/organizations/1",
+    }
+    assert {row.recorded_at for row in bound.values()} == {T0}
+    assert all(row.sync == "s" and row.side is side for side, row in bound.items())
+
+    store.bind("s", {Side.FLOWTLY: "flowtly:api.example/organizations/2"})
+    again = store.binding("s")
+    assert again[Side.CRM] == bound[Side.CRM]
+    assert again[Side.FLOWTLY].identity == "flowtly:api.example/organizations/2"
+    assert again[Side.FLOWTLY].recorded_at == T0 + timedelta(seconds=60)
+    assert {row.identity for row in store.binding("other").values()} == {"files:/elsewhere"}
+
+
+def test_a_store_of_the_first_schema_keeps_its_links_and_has_no_binding(
+    opened: Opened,
+) -> None:
+    # As a store made before bindings existed: schema 0001, links, no binding table.
+    from alembic import command
+
+    from sync.store._migrate import alembic_config
+
+    opened.store.close()
+    engine = sa.create_engine(opened.url)
+    try:
+        with engine.begin() as conn:
+            for table in ("binding", "lock", "run_event", "run", "rejection", "conflict"):
+                conn.exec_driver_sql(f"DROP TABLE {table}")
+            for table in ("cursor", "intent", "link", "alembic_version"):
+                conn.exec_driver_sql(f"DROP TABLE {table}")
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+            conn.exec_driver_sql(
+                "INSERT INTO link (sync, entity, crm_id, flowtly_id, base, crm_fp, flowtly_fp,"
+                " created_at, updated_at) VALUES ('s', 'client', 'C1', '1', '{}', 'a', 'b',"
+                " '2024-05-01 12:00:00', '2024-05-01 12:00:00')"
+            )
+    finally:
+        engine.dispose()
+    assert _revision(opened.url) == "0001"
+    upgraded = Store.open(opened.url, clock=opened.clock)
+    try:
+        assert _revision(opened.url) == head_revision()
+        assert set(upgraded.link_index("s", CLIENT)) == {"C1"}
+        assert upgraded.binding("s") == {}
+    finally:
+        upgraded.close()
