@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -48,9 +49,14 @@ def _progress() -> tuple[AbstractContextManager[object], Callable[[str, int], No
     return progress, advance
 
 
-async def _run(settings: Settings, store: Store, dry_run: bool) -> RunResult:
+async def _run(
+    settings: Settings, store: Store, dry_run: bool, allow_mass_delete: bool = False
+) -> RunResult:
     display, advance = _progress()
     async with open_job(settings, store) as job:
+        if allow_mass_delete:
+            # One explicit run only: the daemon and the configuration never carry it.
+            job.policy = replace(job.policy, allow_mass_delete=True)
         with display:
             return await run_sync(job, dry_run=dry_run, progress=advance)
 
@@ -73,7 +79,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)
     try:
         for one in _selected(args, settings):
-            result = asyncio.run(_run(one, store, dry_run))
+            allow = bool(getattr(args, "allow_mass_delete", False))
+            result = asyncio.run(_run(one, store, dry_run, allow))
             results.append(result)
             write_report(
                 result, fmt, sys.stdout, show_sensitive=args.show_sensitive, sensitive=sensitive
