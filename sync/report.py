@@ -253,16 +253,16 @@ def _write_markdown(view: _View, out: TextIO) -> None:
             cells.append(_changes_text(op["changes"], markdown))
             out.write("| " + " | ".join(cells) + " |\n")
         out.write("\n")
-    errors = view.errors()
-    if errors:
-        out.write("### Rejected records\n\n")
-        for error in errors:
-            field = f" field {markdown(error['field'])}" if error["field"] else ""
-            out.write(
-                f"- {markdown(error['entity'])} {markdown(error['id'])} "
-                f"({markdown(error['side'])}){field}: {markdown(error['reason'])}\n"
-            )
-        out.write("\n")
+    for title, findings in (("Rejected records", view.errors()), ("Warnings", view.warnings())):
+        if findings:
+            out.write(f"### {title}\n\n")
+            for finding in findings:
+                field = f" field {markdown(finding['field'])}" if finding["field"] else ""
+                out.write(
+                    f"- {markdown(finding['entity'])} {markdown(finding['id'])} "
+                    f"({markdown(finding['side'])}){field}: {markdown(finding['reason'])}\n"
+                )
+            out.write("\n")
 
 
 def write_plain(
@@ -281,11 +281,9 @@ def write_plain(
         where = " ".join(str(op[key]) for key in ("target", "crm_id", "flowtly_id") if op[key])
         line = f"  {op['entity']} {op['action']}{failed} {where}: {_changes_text(op['changes'])}"
         out.write(visible(line) + "\n")
-    for error in view.errors():
-        out.write(
-            visible(f"  - {error['entity']} {error['id']} ({error['side']}): {error['reason']}")
-            + "\n"
-        )
+    for finding in [*view.errors(), *view.warnings()]:
+        where = f"{finding['entity']} {finding['id']} ({finding['side']})"
+        out.write(visible(f"  - {where}: {finding['reason']}") + "\n")
 
 
 def write_report(

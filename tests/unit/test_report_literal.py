@@ -222,3 +222,10 @@ def test_status_and_conflicts_show_stored_values_literally(config, capsys):
     for text in (status, listing, shown):
         assert no_control(text.replace("\n", ""))
         assert "\u202e" not in text
+
+
+def test_markdown_lists_warnings_such_as_an_overridden_guard():
+    run = result()
+    run.warnings = [RecordError("client", "crm", "*", "mass-delete guard overridden: 6 of 6")]
+    text = render(run, OutputFormat.MARKDOWN)
+    assert "### Warnings\n\n- client \\* (crm): mass-delete guard overridden: 6 of 6\n" in text
