@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--dry-run", action="store_true", help="plan and report, write nothing anywhere"
             )
+            cmd.add_argument(
+                "--allow-mass-delete",
+                action="store_true",
+                help="this run only: delete even what the mass-delete guard would refuse",
+            )
         cmd.add_argument(
             "--output",
             "-o",

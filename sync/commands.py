@@ -9,17 +9,21 @@ import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
+import structlog
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.errors import ConfigError
+from sync.literal import json_visible, visible
 from sync.model import Side
 from sync.quality import sensitive_fields
-from sync.report import OutputFormat, mask, write_report
+from sync.report import OutputFormat, mask, write_plain, write_report
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store
 
@@ -34,6 +38,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
+
+log = structlog.get_logger("sync")
 
 
 def _progress() -> tuple[AbstractContextManager[object], Callable[[str, int], None] | None]:
@@ -57,9 +63,14 @@ def _progress() -> tuple[AbstractContextManager[object], Callable[[str, int], No
     return progress, advance
 
 
-async def _run(settings: Settings, store: Store, dry_run: bool) -> RunResult:
+async def _run(
+    settings: Settings, store: Store, dry_run: bool, allow_mass_delete: bool = False
+) -> RunResult:
     display, advance = _progress()
     async with open_job(settings, store) as job:
+        if allow_mass_delete:
+            # One explicit run only: the daemon and the configuration never carry it.
+            job.policy = replace(job.policy, allow_mass_delete=True)
         with display:
             return await run_sync(job, dry_run=dry_run, progress=advance)
 
@@ -76,36 +87,74 @@ def _one(args: argparse.Namespace, settings: Settings) -> Settings:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """``run`` and ``diff``: every configured sync, or the one named by ``--sync``."""
     dry_run = args.command == "diff" or bool(getattr(args, "dry_run", False))
+    allow = bool(getattr(args, "allow_mass_delete", False))
     fmt = OutputFormat(args.output)
     results: list[RunResult] = []
     sensitive = sensitive_fields(settings.quality)
     store = open_store(settings)
     try:
         for one in _selected(args, settings):
-            result = asyncio.run(_run(one, store, dry_run))
+            result = asyncio.run(_run(one, store, dry_run, allow))
             results.append(result)
-            write_report(
-                result, fmt, sys.stdout, show_sensitive=args.show_sensitive, sensitive=sensitive
-            )
+            _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
     finally:
         store.close()
     if args.report:
-        with Path(args.report).open("w", encoding="utf-8") as report:
-            if len(results) > 1:
-                report.write('{"syncs": [\n')
-            for index, result in enumerate(results):
-                if index:
-                    report.write(",\n")
-                write_report(
-                    result,
-                    OutputFormat.JSON,
-                    report,
-                    show_sensitive=args.show_sensitive,
-                    sensitive=sensitive,
-                )
-            if len(results) > 1:
-                report.write("]}\n")
+        try:
+            _report_file(Path(args.report), results, args.show_sensitive, sensitive)
+        except OSError as exc:  # the runs are done: a report file that fails is said, no more
+            log.error("report_file_failed", path=args.report, error=visible(exc))
+            sys.stderr.write(
+                visible(f"flowtly-sync: the report file was not written: {exc}") + "\n"
+            )
     return EXIT_OK if all(r.clean for r in results) else EXIT_PARTIAL
+
+
+def _report_file(
+    path: Path, results: list[RunResult], show_sensitive: bool, sensitive: frozenset[str]
+) -> None:
+    with path.open("w", encoding="utf-8") as report:
+        if len(results) > 1:
+            report.write('{"syncs": [\n')
+        for index, result in enumerate(results):
+            if index:
+                report.write(",\n")
+            write_report(
+                result,
+                OutputFormat.JSON,
+                report,
+                show_sensitive=show_sensitive,
+                sensitive=sensitive,
+            )
+        if len(results) > 1:
+            report.write("]}\n")
+
+
+def _print_report(
+    result: RunResult, fmt: OutputFormat, *, show_sensitive: bool, sensitive: frozenset[str]
+) -> None:
+    """The report on stdout; when it cannot be rendered, plain lines instead.
+
+    The run is over and its writes are committed by now: a report that fails to render
+    is logged and replaced, and never changes the exit code the run earned.
+    """
+    try:
+        write_report(result, fmt, sys.stdout, show_sensitive=show_sensitive, sensitive=sensitive)
+    except Exception as exc:  # whatever broke the renderer, the run stands
+        reason = visible(f"{type(exc).__name__}: {exc}")
+        log.error("report_render_failed", sync=result.sync, output=str(fmt), error=reason)
+        sys.stderr.write(
+            f"flowtly-sync: the {fmt} report could not be rendered ({reason}); plain lines follow\n"
+        )
+        try:
+            write_plain(result, sys.stdout, show_sensitive=show_sensitive, sensitive=sensitive)
+        except Exception as again:  # e.g. stdout is gone: the log above has said it all
+            log.error("report_fallback_failed", sync=result.sync, error=visible(again))
+
+
+def _say(out: TextIO, line: str) -> None:
+    """One line of a listing, its data values shown literally."""
+    out.write(visible(line) + "\n")
 
 
 def _shown(value: object, field: str, sensitive: frozenset[str], show: bool) -> str:
@@ -137,7 +186,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     out = sys.stdout
-    out.write(f"sync {name}\n")
+    _say(out, f"sync {name}")
     if not runs:
         out.write("no runs yet\n")
     for run in runs:
@@ -146,22 +195,23 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         line += f" finished {finished}"
         if run.error:
             line += f" error: {run.error}"
-        out.write(line + "\n")
+        _say(out, line)
     sensitive = sensitive_fields(settings.quality)
     show = bool(getattr(args, "show_sensitive", False))
     out.write(f"{len(conflicts)} open conflict(s)\n")
     for c in conflicts:
-        out.write(
+        _say(
+            out,
             f"  #{c.id} {c.entity} crm {c.crm_id} / flowtly {c.flowtly_id} field {c.field}: "
             f"crm={_shown(c.crm_value, c.field, sensitive, show)} "
-            f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}\n"
+            f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}",
         )
     out.write(f"{len(rejections)} rejected record(s)\n")
     for r in rejections:
         field = f" field {r.field}" if r.field else ""
         if r.field and r.value is not None:
             field += f" value {_shown(r.value, r.field, sensitive, show)!r}"
-        out.write(f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}\n")
+        _say(out, f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}")
     return EXIT_OK
 
 
@@ -177,11 +227,12 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
             if not conflicts:
                 sys.stdout.write("no open conflicts\n")
             for c in conflicts:
-                sys.stdout.write(
+                _say(
+                    sys.stdout,
                     f"#{c.id} {c.entity} crm {c.crm_id} / flowtly {c.flowtly_id} "
                     f"{c.field}: base={_shown(c.base_value, c.field, sensitive, show)} "
                     f"crm={_shown(c.crm_value, c.field, sensitive, show)} "
-                    f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}\n"
+                    f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}",
                 )
             return EXIT_OK
         conflict = store.get_conflict(args.conflict_id)
@@ -190,7 +241,7 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILED
         if args.conflicts_command == "show":
             sys.stdout.write(
-                json.dumps(
+                _json_text(
                     {
                         "id": conflict.id,
                         "entity": str(conflict.entity),
@@ -207,8 +258,6 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
                         "resolution": conflict.resolution,
                         "resolved_by": conflict.resolved_by,
                     },
-                    indent=2,
-                    ensure_ascii=False,
                 )
                 + "\n"
             )
@@ -216,6 +265,11 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
         return _resolve(store, name, conflict.id, Side(args.take))
     finally:
         store.close()
+
+
+def _json_text(data: dict[str, object]) -> str:
+    """``data`` as indented JSON with control characters escaped, even the few JSON allows."""
+    return json_visible(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _resolve(store: Store, name: str, conflict_id: int, winner: Side) -> int:

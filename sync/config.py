@@ -115,7 +115,7 @@ class SyncConfig(_Section):
     create_in_crm: bool = True
     create_in_flowtly: bool = True
     mass_delete_ratio: float = Field(0.5, gt=0, le=1)
-    mass_delete_min: int = Field(10, ge=1)
+    mass_delete_min: int = Field(3, ge=1)
     interval: str | None = "15m"
     cron: str | None = None
 

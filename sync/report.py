@@ -1,27 +1,31 @@
 """Rendering a run's result as text (a table of changes), JSON, or Markdown.
 
 Sensitive fields (tax ids, and any configured) are masked unless the caller asks for them;
-the JSON layout is an interface scripts rely on (DESIGN.md section 5).
+the JSON layout is an interface scripts rely on (DESIGN.md section 5). Values are shown
+literally in every format (`sync.literal`): data never becomes markup, a link or a
+terminal control sequence.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from itertools import islice
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from sync.engine.ops import FieldChange, Operation
 from sync.engine.run import RunResult
 from sync.errors import RecordError
+from sync.literal import json_visible, markdown, visible
 from sync.model import SCHEMAS, Scalar
 
-__all__ = ["OutputFormat", "mask", "render", "write_report"]
+__all__ = ["OutputFormat", "mask", "render", "write_plain", "write_report"]
 
 SENSITIVE = frozenset(
     name for schema in SCHEMAS.values() for name, spec in schema.items() if spec.sensitive
@@ -94,9 +98,10 @@ def _fmt(value: Any) -> str:
     return "∅" if value is None else str(value)
 
 
-def _changes_text(changes: list[dict[str, Any]]) -> str:
+def _changes_text(changes: list[dict[str, Any]], literal: Callable[[object], str] = str) -> str:
+    """``field: old -> new; ...``, each name and value passed through ``literal``."""
     return "; ".join(
-        f"{c['field']}: {_fmt(c['old'])} -> {_fmt(c['new'])}"
+        f"{literal(c['field'])}: {literal(_fmt(c['old']))} -> {literal(_fmt(c['new']))}"
         + (" (conflict)" if c["conflict"] else "")
         for c in changes
     )
@@ -138,7 +143,7 @@ class _View:
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return json_visible(json.dumps(value, ensure_ascii=False))
 
 
 def _write_json(view: _View, out: TextIO) -> None:
@@ -169,9 +174,24 @@ def _write_json(view: _View, out: TextIO) -> None:
     out.write(f'  "waiting": {_dump(waiting)}\n}}\n')
 
 
+def _literal(value: Any) -> Text:
+    return Text(visible(value))
+
+
 def _write_text(view: _View, out: TextIO, width: int | None) -> None:
-    console = Console(file=out, width=width or 120, force_terminal=False, no_color=True)
-    console.print(view.headline(), markup=False)
+    # Rendered whole before a byte is written (the table is bounded): a report is never
+    # left half printed. Strings are never read as markup or emoji codes.
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width or 120,
+        force_terminal=False,
+        no_color=True,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
+    console.print(_literal(view.headline()))
     total = len(view.result.operations)
     if total:
         table = Table(
@@ -180,12 +200,17 @@ def _write_text(view: _View, out: TextIO, width: int | None) -> None:
         for op in islice(view.operations(), TEXT_ROWS):
             action = op["action"] if op["outcome"] != "error" else f"{op['action']} (failed)"
             table.add_row(
-                op["entity"],
-                action,
-                op["target"] or "",
-                op["crm_id"] or "",
-                op["flowtly_id"] or "",
-                _changes_text(op["changes"]),
+                *map(
+                    _literal,
+                    (
+                        op["entity"],
+                        action,
+                        op["target"] or "",
+                        op["crm_id"] or "",
+                        op["flowtly_id"] or "",
+                        _changes_text(op["changes"]),
+                    ),
+                )
             )
         console.print(table)
         if total > TEXT_ROWS:
@@ -200,40 +225,65 @@ def _write_text(view: _View, out: TextIO, width: int | None) -> None:
             where = f"{error['entity']} {error['id']} ({error['side']})"
             if error["field"]:
                 where += f" field {error['field']}"
-            console.print(f"  - {where}: {error['reason']}", markup=False)
+            console.print(_literal(f"  - {where}: {error['reason']}"))
     for warning in view.warnings():
         field = f" field {warning['field']}" if warning["field"] else ""
         console.print(
-            f"  {warning['entity']} {warning['id']} ({warning['side']}){field}: "
-            f"{warning['reason']}",
-            markup=False,
+            _literal(
+                f"  {warning['entity']} {warning['id']} ({warning['side']}){field}: "
+                f"{warning['reason']}"
+            )
         )
     for entity, count in view.result.waiting.items():
         if count:
             console.print(f"{count} {entity} record(s) wait for their company to be linked")
+    out.write(buffer.getvalue())
 
 
 def _write_markdown(view: _View, out: TextIO) -> None:
-    out.write(f"## {view.headline()}\n\n")
+    out.write(f"## {markdown(view.headline())}\n\n")
     if view.result.operations:
         out.write("| entity | action | target | crm id | flowtly id | changes |\n")
         out.write("|---|---|---|---|---|---|\n")
         for op in view.operations():
-            changes = _changes_text(op["changes"]).replace("|", "\\|")
-            out.write(
-                f"| {op['entity']} | {op['action']} | {op['target'] or ''} | "
-                f"{op['crm_id'] or ''} | {op['flowtly_id'] or ''} | {changes} |\n"
-            )
+            cells = [
+                markdown(op[key] or "")
+                for key in ("entity", "action", "target", "crm_id", "flowtly_id")
+            ]
+            cells.append(_changes_text(op["changes"], markdown))
+            out.write("| " + " | ".join(cells) + " |\n")
         out.write("\n")
-    errors = view.errors()
-    if errors:
-        out.write("### Rejected records\n\n")
-        for error in errors:
-            field = f" `{error['field']}`" if error["field"] else ""
-            out.write(
-                f"- {error['entity']} `{error['id']}` ({error['side']}){field}: {error['reason']}\n"
-            )
-        out.write("\n")
+    for title, findings in (("Rejected records", view.errors()), ("Warnings", view.warnings())):
+        if findings:
+            out.write(f"### {title}\n\n")
+            for finding in findings:
+                field = f" field {markdown(finding['field'])}" if finding["field"] else ""
+                out.write(
+                    f"- {markdown(finding['entity'])} {markdown(finding['id'])} "
+                    f"({markdown(finding['side'])}){field}: {markdown(finding['reason'])}\n"
+                )
+            out.write("\n")
+
+
+def write_plain(
+    result: RunResult,
+    out: TextIO,
+    *,
+    show_sensitive: bool = False,
+    sensitive: Iterable[str] = (),
+) -> None:
+    """The report as plain lines, with no table and no rich: what is printed when the
+    text report cannot be rendered."""
+    view = _View(result, show_sensitive, sensitive)
+    out.write(visible(view.headline()) + "\n")
+    for op in islice(view.operations(), TEXT_ROWS):
+        failed = " (failed)" if op["outcome"] == "error" else ""
+        where = " ".join(str(op[key]) for key in ("target", "crm_id", "flowtly_id") if op[key])
+        line = f"  {op['entity']} {op['action']}{failed} {where}: {_changes_text(op['changes'])}"
+        out.write(visible(line) + "\n")
+    for finding in [*view.errors(), *view.warnings()]:
+        where = f"{finding['entity']} {finding['id']} ({finding['side']})"
+        out.write(visible(f"  - {where}: {finding['reason']}") + "\n")
 
 
 def write_report(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from sync.engine.detect import SideView
+from sync.engine.guard import DeleteCount
 from sync.engine.match import PendingIntent
 from sync.engine.policy import SyncPolicy
 from sync.model import EntityKind, Scalar, Side
@@ -88,6 +89,8 @@ class PlanInput:
     policy: SyncPolicy
     crm_rules: SideRules = SideRules()
     flowtly_rules: SideRules = SideRules()
+    sibling_deletes: Mapping[Side, DeleteCount] = field(default_factory=dict)
+    """Per side, the deletes of the entities the guard counts with this one (`guard`)."""
     parent_links: Mapping[str, str] | None = None
     rejections: Mapping[tuple[Side, str], StoredRejection] = field(default_factory=dict)
     crm_intents: tuple[PendingIntent, ...] = ()

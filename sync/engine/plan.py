@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from sync.engine.detect import PARENT_FIELD, TOMBSTONE
+from sync.engine.guard import ALLOW_HINT, DeleteCount, refusal
 from sync.engine.inputs import (
     Gate,
     GateProblem,
@@ -120,21 +121,38 @@ class _Planner:
         return True
 
     def _guard_deletes(self, side: Side, deleted: set[str]) -> set[str]:
-        linked = self.inp.linked
-        policy = self.inp.policy
-        if (
-            len(deleted) >= policy.mass_delete_min
-            and len(deleted) > policy.mass_delete_ratio * linked
-        ):
-            self._error(
-                side,
-                "*",
-                f"mass-delete guard: {len(deleted)} of {linked} linked "
-                f"{self.inp.entity} records are missing on the {side} side; refusing "
-                "to delete any (a truncated listing or a wrong account looks the same)",
+        """``deleted``, or nothing when the mass-delete guard refuses them (`guard`)."""
+        inp = self.inp
+        view = inp.crm if side is Side.CRM else inp.flowtly
+        own = DeleteCount(len(deleted), inp.linked)
+        listed_none = view.complete and (view.seen == 0 or own.deleted >= own.linked)
+        reason = refusal(
+            inp.policy,
+            inp.entity,
+            side,
+            own,
+            listed_none=listed_none,
+            sibling=inp.sibling_deletes.get(side),
+        )
+        if reason is None:
+            return deleted
+        if inp.policy.allow_mass_delete:
+            self.warnings.append(
+                RecordError(
+                    str(inp.entity),
+                    str(side),
+                    "*",
+                    f"mass-delete guard overridden by --allow-mass-delete: {reason}; deleting",
+                )
             )
-            return set()
-        return deleted
+            return deleted
+        self._error(
+            side,
+            "*",
+            f"mass-delete guard: {reason}; refusing to delete any (a truncated listing or "
+            f"a wrong account looks the same); {ALLOW_HINT}",
+        )
+        return set()
 
     # -- linked records ------------------------------------------------------------------
     def plan_linked(self) -> None:

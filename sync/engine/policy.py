@@ -45,8 +45,9 @@ class SyncPolicy:
 
     ``field_owners`` names, per canonical field, the side whose value wins a conflict.
     ``mass_delete_ratio``/``mass_delete_min``: a run refuses to delete when a side lost more
-    than that fraction of its linked records (and at least that many), since a truncated
-    listing or a wrong account looks exactly like mass deletion.
+    than that fraction of its linked records (and at least that many), or lists none of
+    them, since a truncated listing or a wrong account looks exactly like mass deletion
+    (`sync.engine.guard`). ``allow_mass_delete`` lets one explicit run through.
     """
 
     conflict_policy: ConflictPolicy = ConflictPolicy.MANUAL
@@ -56,7 +57,8 @@ class SyncPolicy:
     create_in_crm: bool = True
     create_in_flowtly: bool = True
     mass_delete_ratio: float = 0.5
-    mass_delete_min: int = 10
+    mass_delete_min: int = 3
+    allow_mass_delete: bool = False
 
     def winner(self, field_name: str) -> Side | None:
         """The side that wins a conflict on ``field_name``; None parks it (manual)."""

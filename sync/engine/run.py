@@ -21,6 +21,7 @@ from connectors.base import Capability, Connector, Cursor
 from sync.engine.apply import ApplyContext, ApplyResult, apply_plan
 from sync.engine.binding import check_binding
 from sync.engine.detect import SideView, read_side
+from sync.engine.guard import DeleteCount, siblings
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
 from sync.engine.plan import Gate, PlanInput, SideRules, StoredRejection, plan_entity
@@ -117,6 +118,9 @@ class _Run:
         self.planned_parents: dict[str, str] = {}
         self.parent_links: dict[EntityKind, dict[str, str]] = {}
         self.parents_by_flowtly_id: dict[EntityKind, dict[str, str]] = {}
+        # The mass-delete guard's counts per entity and side, and views read ahead for it.
+        self.first_deletes: dict[tuple[EntityKind, Side], DeleteCount] = {}
+        self.prefetched: dict[EntityKind, tuple[SideView, SideView]] = {}
 
     def _parents(self, entity: EntityKind) -> dict[str, str] | None:
         """CRM company id -> Flowtly company id, for contacts and notes.
@@ -185,6 +189,53 @@ class _Run:
         self.result.seen[(entity, side)] = view.seen
         return view
 
+    async def _views(self, entity: EntityKind, names: frozenset[str]) -> tuple[SideView, SideView]:
+        """Both sides' views of ``entity``, CRM first."""
+        # Each side is compared with its stored fingerprints alone (id -> fingerprint),
+        # held only while that side is read: a no-op run of 300,000 contacts never has
+        # them all as link objects. Only links of records that changed are loaded.
+        crm_view = await self._read(
+            Side.CRM, entity, names, self._fingerprints(entity, Side.CRM), None
+        )
+        flowtly_parents = (
+            self.parents_by_flowtly_id[entity.parent] if entity.parent is not None else None
+        )
+        fl_view = await self._read(
+            Side.FLOWTLY,
+            entity,
+            names,
+            self._fingerprints(entity, Side.FLOWTLY),
+            flowtly_parents,
+        )
+        return crm_view, fl_view
+
+    async def _count_deletes(
+        self, entity: EntityKind, linked: int, *views: SideView
+    ) -> dict[Side, DeleteCount]:
+        """Per side, the deletes of the entities the guard counts with ``entity``.
+
+        Each entity's deletes are counted from its first read this run, so every pass of
+        clients and counterparties weighs the same event. A sibling not read yet (clients
+        go before counterparties) is read now and its views kept for its own first pass.
+        """
+        job = self.job
+        for view in views:
+            self.first_deletes.setdefault(
+                (entity, view.side), DeleteCount(len(view.deleted), linked)
+            )
+        counts: dict[Side, DeleteCount] = {}
+        for sibling in siblings(entity):
+            if sibling not in job.crm.entities() or sibling not in job.flowtly.entities():
+                continue
+            if (sibling, Side.CRM) not in self.first_deletes:
+                names = job.crm.fields(sibling) & job.flowtly.fields(sibling)
+                ahead = await self._views(sibling, names)
+                self.prefetched[sibling] = ahead
+                await self._count_deletes(sibling, job.store.link_count(job.name, sibling), *ahead)
+            for side in Side:
+                counts[side] = counts.get(side, DeleteCount()) + self.first_deletes[(sibling, side)]
+        return counts
+
     async def entity(self, entity: EntityKind) -> None:
         """Sync one entity kind; passes again while writes failed for passing reasons.
 
@@ -203,22 +254,10 @@ class _Run:
         job = self.job
         names = job.crm.fields(entity) & job.flowtly.fields(entity)
         parents = self._parents(entity)
-        # Each side is compared with its stored fingerprints alone (id -> fingerprint),
-        # held only while that side is read: a no-op run of 300,000 contacts never has
-        # them all as link objects. Only links of records that changed are loaded.
-        crm_view = await self._read(
-            Side.CRM, entity, names, self._fingerprints(entity, Side.CRM), None
-        )
-        flowtly_parents = (
-            self.parents_by_flowtly_id[entity.parent] if entity.parent is not None else None
-        )
-        fl_view = await self._read(
-            Side.FLOWTLY,
-            entity,
-            names,
-            self._fingerprints(entity, Side.FLOWTLY),
-            flowtly_parents,
-        )
+        ahead = self.prefetched.pop(entity, None)
+        crm_view, fl_view = ahead if ahead is not None else await self._views(entity, names)
+        linked = job.store.link_count(job.name, entity)
+        sibling_deletes = await self._count_deletes(entity, linked, crm_view, fl_view)
         crm_of = job.store.link_map(
             job.name,
             entity,
@@ -239,13 +278,14 @@ class _Run:
                 entity,
                 names,
                 links,
-                job.store.link_count(job.name, entity),
+                linked,
                 bases,
                 crm_view,
                 fl_view,
                 job.policy,
                 crm_rules=_rules(job.crm, entity),
                 flowtly_rules=_rules(job.flowtly, entity),
+                sibling_deletes=sibling_deletes,
                 parent_links=parents,
                 rejections=rejections,
                 crm_intents=tuple(i for t, i in intents if t is Side.FLOWTLY),

@@ -31,9 +31,16 @@ def client(rid: str, **fields: object) -> Record:
 
 
 def view(
-    side: Side, entity: EntityKind = CLIENT, *, new=(), changed=(), deleted=(), names=NAMES
+    side: Side,
+    entity: EntityKind = CLIENT,
+    *,
+    new=(),
+    changed=(),
+    deleted=(),
+    names=NAMES,
+    seen=0,
 ) -> SideView:
-    v = SideView(side, entity)
+    v = SideView(side, entity, seen=seen)
     for record in new:
         v.new[record.id] = record
         v.fps[record.id] = fingerprint(entity, record.fields, names)
@@ -53,6 +60,7 @@ def plan(
     policy=None,
     names=NAMES,
     entity=CLIENT,
+    linked=None,
     **extra,
 ):
     links = links or {}
@@ -61,7 +69,7 @@ def plan(
             entity,
             names,
             links,
-            len(links),
+            len(links) if linked is None else linked,
             bases or {},
             crm,
             flowtly,
@@ -189,9 +197,10 @@ def test_client_deleted_in_crm_is_archived_in_flowtly_and_kept_linked():
     base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": "active"}
     step = only(
         plan(
-            view(Side.CRM, deleted={"C1"}),
+            view(Side.CRM, deleted={"C1"}, seen=4),
             view(Side.FLOWTLY),
             links={"C1": Link("C1", "7")},
+            linked=5,
             bases={"C1": base},
             flowtly_rules=SideRules(can_delete=False, archive_status="archived"),
         ).steps
@@ -220,8 +229,9 @@ def test_contact_deleted_in_flowtly_is_deleted_in_crm_and_unlinked():
     step = only(
         plan(
             view(Side.CRM, CONTACT),
-            view(Side.FLOWTLY, CONTACT, deleted={"70"}),
+            view(Side.FLOWTLY, CONTACT, deleted={"70"}, seen=4),
             links={"P1": Link("P1", "70")},
+            linked=5,
             names=CONTACT_NAMES,
             entity=CONTACT,
         ).steps
@@ -237,9 +247,10 @@ def test_deleted_on_one_side_changed_on_the_other_recreates():
     changed = client("7", **{**base, "city": "Lodz"})
     step = only(
         plan(
-            view(Side.CRM, deleted={"C1"}),
+            view(Side.CRM, deleted={"C1"}, seen=4),
             view(Side.FLOWTLY, changed=[changed]),
             links={"C1": Link("C1", "7")},
+            linked=5,
             bases={"C1": base},
         ).steps
     )
@@ -252,9 +263,10 @@ def test_deleted_on_one_side_changed_on_the_other_recreates():
 def test_deleted_on_both_sides_drops_the_link():
     step = only(
         plan(
-            view(Side.CRM, deleted={"C1"}),
-            view(Side.FLOWTLY, deleted={"7"}),
+            view(Side.CRM, deleted={"C1"}, seen=4),
+            view(Side.FLOWTLY, deleted={"7"}, seen=4),
             links={"C1": Link("C1", "7")},
+            linked=5,
         ).steps
     )
     assert step.unlink
@@ -278,7 +290,7 @@ def test_mass_delete_guard_refuses_every_delete():
 def test_few_deletes_pass_the_guard():
     links = {f"C{i}": Link(f"C{i}", str(i)) for i in range(20)}
     result = plan(
-        view(Side.CRM, CONTACT, deleted={"C1", "C2"}),
+        view(Side.CRM, CONTACT, deleted={"C1", "C2"}, seen=18),
         view(Side.FLOWTLY, CONTACT),
         links=links,
         names=CONTACT_NAMES,
