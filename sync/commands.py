@@ -14,13 +14,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
+from sync._report_redaction import scrubbed
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.model import Side
 from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, write_report
 from sync.store import ConflictResolution, Store
-from sync.wiring import open_job, open_store
+from sync.wiring import open_job, open_store, scrubber_of
 
 __all__ = ["cmd_check", "cmd_conflicts", "cmd_merge", "cmd_run", "cmd_sandbox", "cmd_status"]
 
@@ -70,10 +71,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     fmt = OutputFormat(args.output)
     results: list[RunResult] = []
     sensitive = sensitive_fields(settings.quality)
+    scrub = scrubber_of(settings)
     store = open_store(settings)
     try:
         for one in _selected(args, settings):
-            result = asyncio.run(_run(one, store, dry_run))
+            result = scrubbed(asyncio.run(_run(one, store, dry_run)), scrub)
             results.append(result)
             write_report(
                 result, fmt, sys.stdout, show_sensitive=args.show_sensitive, sensitive=sensitive
@@ -128,6 +130,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     out = sys.stdout
+    # Reasons and errors are stored scrubbed; rows older than that are scrubbed here.
+    scrub = scrubber_of(settings)
     out.write(f"sync {name}\n")
     if not runs:
         out.write("no runs yet\n")
@@ -136,7 +140,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         line = f"  run {run.id}: {run.outcome} started {run.started_at.isoformat('T', 'seconds')}"
         line += f" finished {finished}"
         if run.error:
-            line += f" error: {run.error}"
+            line += f" error: {scrub(run.error)}"
         out.write(line + "\n")
     sensitive = sensitive_fields(settings.quality)
     show = bool(getattr(args, "show_sensitive", False))
@@ -151,8 +155,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     for r in rejections:
         field = f" field {r.field}" if r.field else ""
         if r.field and r.value is not None:
-            field += f" value {_shown(r.value, r.field, sensitive, show)!r}"
-        out.write(f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}\n")
+            field += f" value {_shown(scrub(r.value), r.field, sensitive, show)!r}"
+        out.write(f"  {r.entity} {r.record_id} ({r.side}){field}: {scrub(r.reason)}\n")
     return EXIT_OK
 
 

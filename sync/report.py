@@ -20,6 +20,7 @@ from sync.engine.ops import FieldChange, Operation
 from sync.engine.run import RunResult
 from sync.errors import RecordError
 from sync.model import SCHEMAS, Scalar
+from sync.redact import mask
 
 __all__ = ["OutputFormat", "mask", "render", "write_report"]
 
@@ -34,14 +35,6 @@ class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     MARKDOWN = "markdown"
-
-
-def mask(value: Scalar) -> Scalar:
-    """Hide all but the last three characters of a sensitive value."""
-    if value is None:
-        return None
-    text = str(value)
-    return "•" * max(len(text) - 3, 3) + text[-3:] if len(text) > 3 else "•••"
 
 
 def _value(
