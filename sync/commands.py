@@ -18,6 +18,7 @@ from sync._report_redaction import scrubbed
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.model import Side
+from sync.private_files import open_private_text
 from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, write_report
 from sync.store import ConflictResolution, Store
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     if args.report:
-        with Path(args.report).open("w", encoding="utf-8") as report:
+        with open_private_text(Path(args.report)) as report:
             if len(results) > 1:
                 report.write('{"syncs": [\n')
             for index, result in enumerate(results):

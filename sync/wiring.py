@@ -26,6 +26,7 @@ from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
 from sync.mapping import MappingConnector, mapping_directions, wrap_crm
 from sync.model import EntityKind
+from sync.private_files import private_dir
 from sync.quality import Gates
 from sync.redact import Scrubber
 from sync.sandbox import SandboxSettings, create_app
@@ -71,7 +72,7 @@ def flowtly_client(settings: Settings) -> FlowtlyClient:
         target = base_url[len(SANDBOX_SCHEME) :]
         db: Path | None = None if target in ("", ":memory:") else Path(target)
         if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(db.parent)
         token = cfg.token.get_secret_value() if cfg.token else None
         app = create_app(SandboxSettings(db=db, token=token))
         transport = httpx.ASGITransport(app=app)
