@@ -121,7 +121,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
         one = _one(args, settings)
         with open_store(one) as client_store:
-            return client_status(one, client_store, args.client, out=sys.stdout)
+            out = scrubber_of(settings).stream(sys.stdout)
+            return client_status(one, client_store, args.client, out=out)
     store = open_store(settings)
     name = _one(args, settings).sync.name
     try:
@@ -251,8 +252,9 @@ def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
 
     one = _one(args, settings)
     with open_store(one) as store:
+        out = scrubber_of(settings).stream(sys.stdout)
         return merge_duplicates(
-            one, store, apply=args.apply, show_sensitive=args.show_sensitive, out=sys.stdout
+            one, store, apply=args.apply, show_sensitive=args.show_sensitive, out=out
         )
 
 
@@ -261,9 +263,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from sync.check import run_checks
 
     ok = True
+    out = scrubber_of(settings).stream(sys.stdout)
     for one in _selected(args, settings):
-        sys.stdout.write(f"sync {one.sync.name}:\n")
-        ok = asyncio.run(run_checks(one, sys.stdout)) and ok
+        out.write(f"sync {one.sync.name}:\n")
+        ok = asyncio.run(run_checks(one, out)) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 

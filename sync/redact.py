@@ -13,11 +13,12 @@ anywhere; they are masked by field (`mask`) where a field names them.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import overload
+from typing import TextIO, cast, overload
 from urllib.parse import quote, quote_plus
 
 from sync.model import Scalar
@@ -101,6 +102,27 @@ class Scrubber:
         if self._known is not None:
             text = self._known.sub(REDACTED, text)
         return _CREDENTIAL.sub(lambda m: m.group("lead") + REDACTED, text)
+
+    def stream(self, out: TextIO) -> TextIO:
+        """``out`` with every write scrubbed: for commands that print a side's words as
+        they come (``check``, ``merge``). Each write must hold whole words (lines do)."""
+        return cast(TextIO, _ScrubbedStream(out, self))
+
+
+class _ScrubbedStream(io.TextIOBase):
+    def __init__(self, out: TextIO, scrub: Scrubber) -> None:
+        self._out = out
+        self._scrub = scrub
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._out.write(self._scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 NO_SECRETS = Scrubber()

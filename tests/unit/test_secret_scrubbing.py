@@ -262,11 +262,14 @@ def test_a_crm_failing_with_its_key_leaks_it_nowhere(
     failed = capsys.readouterr()
     assert main(["status", *argv]) == 0
     status = capsys.readouterr()
+    assert main(["check", *argv]) == 1
+    check = capsys.readouterr()
 
     assert f"api_key={REDACTED} failed: 500" in failed.err
     assert f"api_key={REDACTED} failed: 500" in status.out
     assert "run 1: failed" in status.out
-    for text in (failed.out, failed.err, status.out, status.err):
+    assert f"crm: FAILED - GET https://crm.example/notes?api_key={REDACTED}" in check.out
+    for text in (failed.out, failed.err, status.out, status.err, check.out, check.err):
         assert CRM_KEY not in text
     cells = store_cells(tmp_path / "state.db")
     assert any(table == "run" and column == "error" for table, column, _ in cells)
