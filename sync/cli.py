@@ -17,7 +17,7 @@ import structlog
 from sync import __version__
 from sync.config import Settings, load_settings
 from sync.errors import ConfigError, SyncError
-from sync.logging import configure_logging
+from sync.logging import configure_logging, scrub_message
 from sync.report import OutputFormat
 
 __all__ = ["ExitCode", "main"]
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         structlog.get_logger("sync").error(
             "run_failed", error=str(exc), error_type=type(exc).__name__
         )
-        print(f"flowtly-sync: {exc}", file=sys.stderr)
+        print(f"flowtly-sync: {scrub_message(str(exc))}", file=sys.stderr)
         return ExitCode.FAILED
     except KeyboardInterrupt:
         print("flowtly-sync: interrupted", file=sys.stderr)

@@ -17,15 +17,17 @@ import structlog
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
+from sync._report_redaction import scrubbed
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.errors import ConfigError
 from sync.literal import json_visible, visible
 from sync.model import Side
+from sync.private_files import open_private_text
 from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, write_plain, write_report
 from sync.store import ConflictResolution, Store
-from sync.wiring import open_job, open_store
+from sync.wiring import open_job, open_store, scrubber_of
 
 __all__ = [
     "cmd_check",
@@ -91,10 +93,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     fmt = OutputFormat(args.output)
     results: list[RunResult] = []
     sensitive = sensitive_fields(settings.quality)
+    scrub = scrubber_of(settings)
     store = open_store(settings)
     try:
         for one in _selected(args, settings):
-            result = asyncio.run(_run(one, store, dry_run, allow))
+            result = scrubbed(asyncio.run(_run(one, store, dry_run, allow)), scrub)
             results.append(result)
             _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
     finally:
@@ -113,7 +116,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _report_file(
     path: Path, results: list[RunResult], show_sensitive: bool, sensitive: frozenset[str]
 ) -> None:
-    with path.open("w", encoding="utf-8") as report:
+    with open_private_text(path) as report:
         if len(results) > 1:
             report.write('{"syncs": [\n')
         for index, result in enumerate(results):
@@ -176,7 +179,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
         one = _one(args, settings)
         with open_store(one) as client_store:
-            return client_status(one, client_store, args.client, out=sys.stdout)
+            out = scrubber_of(settings).stream(sys.stdout)
+            return client_status(one, client_store, args.client, out=out)
     store = open_store(settings)
     name = _one(args, settings).sync.name
     try:
@@ -186,6 +190,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     out = sys.stdout
+    # Reasons and errors are stored scrubbed; rows older than that are scrubbed here.
+    scrub = scrubber_of(settings)
     _say(out, f"sync {name}")
     if not runs:
         out.write("no runs yet\n")
@@ -194,7 +200,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         line = f"  run {run.id}: {run.outcome} started {run.started_at.isoformat('T', 'seconds')}"
         line += f" finished {finished}"
         if run.error:
-            line += f" error: {run.error}"
+            line += f" error: {scrub(run.error)}"
         _say(out, line)
     sensitive = sensitive_fields(settings.quality)
     show = bool(getattr(args, "show_sensitive", False))
@@ -210,8 +216,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     for r in rejections:
         field = f" field {r.field}" if r.field else ""
         if r.field and r.value is not None:
-            field += f" value {_shown(r.value, r.field, sensitive, show)!r}"
-        _say(out, f"  {r.entity} {r.record_id} ({r.side}){field}: {r.reason}")
+            field += f" value {_shown(scrub(r.value), r.field, sensitive, show)!r}"
+        _say(out, f"  {r.entity} {r.record_id} ({r.side}){field}: {scrub(r.reason)}")
     return EXIT_OK
 
 
@@ -309,8 +315,9 @@ def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
 
     one = _one(args, settings)
     with open_store(one) as store:
+        out = scrubber_of(settings).stream(sys.stdout)
         return merge_duplicates(
-            one, store, apply=args.apply, show_sensitive=args.show_sensitive, out=sys.stdout
+            one, store, apply=args.apply, show_sensitive=args.show_sensitive, out=out
         )
 
 
@@ -319,9 +326,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from sync.check import run_checks
 
     ok = True
+    out = scrubber_of(settings).stream(sys.stdout)
     for one in _selected(args, settings):
-        sys.stdout.write(f"sync {one.sync.name}:\n")
-        ok = asyncio.run(run_checks(one, sys.stdout)) and ok
+        out.write(f"sync {one.sync.name}:\n")
+        ok = asyncio.run(run_checks(one, out)) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -26,6 +28,7 @@ from sync.flowtly.assumptions import FREE_ENUMS
 from sync.mapping import MappingConfig
 from sync.model import SCHEMAS, Side
 from sync.quality import GateLevel
+from sync.redact import is_secret_key
 
 __all__ = [
     "SANDBOX_SCHEME",
@@ -295,15 +298,20 @@ class Settings(BaseSettings):
     syncs: dict[str, SyncOverrides] = Field(default_factory=dict)
 
     def secrets(self) -> list[str]:
-        """Every secret this configuration holds (each sync's token, the webhook secret):
-        the values log redaction must know."""
+        """Every secret this configuration holds (each sync's token and CRM secrets, the
+        webhook secret, the store's password): the values scrubbing must know."""
         found = {self.flowtly.token.get_secret_value()} if self.flowtly.token else set()
+        found |= _crm_secrets(self.crm.connector_settings())
         for name in self.sync_names():
-            token = self.for_sync(name).flowtly.token
-            if token is not None:
-                found.add(token.get_secret_value())
+            one = self.for_sync(name)
+            if one.flowtly.token is not None:
+                found.add(one.flowtly.token.get_secret_value())
+            found |= _crm_secrets(one.crm.connector_settings())
         if self.daemon.webhook_secret is not None:
             found.add(self.daemon.webhook_secret.get_secret_value())
+        password = urlsplit(self.store.url).password
+        if password:
+            found.add(unquote(password))
         return sorted(found)
 
     def sync_names(self) -> list[str]:
@@ -344,6 +352,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first: FLOWTLY_SYNC_FLOWTLY__TOKEN overrides the file.
         return env_settings, init_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def _crm_secrets(table: Mapping[str, Any]) -> set[str]:
+    """The values of ``[crm]`` keys named as secrets (``api_key``, ``*_token``, ...), at
+    any depth: connectors own their settings, so their names are all there is to go by."""
+    found: set[str] = set()
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            found |= _crm_secrets(value)
+        elif is_secret_key(key) and value not in (None, ""):
+            found.add(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+    return found
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -1,13 +1,14 @@
 """structlog set-up and secret redaction, in one place.
 
 JSON lines when stderr is not a terminal (containers, cron), readable lines on a terminal.
-Every configured secret is replaced by ``[redacted]`` in every event value, whatever key
-it hides under, before anything is rendered; values of sensitive fields (tax ids and
-configured ones) are masked (`mask_sensitive`).
+Every configured secret (and any bearer credential) is scrubbed from every event value,
+whatever key it hides under, before anything is rendered (`sync.redact.Scrubber`); values
+of sensitive fields (tax ids and configured ones) are masked (`mask_sensitive`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -16,40 +17,54 @@ from typing import Any, TextIO, cast
 import structlog
 
 from sync._quality_masking import mask_sensitive
+from sync.redact import NO_SECRETS, REDACTED, Scrubber, is_secret_key
 
-__all__ = ["REDACTED", "configure_logging", "mask_sensitive", "redact_secrets"]
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "mask_sensitive",
+    "redact_secrets",
+    "scrub_message",
+]
 
-REDACTED = "[redacted]"
-_SECRET_KEYS = frozenset({"token", "authorization", "secret", "password", "api_key"})
-_SECRET_SUFFIXES = ("_token", "_secret", "_password")
+_configured = NO_SECRETS
+"""The scrubber of the last `configure_logging`: the process's secrets."""
 
 
-def _secret_key(key: object) -> bool:
-    name = str(key).lower()
-    return name in _SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
+def scrub_message(text: str) -> str:
+    """``text`` without the secrets logging was configured with, for messages printed
+    outside the log (the CLI's last word on a failure)."""
+    return _configured(text)
 
 
-def redact_secrets(secrets: Iterable[str]) -> structlog.types.Processor:
+def redact_secrets(secrets: Iterable[str] | Scrubber) -> structlog.types.Processor:
     """A processor removing each of ``secrets`` (and secret-named keys) from events."""
-    known = tuple(s for s in secrets if s and len(s) >= 4)
+    scrub = secrets if isinstance(secrets, Scrubber) else Scrubber(secrets)
 
     def clean(value: Any) -> Any:
         if isinstance(value, str):
-            for secret in known:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
+            return scrub(value)
         if isinstance(value, dict):
-            return {k: REDACTED if _secret_key(k) else clean(v) for k, v in value.items()}
+            return {k: REDACTED if is_secret_key(k) else clean(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(clean(v) for v in value)
+        if isinstance(value, BaseException):
+            return scrub(repr(value))
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # A RecordError's reason is a side's words: scrubbed like any text.
+            texts = {
+                f.name: clean(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.init and isinstance(getattr(value, f.name), str)
+            }
+            return dataclasses.replace(value, **texts)
         return value
 
     def processor(
         _logger: Any, _name: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key in list(event):
-            event[key] = REDACTED if _secret_key(key) else clean(event[key])
+            event[key] = REDACTED if is_secret_key(key) else clean(event[key])
         return event
 
     return processor
@@ -80,6 +95,8 @@ def configure_logging(
     Values of sensitive fields (tax ids, and ``sensitive``: ``[quality] sensitive_fields``)
     are masked in every event.
     """
+    global _configured  # logging is process-wide state by nature
+    _configured = Scrubber(secrets)
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -92,7 +109,7 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            redact_secrets(secrets),
+            redact_secrets(_configured),
             mask_sensitive(sensitive),
             renderer,
         ],

@@ -24,6 +24,7 @@ from sync.engine.run import RunResult
 from sync.errors import RecordError
 from sync.literal import json_visible, markdown, visible
 from sync.model import SCHEMAS, Scalar
+from sync.redact import mask
 
 __all__ = ["OutputFormat", "mask", "render", "write_plain", "write_report"]
 
@@ -38,14 +39,6 @@ class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     MARKDOWN = "markdown"
-
-
-def mask(value: Scalar) -> Scalar:
-    """Hide all but the last three characters of a sensitive value."""
-    if value is None:
-        return None
-    text = str(value)
-    return "•" * max(len(text) - 3, 3) + text[-3:] if len(text) > 3 else "•••"
 
 
 def _value(

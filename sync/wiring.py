@@ -26,7 +26,9 @@ from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
 from sync.mapping import MappingConnector, mapping_directions, wrap_crm
 from sync.model import EntityKind
+from sync.private_files import private_dir
 from sync.quality import Gates
+from sync.redact import Scrubber
 from sync.sandbox import SandboxSettings, create_app
 from sync.store import Store
 
@@ -40,6 +42,7 @@ __all__ = [
     "open_job",
     "open_store",
     "policy_of",
+    "scrubber_of",
 ]
 
 SANDBOX_URL = "http://sandbox.invalid"
@@ -69,7 +72,7 @@ def flowtly_client(settings: Settings) -> FlowtlyClient:
         target = base_url[len(SANDBOX_SCHEME) :]
         db: Path | None = None if target in ("", ":memory:") else Path(target)
         if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(db.parent)
         token = cfg.token.get_secret_value() if cfg.token else None
         app = create_app(SandboxSettings(db=db, token=token))
         transport = httpx.ASGITransport(app=app)
@@ -168,9 +171,19 @@ def after_run_of(
     return AfterRun(options, settings.sync.name, store, flowtly, writer)
 
 
+def scrubber_of(settings: Settings) -> Scrubber:
+    """The scrubber of every secret ``settings`` holds (`Settings.secrets`)."""
+    return Scrubber(settings.secrets())
+
+
 def open_store(settings: Settings) -> Store:
-    """The state store at ``[store] url``, migrated."""
-    return Store.open(settings.store.url)
+    """The state store at ``[store] url``, migrated; it keeps texts scrubbed of the
+    configured secrets and audit values of sensitive fields masked."""
+    return Store.open(
+        settings.store.url,
+        scrubber=scrubber_of(settings),
+        sensitive=settings.quality.sensitive_fields,
+    )
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from sync.private_files import private_sqlite_file
 from sync.sandbox._json import JsonObject
 
 __all__ = ["Page", "Store", "Where", "compact", "name_or_tax_id", "parent_is"]
@@ -79,6 +80,9 @@ class Store:
 
     def __init__(self, path: Path | str | None) -> None:
         target = ":memory:" if path is None else str(path)
+        if target != ":memory:":
+            # The emulated account holds whatever a trial synced: real tax ids, often.
+            private_sqlite_file(Path(target))
         # The app may be built on one thread and served on another (uvicorn in a thread).
         self._db = sqlite3.connect(target, check_same_thread=False)
         self._lock = threading.RLock()

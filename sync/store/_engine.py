@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from sync.errors import StoreError
+from sync.private_files import private_dir, private_sqlite_file
 
 __all__ = ["BUSY_TIMEOUT_MS", "WRITE", "Database", "connect_database"]
 
@@ -79,7 +80,8 @@ def _on_sqlite_begin(connection: Connection) -> None:
 
 
 def connect_database(raw_url: str) -> Database:
-    """Build the engine for ``raw_url``; for SQLite files, create the parent directory."""
+    """Build the engine for ``raw_url``; for SQLite files, create the parent directory
+    (0700 when created here) and the database file, 0600 like the journals SQLite adds."""
     try:
         url = make_url(raw_url)
     except ArgumentError as exc:
@@ -97,9 +99,14 @@ def connect_database(raw_url: str) -> Database:
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
         except OSError as exc:
             raise StoreError(f"cannot create the store directory {path.parent}: {exc}") from exc
+        if url.query.get("mode") != "ro":
+            try:
+                private_sqlite_file(path)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store file {path}: {exc}") from exc
         if not url.query.get("uri"):
             # Absolute, so a later chdir (daemon) still finds the same file.
             url = url.set(database=str(path))

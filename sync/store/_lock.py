@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import LockHeld, StoreError
+from sync.private_files import open_private
 from sync.store._engine import WRITE, Database
 from sync.store.tables import lock_table
 
@@ -105,7 +106,7 @@ def _recorded_holder(db: Database, sync: str) -> str:
 def _file_lock(db: Database, path: Path, sync: str, holder: str, now: datetime) -> Iterator[None]:
     lock_path = lock_file_path(path, sync)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_private(lock_path, os.O_RDWR)
     except OSError as exc:
         raise StoreError(f"cannot open the lock file {lock_path}: {exc}") from exc
     try:

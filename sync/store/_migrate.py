@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import StoreError
+from sync.private_files import open_private
 from sync.store._engine import WRITE, Database
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "migrate"]
@@ -57,7 +58,7 @@ def _pg_migration_key() -> int:
 def _sqlite_migration_lock(path: Path) -> Iterator[None]:
     # Two processes opening a fresh file at once would both try CREATE TABLE; the
     # busy timeout alone does not serialize them because alembic reads first.
-    fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_private(path.with_name(f"{path.name}.migrate.lock"), os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

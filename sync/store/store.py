@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import StoreError
 from sync.model import EntityKind, Scalar, Side
+from sync.quality import SCHEMA_SENSITIVE
+from sync.redact import NO_SECRETS, Redaction, Scrubber
 from sync.store._binding import read_binding, replace_binding
 from sync.store._convert import to_conflict, to_event, to_intent, to_rejection, to_run
 from sync.store._engine import WRITE, Database, connect_database
@@ -85,17 +87,27 @@ class Store:
     SQLite store shares one connection and so suits tests and single-threaded use).
     """
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, redaction: Redaction | None = None) -> None:
         self._db = db
         self._clock = clock
         self._memory_locks = MemoryLocks()
+        self._redaction = redaction or Redaction(sensitive=SCHEMA_SENSITIVE)
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock = _utc_now) -> Store:
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock = _utc_now,
+        scrubber: Scrubber = NO_SECRETS,
+        sensitive: Iterable[str] = (),
+    ) -> Store:
         """Connect to ``url`` (any SQLAlchemy URL) and migrate it to the current schema.
 
-        For a SQLite file the parent directory is created. Raises `StoreError` when the
-        database cannot be reached or migrated.
+        For a SQLite file the parent directory is created (private to its owner, as the
+        files are). Texts are stored scrubbed by ``scrubber``; audit values of the model's
+        sensitive fields and of ``sensitive`` are stored masked. Raises `StoreError` when
+        the database cannot be reached or migrated.
         """
         db = connect_database(url)
         try:
@@ -103,7 +115,7 @@ class Store:
         except BaseException:
             db.engine.dispose()
             raise
-        return cls(db, clock)
+        return cls(db, clock, Redaction(scrubber, SCHEMA_SENSITIVE | frozenset(sensitive)))
 
     def close(self) -> None:
         """Release all connections."""
@@ -146,7 +158,7 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[StoreTx]:
         with self._write() as conn:
-            tx = StoreTx(conn, self._clock)
+            tx = StoreTx(conn, self._clock, self._redaction)
             try:
                 yield tx
             finally:
@@ -388,7 +400,7 @@ class Store:
                     finished_at=self._clock(),
                     outcome=outcome.value,
                     summary=encode(summary),
-                    error=error,
+                    error=self._redaction.scrub(error),
                 )
             )
             if result.rowcount == 0:

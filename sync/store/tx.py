@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sync.errors import StoreError
 from sync.model import EntityKind, Scalar, Side
+from sync.redact import Redaction
 from sync.store._json import encode
 from sync.store.rows import (
     ChangeLike,
@@ -44,9 +45,18 @@ _event = run_event_table
 class StoreTx:
     """Writes inside one open transaction; usable only within its ``with`` block."""
 
-    def __init__(self, connection: Connection, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        clock: Callable[[], datetime],
+        redaction: Redaction | None = None,
+    ) -> None:
         self._conn: Connection | None = connection
         self._clock = clock
+        # Texts a side wrote (messages, reasons) lose any secret they echo; the audit
+        # trail keeps sensitive values masked (links and conflicts keep theirs in clear:
+        # the sync compares and restores them).
+        self._hide = redaction if redaction is not None else Redaction()
 
     def _close(self) -> None:
         self._conn = None
@@ -157,8 +167,10 @@ class StoreTx:
             self._c.execute(delete(_intent).where(_intent.c.id.in_(ids)))
 
     def add_events(self, run_id: int, entity: EntityKind, events: Iterable[EventValues]) -> None:
-        """Append many operations to the run's audit trail in one statement."""
+        """Append many operations to the run's audit trail in one statement; values of
+        sensitive fields are kept masked, messages scrubbed of secrets."""
         now = self._clock()
+        hide = self._hide
         rows = [
             {
                 "run_id": run_id,
@@ -170,9 +182,16 @@ class StoreTx:
                 "flowtly_id": event.flowtly_id,
                 "outcome": event.outcome.value,
                 "changes": encode(
-                    [{"field": ch.field, "old": ch.old, "new": ch.new} for ch in event.changes]
+                    [
+                        {
+                            "field": ch.field,
+                            "old": hide.value(ch.field, ch.old),
+                            "new": hide.value(ch.field, ch.new),
+                        }
+                        for ch in event.changes
+                    ]
                 ),
-                "message": event.message,
+                "message": hide.scrub(event.message),
             }
             for event in events
         ]
@@ -319,7 +338,11 @@ class StoreTx:
         reason: str,
         source_fp: str,
     ) -> None:
-        """Record (or refresh) that ``side`` refused ``record_id``, at source ``source_fp``."""
+        """Record (or refresh) that ``side`` refused ``record_id``, at source ``source_fp``.
+
+        ``reason`` and ``value`` are kept scrubbed of secrets. ``value`` stays unmasked:
+        the run reports it again ("still rejected"), masked or not as the report asks.
+        """
         where = (
             _rejection.c.sync == sync,
             _rejection.c.entity == entity.value,
@@ -328,8 +351,8 @@ class StoreTx:
         )
         values = {
             "field": field,
-            "value": value,
-            "reason": reason,
+            "value": self._hide.scrub(value),
+            "reason": self._hide.scrub(reason),
             "source_fp": source_fp,
             "detected_at": self._clock(),
         }
