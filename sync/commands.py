@@ -52,7 +52,9 @@ async def _run(settings: Settings, store: Store, dry_run: bool) -> RunResult:
     display, advance = _progress()
     async with open_job(settings, store) as job:
         with display:
-            return await run_sync(job, dry_run=dry_run, progress=advance)
+            return await run_sync(
+                job, dry_run=dry_run, progress=advance, run_timeout=settings.sync.run_timeout
+            )
 
 
 def _selected(args: argparse.Namespace, settings: Settings) -> list[Settings]:
