@@ -74,7 +74,9 @@ async def _run(
             # One explicit run only: the daemon and the configuration never carry it.
             job.policy = replace(job.policy, allow_mass_delete=True)
         with display:
-            return await run_sync(job, dry_run=dry_run, progress=advance)
+            return await run_sync(
+                job, dry_run=dry_run, progress=advance, run_timeout=settings.sync.run_timeout
+            )
 
 
 def _selected(args: argparse.Namespace, settings: Settings) -> list[Settings]:

@@ -11,10 +11,18 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,7 +60,25 @@ SANDBOX_SCHEME = "sandbox://"
 (``sandbox://:memory:`` keeps it in memory)."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smh])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 _ALL_FIELDS = frozenset(name for schema in SCHEMAS.values() for name in schema)
+
+
+def _duration_seconds(value: object) -> object:
+    """``"90s"``, ``"5m"`` or ``"1h"`` as seconds; numbers (and numeric text) pass as they are."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is not None:
+            return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError("must be seconds or a duration like 30s, 15m or 1h") from None
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration_seconds), Field(gt=0, allow_inf_nan=False)]
+"""A duration in seconds, written as a number or as ``"30s"``, ``"15m"``, ``"1h"``."""
 
 
 class _Section(BaseModel):
@@ -80,6 +106,13 @@ class FlowtlyConfig(_Section):
     rate_limit: float = Field(10.0, ge=0)
     timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0, le=20)
+    request_timeout: Seconds = 45.0
+    """One attempt as a whole, connect to last byte (``timeout`` bounds each read)."""
+    request_deadline: Seconds = 90.0
+    """One request with its retries and backoff; waits Flowtly asks for are not counted."""
+    max_retry_after: Seconds = 300.0
+    """The longest Retry-After honoured; a longer one stops the run."""
+    max_response_bytes: int = Field(50_000_000, ge=1024)
     defaults: FlowtlyDefaults = FlowtlyDefaults()
 
     @field_validator("base_url")
@@ -121,6 +154,8 @@ class SyncConfig(_Section):
     mass_delete_min: int = Field(3, ge=1)
     interval: str | None = "15m"
     cron: str | None = None
+    run_timeout: Seconds = 3600.0
+    """A run still going after this long is stopped and recorded as failed."""
 
     @field_validator("field_owners", "directions")
     @classmethod
@@ -141,7 +176,7 @@ class SyncConfig(_Section):
         match = _DURATION.match(self.interval) if self.interval else None
         if match is None:
             return None
-        return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+        return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 class DaemonConfig(_Section):

@@ -17,6 +17,7 @@ The hierarchy::
     │       └── RetryableError        worth trying again later
     │           ├── RateLimited       429, with the server's Retry-After
     │           └── TransientError    5xx, timeouts, dropped connections
+    ├── DeadlineExceeded              a limit on waiting ran out; names its setting (exit 1)
     └── SafetyError                   a guard refused to act (e.g. the mass-delete guard)
         └── BindingMismatch           the store belongs to other sides than configured (exit 1)
 
@@ -34,6 +35,7 @@ __all__ = [
     "BindingMismatch",
     "ConfigError",
     "ConnectorError",
+    "DeadlineExceeded",
     "FlowtlyError",
     "InputError",
     "LockHeld",
@@ -175,6 +177,19 @@ class RateLimited(RetryableError):
 
 class TransientError(RetryableError):
     """5xx answers, timeouts and broken connections."""
+
+
+class DeadlineExceeded(SyncError):
+    """Waiting any longer would pass a limit of ours; ``key`` names its setting.
+
+    A Retry-After beyond ``flowtly.max_retry_after``, a request past
+    ``flowtly.request_deadline``, a run past ``sync.run_timeout``. Not a `ConnectorError`:
+    it stops the run instead of failing one record, since the next request would wait as long.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
 
 
 class SafetyError(SyncError):

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from connectors import registry
 from connectors.base import Connector
@@ -68,32 +68,31 @@ def flowtly_client(settings: Settings) -> FlowtlyClient:
     cfg = settings.flowtly
     transport: httpx.AsyncBaseTransport | None = None
     base_url = cfg.base_url
+    token: SecretStr | str | None = cfg.token
+    rate_limit = cfg.rate_limit
     if base_url.startswith(SANDBOX_SCHEME):
         target = base_url[len(SANDBOX_SCHEME) :]
         db: Path | None = None if target in ("", ":memory:") else Path(target)
         if db is not None:
             private_dir(db.parent)
-        token = cfg.token.get_secret_value() if cfg.token else None
-        app = create_app(SandboxSettings(db=db, token=token))
+        secret = cfg.token.get_secret_value() if cfg.token else None
+        app = create_app(SandboxSettings(db=db, token=secret))
         transport = httpx.ASGITransport(app=app)
         base_url = SANDBOX_URL
-    if transport is None:
-        return FlowtlyClient(
-            base_url,
-            cfg.token,
-            concurrency=cfg.concurrency,
-            rate_limit=cfg.rate_limit,
-            timeout=cfg.timeout,
-            max_retries=cfg.max_retries,
-        )
-    # The in-process sandbox has no budget to protect: pacing it would only slow trials.
+        token = cfg.token or "sandbox"
+        # The in-process sandbox has no budget to protect: pacing it would only slow trials.
+        rate_limit = 0
     return FlowtlyClient(
         base_url,
-        cfg.token or "sandbox",
+        token,
         concurrency=cfg.concurrency,
-        rate_limit=0,
+        rate_limit=rate_limit,
         timeout=cfg.timeout,
         max_retries=cfg.max_retries,
+        request_timeout=cfg.request_timeout,
+        request_deadline=cfg.request_deadline,
+        max_retry_after=cfg.max_retry_after,
+        max_response_bytes=cfg.max_response_bytes,
         transport=transport,
     )
 

@@ -6,6 +6,7 @@ signal; `cmd_daemon` is the CLI command.
 """
 
 from sync.daemon._daemon import Daemon, Health, SyncState, TickOutcome, TickReason, backoff_ticks
+from sync.daemon._guard import HttpLimits
 from sync.daemon._http import MAX_WEBHOOK_BODY, WEBHOOK_SOURCES, create_app
 from sync.daemon._metrics import DaemonMetrics
 from sync.daemon._runner import Runner, run_job, secrets_of
@@ -14,6 +15,7 @@ from sync.daemon._serve import (
     EXIT_OK,
     READY_PREFIX,
     cmd_daemon,
+    http_server,
     run_daemon,
     serve_daemon,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "Daemon",
     "DaemonMetrics",
     "Health",
+    "HttpLimits",
     "Runner",
     "SyncState",
     "TickOutcome",
@@ -45,6 +48,7 @@ __all__ = [
     "backoff_ticks",
     "cmd_daemon",
     "create_app",
+    "http_server",
     "run_daemon",
     "run_job",
     "secrets_of",

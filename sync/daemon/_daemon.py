@@ -88,6 +88,8 @@ class SyncState:
     last_error: str | None = None
     last_success: float | None = None
     """Unix time at which the last run that did not fail ended."""
+    run_started: float | None = None
+    """Monotonic time at which the run in flight started (None when none is)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +193,8 @@ class Daemon:
         return text
 
     def health(self) -> Health:
-        """Healthy while the scheduler lives and no sync's last run failed."""
+        """Healthy while the scheduler lives, no run is past its deadline and no sync's last
+        run failed."""
         syncs = {
             s.name: {
                 "running": s.running,
@@ -205,11 +208,31 @@ class Daemon:
             return Health(False, "shutting down", syncs)
         if self._scheduler is None or not self._scheduler.running:
             return Health(False, "scheduler not running", syncs)
-        failing = [s for s in self._states.values() if s.last_outcome is TickOutcome.FAILED]
-        if failing:
-            reason = "; ".join(f"sync {s.name}: last run failed: {s.last_error}" for s in failing)
-            return Health(False, reason, syncs)
+        problems = [
+            f"sync {s.name}: {late}" for s in self._states.values() if (late := self._overdue(s))
+        ]
+        problems += [
+            f"sync {s.name}: last run failed: {s.last_error}"
+            for s in self._states.values()
+            if s.last_outcome is TickOutcome.FAILED
+        ]
+        if problems:
+            return Health(False, "; ".join(problems), syncs)
         return Health(True, None, syncs)
+
+    def _overdue(self, state: SyncState) -> str | None:
+        """Why the run in flight of ``state`` is past its deadline, if it is.
+
+        The run stops itself at ``sync.run_timeout``; one still going after it is stuck
+        somewhere a cancellation does not reach, and must not look healthy meanwhile.
+        """
+        if state.run_started is None:
+            return None
+        limit = state.settings.sync.run_timeout
+        elapsed = self._monotonic() - state.run_started
+        if elapsed <= limit:
+            return None
+        return f"run in flight for {elapsed:.1f} s, past sync.run_timeout ({limit:g} s)"
 
     def refresh_gauges(self, name: str) -> None:
         """Read open conflicts and rejected records of ``name`` from the store."""
@@ -248,6 +271,7 @@ class Daemon:
             finally:
                 state.running = False
                 state.rerun = False
+                state.run_started = None
             return outcome
 
     def request_run(self, name: str, reason: TickReason = TickReason.WEBHOOK) -> None:
@@ -284,7 +308,7 @@ class Daemon:
 
     async def _run(self, state: SyncState) -> TickOutcome:
         name = state.name
-        started = self._monotonic()
+        started = state.run_started = self._monotonic()
         try:
             result = await self._runner(state.settings, self.store, self._is_stopping)
         except LockHeld as exc:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sync.daemon._daemon import Daemon
+from sync.daemon._guard import DEFAULT_LIMITS, HttpLimits
 from sync.daemon._webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from sync.model import Side
 
@@ -42,8 +45,19 @@ async def _body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def create_app(daemon: Daemon) -> Starlette:
-    """The ASGI app serving ``daemon``'s health, metrics and webhooks."""
+def _too_slow(seconds: float) -> JSONResponse:
+    # Closing: the rest of the body may still be on its way, and nobody reads it.
+    return JSONResponse(
+        {"error": f"body not received within {seconds:g} s"}, 408, headers={"Connection": "close"}
+    )
+
+
+def create_app(daemon: Daemon, limits: HttpLimits = DEFAULT_LIMITS) -> Starlette:
+    """The ASGI app serving ``daemon``'s health, metrics and webhooks.
+
+    A webhook body must arrive within ``limits.body_timeout``; a sender that hangs up
+    meanwhile is logged once (``webhook_disconnected``), without a traceback.
+    """
 
     async def healthz(_request: Request) -> Response:
         health = daemon.health()
@@ -54,7 +68,17 @@ def create_app(daemon: Daemon) -> Starlette:
 
     async def webhook(request: Request) -> Response:
         source = str(request.path_params["source"])[:_SHOWN_SOURCE]
-        body = await _body(request)
+        try:
+            async with asyncio.timeout(limits.body_timeout):
+                body = await _body(request)
+        except TimeoutError:
+            daemon.metrics.webhooks.labels("too_slow").inc()
+            log.info("webhook_too_slow", source=source, seconds=limits.body_timeout)
+            return _too_slow(limits.body_timeout)
+        except ClientDisconnect:
+            daemon.metrics.webhooks.labels("disconnected").inc()
+            log.info("webhook_disconnected", source=source)
+            return Response(status_code=400)  # never sent: the client is gone
         if body is None:
             daemon.metrics.webhooks.labels("too_large").inc()
             return _too_large()

@@ -29,7 +29,7 @@ async def run_job(
     client = flowtly_client(settings)
     try:
         async with open_job(settings, store, client=client) as job:
-            return await run_sync(job, stopping=stopping)
+            return await run_sync(job, stopping=stopping, run_timeout=settings.sync.run_timeout)
     finally:
         if on_requests is not None:
             on_requests(client.stats)

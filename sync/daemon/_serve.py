@@ -21,13 +21,22 @@ import uvicorn
 
 from sync.config import Settings
 from sync.daemon._daemon import Daemon
+from sync.daemon._guard import DEFAULT_LIMITS, HttpLimits, guarded_protocol
 from sync.daemon._http import create_app
 from sync.daemon._runner import secrets_of
 from sync.errors import ConfigError, SyncError
 from sync.logging import configure_logging
 from sync.wiring import open_store
 
-__all__ = ["EXIT_FORCED", "EXIT_OK", "READY_PREFIX", "cmd_daemon", "run_daemon", "serve_daemon"]
+__all__ = [
+    "EXIT_FORCED",
+    "EXIT_OK",
+    "READY_PREFIX",
+    "cmd_daemon",
+    "http_server",
+    "run_daemon",
+    "serve_daemon",
+]
 
 EXIT_OK = 0
 EXIT_FORCED = 1
@@ -66,6 +75,25 @@ class _Shutdown:
         log.warning("signal_received", signal=sig.name, action="cancel runs now")
         self.forced = True
         self.daemon.cancel()
+
+
+def http_server(daemon: Daemon, limits: HttpLimits) -> uvicorn.Server:
+    """The uvicorn server of ``daemon``'s endpoint, guarded by ``limits`` (`sync.daemon._guard`).
+
+    Plain h11 without WebSocket upgrades: the guard reads h11's state, and no route
+    upgrades. Signals are left to the daemon.
+    """
+    config = uvicorn.Config(
+        create_app(daemon, limits),
+        http=guarded_protocol(limits),
+        ws="none",
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+    )
+    return _Server(config)
 
 
 def _url(host: str, port: int) -> str:
@@ -107,7 +135,12 @@ async def _wind_down(daemon: Daemon, shutdown: _Shutdown) -> int:
     return EXIT_FORCED if shutdown.forced else EXIT_OK
 
 
-async def serve_daemon(daemon: Daemon, *, ready: Callable[[str], None] | None = None) -> int:
+async def serve_daemon(
+    daemon: Daemon,
+    *,
+    ready: Callable[[str], None] | None = None,
+    limits: HttpLimits = DEFAULT_LIMITS,
+) -> int:
     """Serve ``daemon`` until SIGTERM or SIGINT; returns the process exit code.
 
     Once listening it prints ``flowtly-sync daemon listening at URL`` (the real port when
@@ -115,10 +148,7 @@ async def serve_daemon(daemon: Daemon, *, ready: Callable[[str], None] | None = 
     """
     host, port = daemon.settings.daemon.address()
     sock = _bind(host, port)
-    config = uvicorn.Config(
-        create_app(daemon), log_level="warning", lifespan="off", access_log=False, log_config=None
-    )
-    server = _Server(config)
+    server = http_server(daemon, limits)
     loop = asyncio.get_running_loop()
     shutdown = _Shutdown(daemon)
     for sig in _SIGNALS:

@@ -7,6 +7,7 @@ path behind ``flowtly-sync run``, ``diff`` and the daemon's ticks.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Set
@@ -26,7 +27,7 @@ from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
 from sync.engine.plan import Gate, PlanInput, SideRules, StoredRejection, plan_entity
 from sync.engine.policy import SyncPolicy
-from sync.errors import RecordError
+from sync.errors import DeadlineExceeded, RecordError
 from sync.model import EntityKind, Side
 from sync.store import LinkColumn, RunOutcome, Store
 
@@ -107,8 +108,10 @@ class _Run:
         crash: Callable[[str], None] | None,
         progress: Callable[[str, int], None] | None,
         stopping: Callable[[], bool] | None = None,
+        run_timeout: float | None = None,
     ) -> None:
         self.stopping = stopping
+        self.run_timeout = run_timeout
         self.job = job
         self.dry_run = dry_run
         self.crash = crash
@@ -399,24 +402,44 @@ class _Run:
                 sync=job.name, run_id=self.result.run_id, dry_run=self.dry_run
             )
             with bound:
+                deadline = asyncio.timeout(self.run_timeout)
                 try:
-                    # Before anything is read: links of other sides would pair strangers.
-                    await check_binding(
-                        job.name, job.crm, job.flowtly, job.store, dry_run=self.dry_run
-                    )
-                    for entity in entities:
-                        if self.stopping is not None and self.stopping():
-                            self.result.interrupted = True
-                            break
-                        await self.entity(entity)
-                    finished = not self.dry_run and not self.result.interrupted
-                    if job.after_run is not None and finished:
-                        await job.after_run(self.result)
+                    async with deadline:
+                        # Before anything is read: links of other sides would pair strangers.
+                        await check_binding(
+                            job.name, job.crm, job.flowtly, job.store, dry_run=self.dry_run
+                        )
+                        for entity in entities:
+                            if self.stopping is not None and self.stopping():
+                                self.result.interrupted = True
+                                break
+                            await self.entity(entity)
+                        finished = not self.dry_run and not self.result.interrupted
+                        if job.after_run is not None and finished:
+                            await job.after_run(self.result)
                 except BaseException as exc:
-                    self._finish(RunOutcome.FAILED, f"{type(exc).__name__}: {exc}")
-                    raise
+                    failure = self._timed_out(deadline, exc)
+                    self._finish(RunOutcome.FAILED, f"{type(failure).__name__}: {failure}")
+                    if failure is exc:
+                        raise
+                    raise failure from None
                 self._finish(RunOutcome.OK if self.result.clean else RunOutcome.PARTIAL, None)
         return self.result
+
+    def _timed_out(self, deadline: asyncio.Timeout, exc: BaseException) -> BaseException:
+        """`DeadlineExceeded` when ``exc`` is the run's own deadline passing, else ``exc``.
+
+        The store stays consistent: every write is committed as it lands, the run is
+        recorded as failed and the lock is released on the way out.
+        """
+        if not (isinstance(exc, TimeoutError) and deadline.expired()):
+            return exc
+        return DeadlineExceeded(
+            "sync.run_timeout",
+            f"sync {self.job.name}: the run was still going after {self.run_timeout:g} s "
+            "(sync.run_timeout) and was stopped; what it finished is kept, the next run "
+            "goes on from there",
+        )
 
     def _finish(self, outcome: RunOutcome, error: str | None) -> None:
         self.result.finished_at = datetime.now(UTC)
@@ -443,10 +466,13 @@ async def run_sync(
     crash: Callable[[str], None] | None = None,
     progress: Callable[[str, int], None] | None = None,
     stopping: Callable[[], bool] | None = None,
+    run_timeout: float | None = None,
 ) -> RunResult:
     """Run ``job`` once. A dry run reads both sides and writes nothing anywhere.
 
     ``stopping`` is polled between entities and before each write: once it returns True
     the run finishes what is in flight, commits, and returns with ``interrupted`` set.
+    A run still going after ``run_timeout`` seconds is cancelled, recorded as failed, and
+    raises `DeadlineExceeded`.
     """
-    return await _Run(job, dry_run, crash, progress, stopping).run()
+    return await _Run(job, dry_run, crash, progress, stopping, run_timeout).run()

@@ -16,6 +16,7 @@ import httpx
 
 from sync.errors import (
     AuthenticationError,
+    DeadlineExceeded,
     FlowtlyError,
     MethodNotAllowed,
     NotFound,
@@ -26,11 +27,16 @@ from sync.errors import (
 )
 
 __all__ = [
+    "deadline_passed",
     "error_from_response",
     "error_from_transport",
+    "error_timed_out",
+    "error_too_large",
     "flowtly_message",
     "parse_retry_after",
     "parse_violations",
+    "retry_after_too_long",
+    "seconds_text",
 ]
 
 _MESSAGE_KEYS = ("detail", "hydra:description", "description", "title", "hydra:title", "message")
@@ -41,7 +47,9 @@ _PROTOCOL_STATUSES = frozenset({405, 406, 409, 415})
 def _json_body(response: httpx.Response) -> Any:
     try:
         return json.loads(response.content)
-    except ValueError:  # not JSON (a proxy's HTML page, an empty body): no detail to report
+    # Not JSON (a proxy's HTML page, an empty body) or nested past the parser's recursion
+    # limit: no detail to report.
+    except (ValueError, RecursionError):
         return None
 
 
@@ -153,4 +161,61 @@ def error_from_transport(method: str, path: str, exc: httpx.TransportError) -> T
         url=path,
         status=None,
         detail=reason,
+    )
+
+
+def seconds_text(seconds: float) -> str:
+    """``300`` for 300.0, ``44.8`` for 44.777, ``0.25`` for 0.25, ``1000000000`` for 1e9."""
+    digits = 0 if seconds >= 100 else 1 if seconds >= 10 else 3
+    return f"{seconds:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{seconds:.0f}"
+
+
+def error_timed_out(
+    method: str, path: str, *, seconds: float, key: str, status: int | None, received: int
+) -> TransientError:
+    """An attempt whose answer was not complete within ``seconds`` (the limit ``key``)."""
+    if status is None:
+        arrived = "no response arrived"
+    else:
+        arrived = f"the HTTP {status} headers and {received:,} bytes of the body arrived"
+    return TransientError(
+        f"{method} {path} timed out: Flowtly's answer was not complete within "
+        f"{seconds_text(seconds)} s ({key}); {arrived}",
+        method=method,
+        url=path,
+        status=None,
+        detail=arrived,
+    )
+
+
+def error_too_large(method: str, path: str, *, limit: int, key: str, status: int) -> FlowtlyError:
+    """An answer whose body passed ``limit`` bytes; it is not read any further."""
+    return FlowtlyError(
+        f"{method} {path}: Flowtly's answer (HTTP {status}) is larger than {limit:,} bytes "
+        f"({key}); stopped reading it",
+        method=method,
+        url=path,
+        status=status,
+    )
+
+
+def retry_after_too_long(
+    method: str, path: str, *, retry_after: float, limit: float, key: str
+) -> DeadlineExceeded:
+    """Flowtly asked for a wait longer than we sit through."""
+    return DeadlineExceeded(
+        key,
+        f"Flowtly asked to wait {seconds_text(retry_after)} s (Retry-After) on {method} "
+        f"{path}; more than {key} ({seconds_text(limit)} s), so the run stops",
+    )
+
+
+def deadline_passed(
+    method: str, path: str, *, seconds: float, key: str, attempts: int, last: FlowtlyError
+) -> DeadlineExceeded:
+    """A request that got no usable answer within its whole time budget."""
+    return DeadlineExceeded(
+        key,
+        f"{method} {path}: no usable answer from Flowtly within {seconds_text(seconds)} s "
+        f"({key}) over {attempts} attempt(s); the last: {last}",
     )

@@ -1,5 +1,5 @@
-"""Pacing for the Flowtly client: a request-rate throttle, the retry/backoff policy, and
-the counters of what they did.
+"""Pacing for the Flowtly client: a request-rate throttle, the retry/backoff policy, the
+time budget of one request, and the counters of what they did.
 
 The throttle and the policy take the clock, the sleep function and the random generator
 from the caller, so tests run on fake time and fake randomness.
@@ -15,7 +15,7 @@ from enum import Enum
 
 from sync.errors import FlowtlyError, RateLimited, TransientError
 
-__all__ = ["RequestStats", "RetryPolicy", "RetryScope", "Throttle"]
+__all__ = ["RequestBudget", "RequestStats", "RetryPolicy", "RetryScope", "Throttle"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -103,16 +103,22 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class RetryPolicy:
     """Exponential backoff with full jitter: attempt ``n`` waits ``uniform(0, min(cap, base*2^n))``.
 
-    A server's ``Retry-After`` is a floor: the wait is never shorter than it.
+    A server's ``Retry-After`` is a floor: the wait is never shorter than it. One longer
+    than ``max_retry_after`` is not waited for at all (`too_long`).
     """
 
     max_retries: int = 5
     base: float = 0.5
     cap: float = 30.0
+    max_retry_after: float = 300.0
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+
+    def too_long(self, retry_after: float | None) -> bool:
+        """Whether the server asks for a longer wait than we accept to sit through."""
+        return retry_after is not None and retry_after > self.max_retry_after
 
     def delay(self, attempt: int, rng: _random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0)."""
@@ -138,3 +144,36 @@ class RetryPolicy:
         if scope is not RetryScope.IDEMPOTENT:
             return False
         return error.status is None or error.status in RETRY_STATUSES
+
+
+@dataclass(slots=True)
+class RequestBudget:
+    """The time one request may take: each attempt at most ``per_attempt`` seconds as a
+    whole, and its attempts plus our own backoff at most ``total``.
+
+    Waits the server asked for (Retry-After) are not charged: `RetryPolicy.max_retry_after`
+    bounds each of them, and charging them would let one long but honest wait exhaust the
+    budget. Time spent queueing for a request slot is not charged either: a request only
+    starts its clock once it is sent.
+    """
+
+    per_attempt: float
+    total: float
+    spent: float = 0.0
+
+    def attempt_limit(self) -> float:
+        """Seconds the next attempt may take: its own limit or what is left, if less."""
+        return max(0.0, min(self.per_attempt, self.total - self.spent))
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether the next attempt gets less than ``per_attempt`` (the total runs out first)."""
+        return self.total - self.spent < self.per_attempt
+
+    def charge(self, seconds: float) -> None:
+        """Count ``seconds`` of an attempt or of our own backoff."""
+        self.spent += max(0.0, seconds)
+
+    def allows(self, backoff: float) -> bool:
+        """Whether waiting ``backoff`` still leaves time for another attempt."""
+        return self.spent + max(0.0, backoff) < self.total

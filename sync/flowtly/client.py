@@ -32,8 +32,14 @@ from sync.errors import (
     TransientError,
     TransportSecurityError,
 )
-from sync.flowtly._http_errors import error_from_response, error_from_transport
-from sync.flowtly._limits import RequestStats, RetryPolicy, RetryScope, Throttle
+from sync.flowtly._answer import AnswerLimits, read_answer
+from sync.flowtly._http_errors import (
+    deadline_passed,
+    error_from_response,
+    error_from_transport,
+    retry_after_too_long,
+)
+from sync.flowtly._limits import RequestBudget, RequestStats, RetryPolicy, RetryScope, Throttle
 
 __all__ = ["FlowtlyClient", "JsonObject", "QueryParams", "RequestStats"]
 
@@ -49,6 +55,10 @@ PAGE_SIZE_PARAM: Final = "itemsPerPage"
 
 _log = structlog.get_logger("sync.flowtly")
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout)
+# The settings each limit comes from, named in the messages that quote them.
+_ATTEMPT_KEY = "flowtly.request_timeout"
+_DEADLINE_KEY = "flowtly.request_deadline"
+_RETRY_AFTER_KEY = "flowtly.max_retry_after"
 
 
 def _is_loopback(host: str) -> bool:
@@ -95,6 +105,12 @@ class FlowtlyClient:
     in-process sandbox). ``rate_limit`` is requests per second (0 = unlimited);
     ``concurrency`` bounds requests in flight; both also pace retries. ``sleep``, ``clock``
     and ``random`` are injectable so tests run on fake time.
+
+    ``timeout`` bounds each connect and read; ``request_timeout`` one attempt as a whole;
+    ``request_deadline`` a request's attempts and backoff together (`RequestBudget`). A
+    Retry-After longer than ``max_retry_after`` and a request past its deadline raise
+    `sync.errors.DeadlineExceeded`, which stops a run; an answer larger than
+    ``max_response_bytes`` is not read further.
     """
 
     def __init__(
@@ -106,6 +122,10 @@ class FlowtlyClient:
         rate_limit: float = 10.0,
         timeout: float = 30.0,
         max_retries: int = 5,
+        request_timeout: float = 45.0,
+        request_deadline: float = 90.0,
+        max_retry_after: float = 300.0,
+        max_response_bytes: int = 50_000_000,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -125,6 +145,8 @@ class FlowtlyClient:
             )
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if min(request_timeout, request_deadline, max_retry_after, max_response_bytes) <= 0:
+            raise ValueError("request time and size limits must be > 0")
         self._origin_url = url.copy_with(path="/", query=None, fragment=None)
         self._origin = str(self._origin_url).rstrip("/")
         self._prefix = url.path.rstrip("/")
@@ -150,7 +172,10 @@ class FlowtlyClient:
         self._rate_limit = rate_limit
         self._semaphore = asyncio.Semaphore(concurrency)
         self._throttle = Throttle(rate_limit, clock=clock, sleep=sleep)
-        self._policy = RetryPolicy(max_retries=max_retries)
+        self._policy = RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after)
+        self._request_timeout = request_timeout
+        self._request_deadline = request_deadline
+        self._max_response_bytes = max_response_bytes
         self._sleep = sleep
         self._clock = clock
         self._random = random or _random.Random()  # noqa: S311 - jitter, not cryptography
@@ -313,6 +338,15 @@ class FlowtlyClient:
                 url=response.url.path,
                 status=response.status_code,
             ) from exc
+        except RecursionError:
+            # No traceback worth keeping: the parser recursed once per level of nesting.
+            raise FlowtlyError(
+                f"{method} {response.url.path}: HTTP {response.status_code} answer is JSON "
+                "nested too deeply to read",
+                method=method,
+                url=response.url.path,
+                status=response.status_code,
+            ) from None
 
     def _object(self, response: httpx.Response, method: str) -> JsonObject:
         body = self._json(response, method)
@@ -352,25 +386,37 @@ class FlowtlyClient:
         path = url.path
         maybe_landed = False
         attempt = 0
+        budget = RequestBudget(self._request_timeout, self._request_deadline)
         while True:
             sent = True
+            out_of_time = False  # this attempt was cut short by the request's deadline
             async with self._semaphore:
                 self.stats.waited += await self._throttle.acquire()
                 started = self._clock()
                 self.stats.by_method[method] += 1
+                limits = AnswerLimits(
+                    budget.attempt_limit(),
+                    _DEADLINE_KEY if budget.cut_short else _ATTEMPT_KEY,
+                    self._max_response_bytes,
+                )
+                request = self._http.build_request(method, url, content=content, headers=headers)
                 try:
-                    response = await self._http.request(
-                        method, url, content=content, headers=headers
-                    )
+                    response = await read_answer(self._http, request, limits)
                 except httpx.TransportError as exc:
                     self.stats.transport_errors += 1
                     sent = not isinstance(exc, _UNSENT)
                     error: FlowtlyError = error_from_transport(method, path, exc)
                     status: int | None = None
+                except TransientError as exc:  # the attempt's own deadline passed
+                    self.stats.transport_errors += 1
+                    error, status = exc, None
+                    out_of_time = limits.key == _DEADLINE_KEY
                 else:
                     status = response.status_code
                     self.stats.by_status[status] += 1
-            elapsed_ms = round((self._clock() - started) * 1000, 1)
+            elapsed = self._clock() - started
+            budget.charge(elapsed)
+            elapsed_ms = round(elapsed * 1000, 1)
             _log.debug(
                 "flowtly.request",
                 method=method,
@@ -385,15 +431,36 @@ class FlowtlyClient:
                 error = error_from_response(method, path, response)
                 if isinstance(error, RateLimited):
                     self.stats.rate_limited += 1
+                    if self._policy.too_long(error.retry_after):
+                        raise retry_after_too_long(
+                            method,
+                            path,
+                            retry_after=error.retry_after or 0.0,
+                            limit=self._policy.max_retry_after,
+                            key=_RETRY_AFTER_KEY,
+                        )
                     if error.retry_after:
                         self._throttle.cool_down(error.retry_after)
                 if method == "DELETE" and isinstance(error, NotFound) and maybe_landed:
                     return response  # an earlier attempt deleted it; the answer was lost
-            if not self._policy.should_retry(error, attempt=attempt, scope=scope, sent=sent):
+            if not out_of_time and not self._policy.should_retry(
+                error, attempt=attempt, scope=scope, sent=sent
+            ):
                 raise self._redact(error)
             maybe_landed = maybe_landed or (isinstance(error, TransientError) and sent)
             retry_after = error.retry_after if isinstance(error, RateLimited) else None
             delay = self._policy.delay(attempt, self._random, retry_after)
+            backoff = delay - (retry_after or 0.0)  # ours; the server's wait is not charged
+            if out_of_time or not budget.allows(backoff):
+                raise deadline_passed(
+                    method,
+                    path,
+                    seconds=self._request_deadline,
+                    key=_DEADLINE_KEY,
+                    attempts=attempt + 1,
+                    last=self._redact(error),
+                )
+            budget.charge(backoff)
             _log.warning(
                 "flowtly.retry",
                 method=method,

@@ -1,0 +1,116 @@
+"""One attempt at a Flowtly request, bounded as a whole: in time, from sending it to the
+last byte of the answer, and in the size of the answer's body.
+
+httpx's own timeouts bound each connect and each read separately, so a server that sends
+a byte just before every read timeout holds an attempt open forever; and reading
+``response.content`` buffers a body however large it grows. Here the answer is streamed
+under one `asyncio.timeout` and reading stops at a byte cap.
+
+The deadline is a loop timer, not the client's injectable clock: only a loop timer can
+interrupt a read that is blocked inside the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+
+from sync.errors import FlowtlyError
+from sync.flowtly._http_errors import error_timed_out, error_too_large
+
+__all__ = ["MAX_BYTES_KEY", "AnswerLimits", "read_answer"]
+
+MAX_BYTES_KEY = "flowtly.max_response_bytes"
+
+# Headers that described the body as it travelled; the buffered copy is already decoded.
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+# What error messages read from a response's extensions (the rest holds the connection).
+_KEPT_EXTENSIONS = ("http_version", "reason_phrase")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerLimits:
+    """The bounds of one attempt; ``key`` names the setting ``seconds`` comes from."""
+
+    seconds: float
+    key: str
+    max_bytes: int
+
+
+@dataclass(slots=True)
+class _Progress:
+    status: int | None = None
+    received: int = 0
+
+
+async def read_answer(
+    http: httpx.AsyncClient, request: httpx.Request, limits: AnswerLimits
+) -> httpx.Response:
+    """Send ``request`` and read its whole answer within ``limits``.
+
+    Returns a response whose body is already read (``.content`` works). Raises what
+    ``http.send`` raises (`httpx.TransportError`, its own read timeouts included),
+    `sync.errors.TransientError` once ``limits.seconds`` pass, and `FlowtlyError` once the
+    decoded body passes ``limits.max_bytes``.
+    """
+    progress = _Progress()
+    deadline = asyncio.timeout(limits.seconds)
+    try:
+        async with deadline:
+            return await _read(http, request, limits.max_bytes, progress)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # raised inside the transport, not by our deadline
+        raise error_timed_out(
+            request.method,
+            request.url.path,
+            seconds=limits.seconds,
+            key=limits.key,
+            status=progress.status,
+            received=progress.received,
+        ) from None
+
+
+async def _read(
+    http: httpx.AsyncClient, request: httpx.Request, max_bytes: int, progress: _Progress
+) -> httpx.Response:
+    response = await http.send(request, stream=True)
+    try:
+        progress.status = response.status_code
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(request, response.status_code, max_bytes)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            progress.received = len(body)
+            if len(body) > max_bytes:
+                raise _too_large(request, response.status_code, max_bytes)
+    finally:
+        await response.aclose()
+    return _buffered(response, bytes(body))
+
+
+def _too_large(request: httpx.Request, status: int, max_bytes: int) -> FlowtlyError:
+    return error_too_large(
+        request.method, request.url.path, limit=max_bytes, key=MAX_BYTES_KEY, status=status
+    )
+
+
+def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A closed copy of ``response`` holding ``body``, so callers read ``.content``."""
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in _WIRE_HEADERS
+    ]
+    extensions = {k: response.extensions[k] for k in _KEPT_EXTENSIONS if k in response.extensions}
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=extensions,
+    )
