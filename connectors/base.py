@@ -21,12 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
 from sync.errors import RecordError
 from sync.model import EntityKind, Record, Scalar
+
+if TYPE_CHECKING:
+    import httpx
+
+    from connectors.http import RequestStats
 
 __all__ = [
     "Capability",
@@ -118,6 +123,22 @@ class Connector(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Release resources."""
+
+    @classmethod
+    def from_settings(
+        cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Self:
+        """Build the connector from its validated ``settings_model`` instance.
+
+        API connectors send every request through ``transport`` when one is given (an
+        in-process server: the Flowtly sandbox, a vendor fake in tests); the others have no
+        use for it. By default the class is called with the settings.
+        """
+        return cls(settings)  # type: ignore[call-arg]
+
+    def request_stats(self) -> RequestStats | None:
+        """The counters of this side's HTTP client (for ``/metrics``); None without one."""
+        return None
 
     @abc.abstractmethod
     def entities(self) -> frozenset[EntityKind]:

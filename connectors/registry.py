@@ -18,6 +18,7 @@ GROUP = "flowtly_sync.connectors"
 """The entry-point group connectors register in."""
 
 _KEY = "crm.type"
+"""The setting that names a connector, unless the caller names another."""
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -28,18 +29,18 @@ def _entry_points() -> dict[str, EntryPoint]:
     return found
 
 
-def _load(point: EntryPoint) -> type[Connector]:
+def _load(point: EntryPoint, key: str = _KEY) -> type[Connector]:
     try:
         loaded = point.load()
     except Exception as error:
         raise ConfigError(
-            _KEY,
+            key,
             f"connector {point.name!r} ({point.value}) failed to load: "
             f"{type(error).__name__}: {error}",
         ) from error
     if not (isinstance(loaded, type) and issubclass(loaded, Connector)):
         raise ConfigError(
-            _KEY,
+            key,
             f"connector {point.name!r} ({point.value}) is not a Connector subclass",
         )
     return loaded
@@ -53,12 +54,12 @@ def available() -> dict[str, type[Connector]]:
     return {name: _load(point) for name, point in sorted(_entry_points().items())}
 
 
-def get(name: str) -> type[Connector]:
-    """The connector class registered as ``name``; `ConfigError` on ``crm.type`` if none
-    is, or if it fails to load. Only the named entry point is imported."""
+def get(name: str, *, key: str = _KEY) -> type[Connector]:
+    """The connector class registered as ``name``; `ConfigError` on ``key`` (the setting
+    that named it) if none is, or if it fails to load. Only that entry point is imported."""
     points = _entry_points()
     point = points.get(name)
     if point is None:
         names = ", ".join(sorted(points)) or "none"
-        raise ConfigError(_KEY, f"unknown connector {name!r}; available: {names}")
-    return _load(point)
+        raise ConfigError(key, f"unknown connector {name!r}; available: {names}")
+    return _load(point, key)

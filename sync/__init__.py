@@ -1,9 +1,10 @@
 """flowtly-sync: keep a CRM and a Flowtly account in step, in both directions."""
 
-from sync.errors import ConfigError, FlowtlyError, RecordError, SafetyError, SyncError
+from sync.errors import ApiError, ConfigError, FlowtlyError, RecordError, SafetyError, SyncError
 from sync.model import EntityKind, Record, Side
 
 __all__ = [
+    "ApiError",
     "ConfigError",
     "EntityKind",
     "FlowtlyError",

@@ -15,7 +15,7 @@ import httpx
 
 from sync.config import Settings
 from sync.engine.binding import current_identities, mismatch
-from sync.errors import AuthenticationError, FlowtlyError, SyncError
+from sync.errors import ApiError, AuthenticationError, SyncError
 from sync.flowtly.assumptions import (
     ASSUMPTIONS,
     CLIENT_SEARCH_PARAM,
@@ -202,7 +202,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
         try:
             await client.get("/employees/me")
             out.write("flowtly: ok - reachable, credentials valid\n")
-        except (AuthenticationError, FlowtlyError) as exc:
+        except (AuthenticationError, ApiError) as exc:
             out.write(f"flowtly: FAILED - {exc}\n")
             return False
         try:
@@ -237,7 +237,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
                     )
                 except _Contradiction as exc:
                     verdict, detail, ok = Verdict.CONTRADICTED, str(exc), False
-                except (FlowtlyError, httpx.HTTPError) as exc:
+                except (ApiError, httpx.HTTPError) as exc:
                     verdict, detail, ok = Verdict.ERROR, str(exc), False
             out.write(
                 f"assumption {assumption.key}: {verdict} - {detail}\n    ({assumption.statement})\n"

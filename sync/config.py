@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connectors.base import ConnectorSettings
 from sync.engine.policy import ConflictPolicy, Direction
 from sync.errors import ConfigError
 from sync.flowtly.assumptions import FREE_ENUMS
@@ -97,8 +98,9 @@ class FlowtlyDefaults(_Section):
     employee: str | None = None
 
 
-class FlowtlyConfig(_Section):
-    """``[flowtly]``: where Flowtly is and how hard we may use it."""
+class FlowtlyConfig(ConnectorSettings):
+    """``[flowtly]``: where Flowtly is and how hard we may use it; the settings model of
+    the Flowtly connector (`sync.flowtly.side.FlowtlySide`)."""
 
     base_url: str = "https://api.flowtly.eu"
     token: SecretStr | None = None

@@ -8,15 +8,19 @@ The hierarchy::
     │   └── LockHeld                  another run holds this sync's lock (exit 1)
     ├── ConnectorError                a side (CRM connector or Flowtly) failed
     │   ├── InputError                a malformed source (file, line, column) (exit 1)
-    │   └── FlowtlyError              Flowtly answered something we cannot use
+    │   └── ApiError                  an API side answered something we cannot use;
+    │       │                         names the side and the method and path asked
     │       ├── TransportSecurityError plain http:// to a non-loopback host
     │       ├── AuthenticationError   401/403: token missing, wrong or lacking rights
     │       ├── NotFound              404
     │       ├── ValidationFailed      400/422: the request was understood and refused
     │       ├── MethodNotAllowed      405, 406, 409, 415: a protocol mismatch on our side
-    │       └── RetryableError        worth trying again later
-    │           ├── RateLimited       429, with the server's Retry-After
-    │           └── TransientError    5xx, timeouts, dropped connections
+    │       ├── BudgetExhausted       the API's daily request budget is used up (exit 1)
+    │       ├── RetryableError        worth trying again later
+    │       │   ├── RateLimited       429, with the server's Retry-After
+    │       │   └── TransientError    5xx, timeouts, dropped connections
+    │       └── FlowtlyError          Flowtly broke API Platform's protocol (not JSON-LD,
+    │                                 an off-origin link, a status it never documents)
     ├── DeadlineExceeded              a limit on waiting ran out; names its setting (exit 1)
     └── SafetyError                   a guard refused to act (e.g. the mass-delete guard)
         └── BindingMismatch           the store belongs to other sides than configured (exit 1)
@@ -31,8 +35,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "ApiError",
     "AuthenticationError",
     "BindingMismatch",
+    "BudgetExhausted",
     "ConfigError",
     "ConnectorError",
     "DeadlineExceeded",
@@ -114,11 +120,11 @@ class Violation:
         return f"{self.property_path}: {self.message}" if self.property_path else self.message
 
 
-class FlowtlyError(ConnectorError):
-    """Flowtly answered with an error. ``status`` is None when no response arrived.
+class ApiError(ConnectorError):
+    """An API side answered with an error. ``status`` is None when no response arrived.
 
-    Messages name the method and path requested and what Flowtly said; they never contain
-    the token or the request headers.
+    ``side`` names the API (``flowtly``, ``hubspot``, ...). Messages name the method and
+    path requested and what the API said; they never contain tokens or request headers.
     """
 
     def __init__(
@@ -129,28 +135,30 @@ class FlowtlyError(ConnectorError):
         url: str = "",
         status: int | None = None,
         detail: str | None = None,
+        side: str = "",
     ) -> None:
         self.method = method
         self.url = url
         self.status = status
         self.detail = detail
+        self.side = side
         super().__init__(message)
 
 
-class TransportSecurityError(FlowtlyError):
+class TransportSecurityError(ApiError):
     """Refused to send a token over plain HTTP to a host that is not loopback."""
 
 
-class AuthenticationError(FlowtlyError):
-    """Flowtly refused the credentials (401) or their rights (403)."""
+class AuthenticationError(ApiError):
+    """The API refused the credentials (401) or their rights (403)."""
 
 
-class NotFound(FlowtlyError):
+class NotFound(ApiError):
     """The requested resource does not exist (404)."""
 
 
-class ValidationFailed(FlowtlyError):
-    """Flowtly refused the payload: 422 with violations, or 400 (bad IRI, wrong type)."""
+class ValidationFailed(ApiError):
+    """The API refused the payload: 422 with violations, or 400 (bad reference, wrong type)."""
 
     def __init__(
         self, message: str, *, violations: tuple[Violation, ...] = (), **kwargs: object
@@ -159,11 +167,20 @@ class ValidationFailed(FlowtlyError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
-class MethodNotAllowed(FlowtlyError):
+class MethodNotAllowed(ApiError):
     """405/406/409/415: the request's method, format or state does not fit the resource."""
 
 
-class RetryableError(FlowtlyError):
+class BudgetExhausted(ApiError):
+    """The API's request budget for the day is used up: every further request would fail
+    until ``resets_at`` (when the API says), so the run stops instead of retrying."""
+
+    def __init__(self, message: str, *, resets_at: str | None = None, **kwargs: object) -> None:
+        self.resets_at = resets_at
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class RetryableError(ApiError):
     """A failure that may pass if the same request is sent again later."""
 
 
@@ -177,6 +194,15 @@ class RateLimited(RetryableError):
 
 class TransientError(RetryableError):
     """5xx answers, timeouts and broken connections."""
+
+
+class FlowtlyError(ApiError):
+    """Flowtly answered outside API Platform's protocol: a body that is not the JSON-LD
+    asked for, a link off its origin, a pagination loop, a status it does not document."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        kwargs.setdefault("side", "flowtly")
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
 class DeadlineExceeded(SyncError):

@@ -6,16 +6,17 @@ and the daemon both build their jobs here, so they share one code path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from connectors import registry
-from connectors.base import Connector
-from sync.config import SANDBOX_SCHEME, Settings
+from connectors.base import Connector, ConnectorSettings
+from sync.config import SANDBOX_SCHEME, FlowtlyConfig, Settings
 from sync.engine.policy import Direction, SyncPolicy
 from sync.engine.run import SyncJob
 from sync.errors import ConfigError
@@ -23,7 +24,7 @@ from sync.finance.documents import ColumnWriter, DocumentColumns
 from sync.finance.hooks import AfterRun, FinanceOptions
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
-from sync.flowtly.side import FlowtlySide
+from sync.flowtly.side import FlowtlySide, defaults_of
 from sync.mapping import MappingConnector, mapping_directions, wrap_crm
 from sync.model import EntityKind
 from sync.private_files import private_dir
@@ -36,6 +37,8 @@ __all__ = [
     "SANDBOX_URL",
     "after_run_of",
     "build_crm",
+    "build_flowtly",
+    "build_side",
     "flowtly_client",
     "flowtly_side",
     "gates_of",
@@ -49,44 +52,76 @@ SANDBOX_URL = "http://sandbox.invalid"
 """The base URL an in-process sandbox answers on (never resolved: no socket is opened)."""
 
 
+def build_side(
+    table: str,
+    type_name: str,
+    settings: Mapping[str, Any] | ConnectorSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Connector:
+    """The connector registered as ``type_name``, from its configuration ``table``.
+
+    The one way either side of a sync is built: the class is found through the entry
+    points, its settings validated by its own model (errors name ``table.key``), and the
+    connector made by its `Connector.from_settings`.
+    """
+    connector_cls = registry.get(type_name, key=f"{table}.type")
+    model = connector_cls.settings_model
+    if isinstance(settings, model):
+        validated = settings  # validated when the configuration was loaded
+    else:
+        raw = settings.model_dump() if isinstance(settings, ConnectorSettings) else settings
+        try:
+            validated = model(**raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join([table, *(str(part) for part in first["loc"])])
+            raise ConfigError(key, first["msg"]) from None
+    return connector_cls.from_settings(validated, transport=transport)
+
+
 def build_crm(settings: Settings) -> Connector:
     """The CRM connector named by ``[crm] type``, with its settings validated, read and
     written through ``[mapping]`` when one is configured."""
-    connector_cls = registry.get(settings.crm.type)
-    try:
-        connector_settings = connector_cls.settings_model(**settings.crm.connector_settings())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(["crm", *(str(part) for part in first["loc"])])
-        raise ConfigError(key, first["msg"]) from None
-    connector = connector_cls(connector_settings)  # type: ignore[call-arg]
+    connector = build_side("crm", settings.crm.type, settings.crm.connector_settings())
     return wrap_crm(connector, settings.mapping)
+
+
+def build_flowtly(settings: Settings) -> Connector:
+    """The Flowtly side of ``[flowtly]``: the real API, or the sandbox in-process."""
+    cfg, transport = _flowtly_target(settings.flowtly)
+    return build_side("flowtly", FlowtlySide.name, cfg, transport=transport)
+
+
+def _flowtly_target(cfg: FlowtlyConfig) -> tuple[FlowtlyConfig, httpx.AsyncBaseTransport | None]:
+    """``cfg`` as the client needs it, with the transport of a ``sandbox://`` base URL."""
+    if not cfg.base_url.startswith(SANDBOX_SCHEME):
+        return cfg, None
+    target = cfg.base_url[len(SANDBOX_SCHEME) :]
+    db: Path | None = None if target in ("", ":memory:") else Path(target)
+    if db is not None:
+        private_dir(db.parent)
+    secret = cfg.token.get_secret_value() if cfg.token else None
+    app = create_app(SandboxSettings(db=db, token=secret))
+    # The in-process sandbox has no budget to protect: pacing it would only slow trials.
+    local = cfg.model_copy(
+        update={
+            "base_url": SANDBOX_URL,
+            "token": cfg.token or SecretStr("sandbox"),
+            "rate_limit": 0,
+        }
+    )
+    return local, httpx.ASGITransport(app=app)
 
 
 def flowtly_client(settings: Settings) -> FlowtlyClient:
     """A client for ``[flowtly]``: the real API, or the sandbox in-process."""
-    cfg = settings.flowtly
-    transport: httpx.AsyncBaseTransport | None = None
-    base_url = cfg.base_url
-    token: SecretStr | str | None = cfg.token
-    rate_limit = cfg.rate_limit
-    if base_url.startswith(SANDBOX_SCHEME):
-        target = base_url[len(SANDBOX_SCHEME) :]
-        db: Path | None = None if target in ("", ":memory:") else Path(target)
-        if db is not None:
-            private_dir(db.parent)
-        secret = cfg.token.get_secret_value() if cfg.token else None
-        app = create_app(SandboxSettings(db=db, token=secret))
-        transport = httpx.ASGITransport(app=app)
-        base_url = SANDBOX_URL
-        token = cfg.token or "sandbox"
-        # The in-process sandbox has no budget to protect: pacing it would only slow trials.
-        rate_limit = 0
+    cfg, transport = _flowtly_target(settings.flowtly)
     return FlowtlyClient(
-        base_url,
-        token,
+        cfg.base_url,
+        cfg.token,
         concurrency=cfg.concurrency,
-        rate_limit=rate_limit,
+        rate_limit=cfg.rate_limit,
         timeout=cfg.timeout,
         max_retries=cfg.max_retries,
         request_timeout=cfg.request_timeout,
@@ -119,16 +154,7 @@ def policy_of(settings: Settings, crm: Connector | None = None) -> SyncPolicy:
 
 
 def _defaults(settings: Settings) -> Defaults:
-    cfg = settings.flowtly.defaults
-    return Defaults(
-        currency=cfg.currency,
-        status=cfg.status,
-        tin_type=cfg.tin_type,
-        documents_language=cfg.documents_language,
-        contact_type=cfg.contact_type,
-        counterparty_type=cfg.counterparty_type,
-        note_author=cfg.employee,
-    )
+    return defaults_of(settings.flowtly.defaults)
 
 
 def gates_of(settings: Settings) -> Gates:
@@ -146,7 +172,7 @@ def flowtly_side(settings: Settings, client: FlowtlyClient) -> FlowtlySide:
 
 
 def after_run_of(
-    settings: Settings, store: Store, crm: Connector, flowtly: FlowtlySide
+    settings: Settings, store: Store, crm: Connector, flowtly: Connector
 ) -> AfterRun | None:
     """The after-run hook of ``[enrichment]`` and ``[documents]``; None when both are off.
 
@@ -162,6 +188,8 @@ def after_run_of(
     )
     if not options.active:
         return None
+    if not isinstance(flowtly, FlowtlySide):
+        raise ConfigError("flowtly.base_url", "documents and branding need the Flowtly API")
     writer = crm if isinstance(crm, ColumnWriter) else None
     if columns is not None and writer is None:
         raise ConfigError(
@@ -189,15 +217,18 @@ def open_store(settings: Settings) -> Store:
 async def open_job(
     settings: Settings, store: Store, *, client: FlowtlyClient | None = None
 ) -> AsyncIterator[SyncJob]:
-    """A ready `SyncJob`; both sides are opened and closed around it.
+    """A ready `SyncJob`; both sides are built by `build_side`, opened and closed around it.
 
-    ``client`` replaces the one `flowtly_client` would build (the daemon passes its own to
-    read the request counters afterwards); it is closed with the job all the same.
+    ``client`` puts the Flowtly side over a client of the caller's instead of its own; it
+    is closed with the job all the same.
     """
     crm = build_crm(settings)
-    client = client if client is not None else flowtly_client(settings)
-    flowtly = flowtly_side(settings, client)
-    async with client, crm, flowtly:
+    flowtly = build_flowtly(settings) if client is None else flowtly_side(settings, client)
+    async with AsyncExitStack() as stack:
+        if client is not None:
+            await stack.enter_async_context(client)
+        await stack.enter_async_context(crm)
+        await stack.enter_async_context(flowtly)
         after_run = after_run_of(settings, store, crm, flowtly)
         yield SyncJob(
             settings.sync.name,

@@ -23,13 +23,13 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from connectors.http import RequestStats
 from sync.config import Settings
 from sync.daemon._metrics import DaemonMetrics
 from sync.daemon._runner import Runner, run_job, secrets_of
 from sync.daemon._webhook import WebhookVerifier
 from sync.engine.run import RunResult
 from sync.errors import ConfigError, LockHeld
-from sync.flowtly._limits import RequestStats
 from sync.logging import REDACTED
 from sync.store import Store
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from connectors.http import RequestStats
 from sync.engine.run import RunResult
-from sync.flowtly._limits import RequestStats
 
 __all__ = ["DaemonMetrics"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from connectors.http import RequestStats
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
-from sync.flowtly._limits import RequestStats
 from sync.store import Store
-from sync.wiring import flowtly_client, open_job
+from sync.wiring import open_job
 
 __all__ = ["Runner", "run_job", "secrets_of"]
 
@@ -24,15 +24,16 @@ async def run_job(
     *,
     on_requests: Callable[[RequestStats], None] | None = None,
 ) -> RunResult:
-    """Run ``settings``' sync once; ``on_requests`` gets the Flowtly client's counters
-    afterwards, whether the run succeeded or not."""
-    client = flowtly_client(settings)
+    """Run ``settings``' sync once; ``on_requests`` gets the Flowtly side's request
+    counters afterwards, whether the run succeeded or not."""
+    stats: RequestStats | None = None
     try:
-        async with open_job(settings, store, client=client) as job:
+        async with open_job(settings, store) as job:
+            stats = job.flowtly.request_stats()
             return await run_sync(job, stopping=stopping, run_timeout=settings.sync.run_timeout)
     finally:
-        if on_requests is not None:
-            on_requests(client.stats)
+        if on_requests is not None and stats is not None:
+            on_requests(stats)
 
 
 def secrets_of(settings: Settings) -> list[str]:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sync.errors import AuthenticationError, FlowtlyError, TransportSecurityError
+from sync.errors import ApiError, AuthenticationError, TransportSecurityError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import natural_key
 from sync.report import mask
@@ -164,7 +164,7 @@ async def apply_merges(
             await merger.merge_counterparties(group.keep, group.merge)
         except (AuthenticationError, TransportSecurityError):
             raise
-        except FlowtlyError as error:
+        except ApiError as error:
             outcomes.append(MergeOutcome(group, str(error)))
             continue
         with store.transaction() as tx:

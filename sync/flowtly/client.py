@@ -1,78 +1,38 @@
 """The async HTTP client every part of flowtly-sync uses to talk to Flowtly.
 
-It speaks API Platform's JSON-LD dialect (Hydra collections, merge-patch updates), maps
-failures to :mod:`sync.errors`, retries what is safe to retry with jittered backoff, and
-keeps a run under the API's budget with a request-rate throttle, a shared cool-down after
-429s and a bound on requests in flight. Raw vendor JSON (:data:`JsonObject`) stops at the
-callers of this module (the resource mappers).
+It speaks API Platform's JSON-LD dialect (Hydra collections, merge-patch updates, IRIs)
+over the HTTP kit's `ApiClient`, which maps failures to :mod:`sync.errors`, retries what
+is safe to retry and keeps a run within the API's budget. Raw vendor JSON
+(:data:`JsonObject`) stops at the callers of this module (the resource mappers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 import random as _random
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Final, Self, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Final, TypeAlias
 
 import httpx
-import structlog
 from pydantic import SecretStr
 
-from connectors.http import network_transport
+from connectors.http import ApiClient, HttpLimits, QueryParams, RequestStats, RetryScope, Side
 from sync import __version__
-from sync.errors import (
-    FlowtlyError,
-    NotFound,
-    RateLimited,
-    TransientError,
-    TransportSecurityError,
-)
-from sync.flowtly._answer import AnswerLimits, read_answer
-from sync.flowtly._http_errors import (
-    deadline_passed,
-    error_from_response,
-    error_from_transport,
-    retry_after_too_long,
-)
-from sync.flowtly._limits import RequestBudget, RequestStats, RetryPolicy, RetryScope, Throttle
+from sync.errors import FlowtlyError
+from sync.flowtly._http_errors import FLOWTLY_ERRORS
 
-__all__ = ["FlowtlyClient", "JsonObject", "QueryParams", "RequestStats"]
+__all__ = ["FLOWTLY", "FlowtlyClient", "JsonObject", "QueryParams", "RequestStats"]
 
 JsonObject: TypeAlias = dict[str, Any]
 """A raw Flowtly JSON object; only the client and the resource mappers handle it."""
-
-QueryParams: TypeAlias = Mapping[str, str | int | Sequence[str | int]]
-"""Query parameters; a sequence value repeats the key (``status[]=a&status[]=b``)."""
 
 LD_JSON: Final = "application/ld+json"
 MERGE_PATCH_JSON: Final = "application/merge-patch+json"
 PAGE_SIZE_PARAM: Final = "itemsPerPage"
 
-_log = structlog.get_logger("sync.flowtly")
-_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout)
-# The settings each limit comes from, named in the messages that quote them.
-_ATTEMPT_KEY = "flowtly.request_timeout"
-_DEADLINE_KEY = "flowtly.request_deadline"
-_RETRY_AFTER_KEY = "flowtly.max_retry_after"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _display(url: httpx.URL) -> str:
-    """The URL without credentials or query, safe for messages and logs."""
-    return str(url.copy_with(username=None, password=None, query=None, fragment=None))
+FLOWTLY: Final = Side("flowtly", "Flowtly", "flowtly", protocol_error=FlowtlyError)
+"""The Flowtly side as the HTTP kit names it: in errors, messages and setting keys."""
 
 
 def _members(body: Any, where: str) -> tuple[list[JsonObject], str | None]:
@@ -93,7 +53,7 @@ def _members(body: Any, where: str) -> tuple[list[JsonObject], str | None]:
     return raw, nxt or None
 
 
-class FlowtlyClient:
+class FlowtlyClient(ApiClient):
     """Async client for Flowtly's REST API (API Platform, JSON-LD).
 
     ``base_url`` may carry a path prefix (``https://host/api``): relative paths are joined
@@ -102,15 +62,9 @@ class FlowtlyClient:
     prefix are taken as IRIs, so ``client.get(item["@id"])`` works.
 
     Plain ``http://`` is refused unless the host is loopback or ``transport`` is given (an
-    in-process sandbox). ``rate_limit`` is requests per second (0 = unlimited);
-    ``concurrency`` bounds requests in flight; both also pace retries. ``sleep``, ``clock``
-    and ``random`` are injectable so tests run on fake time.
-
-    ``timeout`` bounds each connect and read; ``request_timeout`` one attempt as a whole;
-    ``request_deadline`` a request's attempts and backoff together (`RequestBudget`). A
-    Retry-After longer than ``max_retry_after`` and a request past its deadline raise
-    `sync.errors.DeadlineExceeded`, which stops a run; an answer larger than
-    ``max_response_bytes`` is not read further.
+    in-process sandbox). The limits are the HTTP kit's (`HttpLimits`); a Retry-After longer
+    than ``max_retry_after`` and a request past its deadline raise
+    `sync.errors.DeadlineExceeded`, which stops a run.
     """
 
     def __init__(
@@ -131,81 +85,31 @@ class FlowtlyClient:
         clock: Callable[[], float] = time.monotonic,
         random: _random.Random | None = None,
     ) -> None:
-        url = httpx.URL(base_url)
-        self._base_display = _display(url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise TransportSecurityError(
-                f"Flowtly base URL {self._base_display!r} is not an http(s) URL with a host"
-            )
-        if url.scheme == "http" and transport is None and not _is_loopback(url.host):
-            raise TransportSecurityError(
-                f"refusing plain http:// for Flowtly base URL {self._base_display!r}: the "
-                "token would travel unencrypted; use https:// (http is allowed only for "
-                "loopback hosts)"
-            )
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        if min(request_timeout, request_deadline, max_retry_after, max_response_bytes) <= 0:
-            raise ValueError("request time and size limits must be > 0")
-        self._origin_url = url.copy_with(path="/", query=None, fragment=None)
-        self._origin = str(self._origin_url).rstrip("/")
-        self._prefix = url.path.rstrip("/")
-        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
-        self._secret = secret or None
-        self._secret_pattern = (
-            re.compile(rf"(?<![\w.~+/=-]){re.escape(self._secret)}(?![\w.~+/=-])")
-            if self._secret
-            else None
-        )
+        secret = (token.get_secret_value() if isinstance(token, SecretStr) else token) or None
         headers = {"Accept": LD_JSON, "User-Agent": f"flowtly-sync/{__version__}"}
-        if self._secret:
-            headers["Authorization"] = f"Bearer {self._secret}"
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self._http = httpx.AsyncClient(
+        if secret:
+            headers["Authorization"] = f"Bearer {secret}"
+        super().__init__(
+            base_url,
+            FLOWTLY,
+            FLOWTLY_ERRORS,
             headers=headers,
-            timeout=httpx.Timeout(timeout),
-            transport=transport or network_transport(limits),
-            limits=limits,
-            follow_redirects=False,  # a redirect could carry the token to another host
+            secrets=(secret,) if secret else (),
+            limits=HttpLimits(
+                concurrency=concurrency,
+                rate_limit=rate_limit,
+                timeout=timeout,
+                max_retries=max_retries,
+                request_timeout=request_timeout,
+                request_deadline=request_deadline,
+                max_retry_after=max_retry_after,
+                max_response_bytes=max_response_bytes,
+            ),
+            transport=transport,
+            sleep=sleep,
+            clock=clock,
+            random=random,
         )
-        self._concurrency = concurrency
-        self._rate_limit = rate_limit
-        self._semaphore = asyncio.Semaphore(concurrency)
-        self._throttle = Throttle(rate_limit, clock=clock, sleep=sleep)
-        self._policy = RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after)
-        self._request_timeout = request_timeout
-        self._request_deadline = request_deadline
-        self._max_response_bytes = max_response_bytes
-        self._sleep = sleep
-        self._clock = clock
-        self._random = random or _random.Random()  # noqa: S311 - jitter, not cryptography
-        self.stats = RequestStats()
-
-    @property
-    def base_url(self) -> str:
-        """The base URL without credentials or query, safe for messages."""
-        return self._base_display
-
-    def __repr__(self) -> str:
-        return (
-            f"FlowtlyClient(base_url={self._base_display!r}, concurrency={self._concurrency}, "
-            f"rate_limit={self._rate_limit})"
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool (and the transport)."""
-        await self._http.aclose()
 
     # -- IRIs --------------------------------------------------------------------------
 
@@ -293,184 +197,3 @@ class FlowtlyClient:
     async def delete(self, path: str) -> None:
         """DELETE an item. A 404 after an attempt that may have landed counts as done."""
         await self._request("DELETE", self._url(path), RetryScope.IDEMPOTENT)
-
-    # -- internals ---------------------------------------------------------------------
-
-    def _url(self, path: str, params: QueryParams | None = None) -> httpx.URL:
-        target = httpx.URL(path)
-        if target.is_absolute_url:
-            url = self._same_origin(target)
-        elif (
-            path.startswith("/")
-            and self._prefix
-            and (target.path == self._prefix or target.path.startswith(self._prefix + "/"))
-        ):
-            url = httpx.URL(self._origin + path)
-        else:
-            # Concatenating a known origin is a third of the cost of an RFC 3986 join.
-            url = httpx.URL(f"{self._origin}{self._prefix}/{path.lstrip('/')}")
-        return url.copy_merge_params(params) if params else url
-
-    def _link(self, current: httpx.URL, link: str) -> httpx.URL:
-        """Resolve a ``next``/``@id`` link: absolute paths go against the origin."""
-        if link.startswith("/") and not link.startswith("//"):
-            return httpx.URL(self._origin + link)  # the usual case, without a full join
-        return self._same_origin(current.join(link))
-
-    def _same_origin(self, url: httpx.URL) -> httpx.URL:
-        origin = self._origin_url
-        if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
-            raise FlowtlyError(
-                f"refusing to follow {_display(url)!r}: not on the Flowtly origin "
-                f"{_display(self._origin_url)!r}"
-            )
-        return url
-
-    def _json(self, response: httpx.Response, method: str) -> Any:
-        if not response.content:
-            return {}
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise FlowtlyError(
-                f"{method} {response.url.path}: HTTP {response.status_code} answer is not JSON",
-                method=method,
-                url=response.url.path,
-                status=response.status_code,
-            ) from exc
-        except RecursionError:
-            # No traceback worth keeping: the parser recursed once per level of nesting.
-            raise FlowtlyError(
-                f"{method} {response.url.path}: HTTP {response.status_code} answer is JSON "
-                "nested too deeply to read",
-                method=method,
-                url=response.url.path,
-                status=response.status_code,
-            ) from None
-
-    def _object(self, response: httpx.Response, method: str) -> JsonObject:
-        body = self._json(response, method)
-        if not isinstance(body, dict):
-            raise FlowtlyError(
-                f"{method} {response.url.path}: expected a JSON object, got {type(body).__name__}",
-                method=method,
-                url=response.url.path,
-                status=response.status_code,
-            )
-        return body
-
-    def _redact(self, error: FlowtlyError) -> FlowtlyError:
-        """Blank the token out of a message, should a server ever echo it back.
-
-        Only whole-token occurrences count, so a short test token does not garble words.
-        """
-        if self._secret_pattern is not None:
-            text = self._secret_pattern.sub("***", str(error))
-            if text != str(error):
-                error.args = (text,)
-            if error.detail:
-                error.detail = self._secret_pattern.sub("***", error.detail)
-        return error
-
-    async def _request(
-        self,
-        method: str,
-        url: httpx.URL,
-        scope: RetryScope,
-        *,
-        body: JsonObject | None = None,
-        content_type: str | None = None,
-    ) -> httpx.Response:
-        content = None if body is None else json.dumps(body, allow_nan=False).encode()
-        headers = {"Content-Type": content_type} if content_type else None
-        path = url.path
-        maybe_landed = False
-        attempt = 0
-        budget = RequestBudget(self._request_timeout, self._request_deadline)
-        while True:
-            sent = True
-            out_of_time = False  # this attempt was cut short by the request's deadline
-            async with self._semaphore:
-                self.stats.waited += await self._throttle.acquire()
-                started = self._clock()
-                self.stats.by_method[method] += 1
-                limits = AnswerLimits(
-                    budget.attempt_limit(),
-                    _DEADLINE_KEY if budget.cut_short else _ATTEMPT_KEY,
-                    self._max_response_bytes,
-                )
-                request = self._http.build_request(method, url, content=content, headers=headers)
-                try:
-                    response = await read_answer(self._http, request, limits)
-                except httpx.TransportError as exc:
-                    self.stats.transport_errors += 1
-                    sent = not isinstance(exc, _UNSENT)
-                    error: FlowtlyError = error_from_transport(method, path, exc)
-                    status: int | None = None
-                except TransientError as exc:  # the attempt's own deadline passed
-                    self.stats.transport_errors += 1
-                    error, status = exc, None
-                    out_of_time = limits.key == _DEADLINE_KEY
-                else:
-                    status = response.status_code
-                    self.stats.by_status[status] += 1
-            elapsed = self._clock() - started
-            budget.charge(elapsed)
-            elapsed_ms = round(elapsed * 1000, 1)
-            _log.debug(
-                "flowtly.request",
-                method=method,
-                path=path,
-                status=status,
-                elapsed_ms=elapsed_ms,
-                attempt=attempt,
-            )
-            if status is not None:
-                if response.is_success:
-                    return response
-                error = error_from_response(method, path, response)
-                if isinstance(error, RateLimited):
-                    self.stats.rate_limited += 1
-                    if self._policy.too_long(error.retry_after):
-                        raise retry_after_too_long(
-                            method,
-                            path,
-                            retry_after=error.retry_after or 0.0,
-                            limit=self._policy.max_retry_after,
-                            key=_RETRY_AFTER_KEY,
-                        )
-                    if error.retry_after:
-                        self._throttle.cool_down(error.retry_after)
-                if method == "DELETE" and isinstance(error, NotFound) and maybe_landed:
-                    return response  # an earlier attempt deleted it; the answer was lost
-            if not out_of_time and not self._policy.should_retry(
-                error, attempt=attempt, scope=scope, sent=sent
-            ):
-                raise self._redact(error)
-            maybe_landed = maybe_landed or (isinstance(error, TransientError) and sent)
-            retry_after = error.retry_after if isinstance(error, RateLimited) else None
-            delay = self._policy.delay(attempt, self._random, retry_after)
-            backoff = delay - (retry_after or 0.0)  # ours; the server's wait is not charged
-            if out_of_time or not budget.allows(backoff):
-                raise deadline_passed(
-                    method,
-                    path,
-                    seconds=self._request_deadline,
-                    key=_DEADLINE_KEY,
-                    attempts=attempt + 1,
-                    last=self._redact(error),
-                )
-            budget.charge(backoff)
-            _log.warning(
-                "flowtly.retry",
-                method=method,
-                path=path,
-                status=status,
-                error=type(error).__name__,
-                attempt=attempt,
-                delay_s=round(delay, 3),
-            )
-            self.stats.retries += 1
-            self.stats.waited += delay
-            await self._sleep(delay)
-            attempt += 1

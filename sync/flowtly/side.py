@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self
 
 import httpx
 
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
+from connectors.http import RequestStats
+from sync.config import FlowtlyConfig, FlowtlyDefaults
 from sync.errors import (
     FlowtlyError,
     MethodNotAllowed,
@@ -44,7 +46,7 @@ from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_
 from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
 
-__all__ = ["BATCH_SIZE", "FlowtlySide"]
+__all__ = ["BATCH_SIZE", "FlowtlySide", "defaults_of"]
 
 BATCH_SIZE: Final = 500
 """Records per `ChangeBatch` of a listing."""
@@ -82,8 +84,8 @@ class FlowtlySide(Connector):
     ``defaults`` fill Flowtly-required fields when creating records that lack them
     (a note without an author is written by the employee behind the token unless
     ``defaults.note_author`` names one). ``entities`` limits what this side syncs.
-    The configuration's ``[flowtly]`` table builds the client, so there is no settings
-    model of its own beyond the empty base.
+    Registered as the connector ``flowtly``: `from_settings` builds it, with its own
+    client, from the ``[flowtly]`` table (`sync.config.FlowtlyConfig`).
 
     With ``authors_by_email`` a note's canonical ``author`` is its employee's e-mail (the
     id when the employee has none), so a CRM that names authors by e-mail compares equal
@@ -94,7 +96,7 @@ class FlowtlySide(Connector):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.READ, Capability.WRITE, Capability.DELETE}
     )
-    settings_model: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    settings_model: ClassVar[type[ConnectorSettings]] = FlowtlyConfig
 
     def __init__(
         self,
@@ -113,6 +115,41 @@ class FlowtlySide(Connector):
         self._entities = frozenset(EntityKind(entity) for entity in entities)
         self._refs = refs if refs is not None else Refs(client)
         self._authors_by_email = authors_by_email
+        self._owns_client = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Self:
+        """The Flowtly side of ``[flowtly]``, over a client of its own (closed with it).
+
+        Note authors are compared by e-mail, the form a CRM names people in.
+        """
+        if not isinstance(settings, FlowtlyConfig):
+            raise TypeError(f"expected FlowtlyConfig, got {type(settings).__name__}")
+        client = FlowtlyClient(
+            settings.base_url,
+            settings.token,
+            concurrency=settings.concurrency,
+            rate_limit=settings.rate_limit,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            request_timeout=settings.request_timeout,
+            request_deadline=settings.request_deadline,
+            max_retry_after=settings.max_retry_after,
+            max_response_bytes=settings.max_response_bytes,
+            transport=transport,
+        )
+        side = cls(client, defaults_of(settings.defaults), authors_by_email=True)
+        side._owns_client = True
+        return side
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    def request_stats(self) -> RequestStats:
+        return self._client.stats
 
     @property
     def refs(self) -> Refs:
@@ -407,4 +444,17 @@ def _rejection(
         reason=error.reason,
         field=error.field,
         value=shown,
+    )
+
+
+def defaults_of(cfg: FlowtlyDefaults) -> Defaults:
+    """The values ``[flowtly.defaults]`` fills into records that lack a required field."""
+    return Defaults(
+        currency=cfg.currency,
+        status=cfg.status,
+        tin_type=cfg.tin_type,
+        documents_language=cfg.documents_language,
+        contact_type=cfg.contact_type,
+        counterparty_type=cfg.counterparty_type,
+        note_author=cfg.employee,
     )

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from connectors.http import RetryPolicy, Throttle
 from sync.errors import NotFound, RateLimited, TransientError
-from sync.flowtly._limits import RetryPolicy, Throttle
 from sync.flowtly.client import FlowtlyClient
 
 T = TypeVar("T")

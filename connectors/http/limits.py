@@ -1,4 +1,4 @@
-"""Pacing for the Flowtly client: a request-rate throttle, the retry/backoff policy, the
+"""Pacing for an API client: a request-rate throttle, the retry/backoff policy, the
 time budget of one request, and the counters of what they did.
 
 The throttle and the policy take the clock, the sleep function and the random generator
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from sync.errors import FlowtlyError, RateLimited, TransientError
+from sync.errors import ApiError, RateLimited, TransientError
 
 __all__ = ["RequestBudget", "RequestStats", "RetryPolicy", "RetryScope", "Throttle"]
 
@@ -125,9 +125,7 @@ class RetryPolicy:
         jittered = rng.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
         return max(jittered, retry_after or 0.0)
 
-    def should_retry(
-        self, error: FlowtlyError, *, attempt: int, scope: RetryScope, sent: bool
-    ) -> bool:
+    def should_retry(self, error: ApiError, *, attempt: int, scope: RetryScope, sent: bool) -> bool:
         """Whether to try again after ``error`` on attempt ``attempt`` (0-based).
 
         ``sent`` is False when the request provably never reached the server (the

@@ -1,4 +1,4 @@
-"""One attempt at a Flowtly request, bounded as a whole: in time, from sending it to the
+"""One attempt at an API request, bounded as a whole: in time, from sending it to the
 last byte of the answer, and in the size of the answer's body.
 
 httpx's own timeouts bound each connect and each read separately, so a server that sends
@@ -17,12 +17,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from sync.errors import FlowtlyError
-from sync.flowtly._http_errors import error_timed_out, error_too_large
+from connectors.http.statuses import Side, error_timed_out, error_too_large
+from sync.errors import ApiError
 
-__all__ = ["MAX_BYTES_KEY", "AnswerLimits", "read_answer"]
-
-MAX_BYTES_KEY = "flowtly.max_response_bytes"
+__all__ = ["AnswerLimits", "read_answer"]
 
 # Headers that described the body as it travelled; the buffered copy is already decoded.
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -34,6 +32,7 @@ _KEPT_EXTENSIONS = ("http_version", "reason_phrase")
 class AnswerLimits:
     """The bounds of one attempt; ``key`` names the setting ``seconds`` comes from."""
 
+    side: Side
     seconds: float
     key: str
     max_bytes: int
@@ -52,18 +51,19 @@ async def read_answer(
 
     Returns a response whose body is already read (``.content`` works). Raises what
     ``http.send`` raises (`httpx.TransportError`, its own read timeouts included),
-    `sync.errors.TransientError` once ``limits.seconds`` pass, and `FlowtlyError` once the
-    decoded body passes ``limits.max_bytes``.
+    `sync.errors.TransientError` once ``limits.seconds`` pass, and the side's protocol error
+    once the decoded body passes ``limits.max_bytes``.
     """
     progress = _Progress()
     deadline = asyncio.timeout(limits.seconds)
     try:
         async with deadline:
-            return await _read(http, request, limits.max_bytes, progress)
+            return await _read(http, request, limits, progress)
     except TimeoutError:
         if not deadline.expired():
             raise  # raised inside the transport, not by our deadline
         raise error_timed_out(
+            limits.side,
             request.method,
             request.url.path,
             seconds=limits.seconds,
@@ -74,28 +74,35 @@ async def read_answer(
 
 
 async def _read(
-    http: httpx.AsyncClient, request: httpx.Request, max_bytes: int, progress: _Progress
+    http: httpx.AsyncClient, request: httpx.Request, limits: AnswerLimits, progress: _Progress
 ) -> httpx.Response:
+    max_bytes = limits.max_bytes
     response = await http.send(request, stream=True)
     try:
         progress.status = response.status_code
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
-            raise _too_large(request, response.status_code, max_bytes)
+            raise _too_large(request, response.status_code, limits)
         body = bytearray()
         async for chunk in response.aiter_bytes():
             body += chunk
             progress.received = len(body)
             if len(body) > max_bytes:
-                raise _too_large(request, response.status_code, max_bytes)
+                raise _too_large(request, response.status_code, limits)
     finally:
         await response.aclose()
     return _buffered(response, bytes(body))
 
 
-def _too_large(request: httpx.Request, status: int, max_bytes: int) -> FlowtlyError:
+def _too_large(request: httpx.Request, status: int, limits: AnswerLimits) -> ApiError:
+    side = limits.side
     return error_too_large(
-        request.method, request.url.path, limit=max_bytes, key=MAX_BYTES_KEY, status=status
+        side,
+        request.method,
+        request.url.path,
+        limit=limits.max_bytes,
+        key=side.key("max_response_bytes"),
+        status=status,
     )
 
 
