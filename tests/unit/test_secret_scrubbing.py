@@ -228,6 +228,8 @@ def test_a_flowtly_echoing_the_token_leaks_it_nowhere(
 
     # The refusals are there, with what Flowtly said, minus the credentials.
     shown = " ".join(first.out.split())  # the text table wraps long reasons
+    if fmt == "markdown":
+        shown = shown.replace("\\", "")  # Markdown cells escape the marker's characters
     assert f"header was Authorization: Bearer {REDACTED}" in shown
     assert f"id{REDACTED}x" in shown
     assert "still rejected" in again.out
