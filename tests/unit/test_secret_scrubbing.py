@@ -253,8 +253,8 @@ def test_a_crm_failing_with_its_key_leaks_it_nowhere(
 ) -> None:
     real_get = registry.get
 
-    def get(name: str) -> type[Connector]:
-        return KeyedCrm if name == "keyed" else real_get(name)
+    def get(name: str, **kwargs: str) -> type[Connector]:
+        return KeyedCrm if name == "keyed" else real_get(name, **kwargs)
 
     monkeypatch.setattr(registry, "get", get)
     config = write_config(tmp_path, crm_type="keyed", extra_crm=f'api_key = "{CRM_KEY}"')
