@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -28,7 +28,9 @@ from sync.model import SCHEMAS, Side
 from sync.quality import GateLevel
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "SANDBOX_SCHEME",
+    "Concurrency",
     "CrmConfig",
     "DaemonConfig",
     "DocumentsConfig",
@@ -49,6 +51,12 @@ SANDBOX_SCHEME = "sandbox://"
 (``sandbox://:memory:`` keeps it in memory)."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smh])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+DEFAULT_CONCURRENCY = 8
+Concurrency = Annotated[int, Field(ge=1, le=64)]
+"""How many requests (or writes) a section allows in flight: ``[flowtly]`` requests,
+``[sync]`` writes of the engine, and a CRM connector's own setting where it has one."""
 _ALL_FIELDS = frozenset(name for schema in SCHEMAS.values() for name in schema)
 
 
@@ -73,7 +81,7 @@ class FlowtlyConfig(_Section):
 
     base_url: str = "https://api.flowtly.eu"
     token: SecretStr | None = None
-    concurrency: int = Field(8, ge=1, le=64)
+    concurrency: Concurrency = DEFAULT_CONCURRENCY
     rate_limit: float = Field(10.0, ge=0)
     timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0, le=20)
@@ -118,6 +126,11 @@ class SyncConfig(_Section):
     mass_delete_min: int = Field(10, ge=1)
     interval: str | None = "15m"
     cron: str | None = None
+    full_scan: str | None = "24h"
+    """After this long, a side that reads only changes lists everything again (deletes
+    show only in complete listings of a CRM without a deletes feed)."""
+    concurrency: Concurrency = DEFAULT_CONCURRENCY
+    """Writes the engine has in flight at once."""
 
     @field_validator("field_owners", "directions")
     @classmethod
@@ -127,7 +140,7 @@ class SyncConfig(_Section):
             raise ValueError(f"unknown canonical field(s): {', '.join(unknown)}")
         return value
 
-    @field_validator("interval")
+    @field_validator("interval", "full_scan")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and not _DURATION.match(value):
@@ -135,10 +148,17 @@ class SyncConfig(_Section):
         return value
 
     def interval_seconds(self) -> int | None:
-        match = _DURATION.match(self.interval) if self.interval else None
-        if match is None:
-            return None
-        return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+        return _seconds(self.interval)
+
+    def full_scan_seconds(self) -> int | None:
+        return _seconds(self.full_scan)
+
+
+def _seconds(duration: str | None) -> int | None:
+    match = _DURATION.match(duration) if duration else None
+    if match is None:
+        return None
+    return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
 class DaemonConfig(_Section):

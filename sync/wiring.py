@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -168,6 +169,11 @@ def after_run_of(
     return AfterRun(options, settings.sync.name, store, flowtly, writer)
 
 
+def _full_scan(settings: Settings) -> timedelta | None:
+    seconds = settings.sync.full_scan_seconds()
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
 def open_store(settings: Settings) -> Store:
     """The state store at ``[store] url``, migrated."""
     return Store.open(settings.store.url)
@@ -193,7 +199,8 @@ async def open_job(
             flowtly,
             store,
             policy_of(settings, crm),
-            concurrency=settings.flowtly.concurrency,
+            concurrency=settings.sync.concurrency,
+            full_scan=_full_scan(settings),
             gate=gates_of(settings),
             after_run=after_run,
         )
