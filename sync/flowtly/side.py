@@ -133,11 +133,11 @@ class FlowtlySide(Connector):
         return ARCHIVED_CLIENT_STATUS if entity is EntityKind.CLIENT else None
 
     def describe(self) -> str:
-        """The API's base URL (never the token)."""
+        """``flowtly:`` and the API's base URL (never the token)."""
         # The client exposes its (credential-free) base URL as ``base_url`` when it has one;
         # its repr names the same URL and is guaranteed token-free.
         base_url = getattr(self._client, "base_url", None)
-        return base_url if isinstance(base_url, str) else repr(self._client)
+        return f"{self.name}:{base_url if isinstance(base_url, str) else repr(self._client)}"
 
     def _routes(self, entity: EntityKind) -> _Routes:
         if entity not in self._entities:
@@ -168,6 +168,7 @@ class FlowtlySide(Connector):
                 if shown:
                     record = await self._shown(record)
                 records.append(record)
+                present.append(record.id)
             except (NormalizationError, UnknownReference) as error:
                 rejected.append(_rejection(entity, item, error))
                 found = item_id(item)
