@@ -313,9 +313,19 @@ class ConnectorContract:
     ) -> None:
         self._offers(connector, entity, Capability.WRITE)
         created = [(await self._create(connector, entity, n))[0] for n in range(1, 8)]
-        records, present = await listing(connector, entity)
+        records, _ = await listing(connector, entity)
         ids = {record.id for record in records}
         assert {record.id for record in created} <= ids
+
+    @pytest.mark.parametrize("entity", _ENTITIES)
+    async def test_listing_names_every_record_present(
+        self, connector: Connector, entity: EntityKind
+    ) -> None:
+        self._offers(connector, entity, Capability.WRITE)
+        for n in range(1, 4):
+            await self._create(connector, entity, n)
+        records, present = await listing(connector, entity)
+        ids = {record.id for record in records}
         assert ids <= set(present)
 
     async def test_ids_are_unique(self, connector: Connector) -> None:

@@ -168,7 +168,6 @@ class FlowtlySide(Connector):
                 if shown:
                     record = await self._shown(record)
                 records.append(record)
-                present.append(record.id)
             except (NormalizationError, UnknownReference) as error:
                 rejected.append(_rejection(entity, item, error))
                 found = item_id(item)
