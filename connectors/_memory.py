@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -101,6 +101,8 @@ class MemoryState:
     tombstones: dict[EntityKind, dict[str, datetime]]
     next_id: int
     tick: int
+    left: dict[EntityKind, dict[str, datetime]] = field(default_factory=dict)
+    """Ids that moved to another entity kind, with when (see `MemoryConnector.move`)."""
 
     def copy(self) -> MemoryState:
         return MemoryState(
@@ -109,4 +111,5 @@ class MemoryState:
             {entity: dict(rows) for entity, rows in self.tombstones.items()},
             self.next_id,
             self.tick,
+            {entity: dict(rows) for entity, rows in self.left.items()},
         )

@@ -11,21 +11,34 @@ cursor, only records changed since it (inclusive, de-duplicated by id).
 Writes may be buffered: the engine calls `Connector.commit` after a group of writes and
 only then records their effects in the store, so a crash before `commit` leaves neither
 the write nor its link behind.
+
+A connector for an API CRM may override the batch methods (`Connector.get_many`,
+`Connector.create_many`, `Connector.update_many`, `Connector.delete_many`): the engine
+sends each chunk of writes through them, so a CRM with a batch endpoint gets one call per
+chunk. Their defaults make single calls, concurrently within a bound, so a small
+connector implements only the single-record methods.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from sync.errors import RecordError
+from sync.errors import (
+    AuthenticationError,
+    ConnectorError,
+    RecordError,
+    TransportSecurityError,
+)
 from sync.model import EntityKind, Record, Scalar
 
 if TYPE_CHECKING:
@@ -34,12 +47,25 @@ if TYPE_CHECKING:
     from connectors.http import RequestStats
 
 __all__ = [
+    "DEFAULT_BATCH_CONCURRENCY",
+    "RUN_STOPPING_ERRORS",
     "Capability",
     "ChangeBatch",
     "Connector",
     "ConnectorSettings",
     "Cursor",
+    "ItemResult",
+    "SupportsFetch",
 ]
+
+_T = TypeVar("_T")
+
+DEFAULT_BATCH_CONCURRENCY: Final = 8
+"""How many single calls the default batch methods have in flight without a ``limit``."""
+
+RUN_STOPPING_ERRORS: Final = (AuthenticationError, TransportSecurityError)
+"""Failures that are no record's fault and would fail every other write alike: they stop
+the run instead of being recorded per record (and stop a default batch at once)."""
 
 
 class Capability(StrEnum):
@@ -91,6 +117,30 @@ class ChangeBatch:
     rejected: Sequence[RecordError] = ()
     present_ids: Sequence[str] = ()
     cursor: Cursor | None = None
+    left_ids: Sequence[str] = ()
+    """Ids that are no longer records of ``entity`` though they still exist (a company
+    whose kind changed from client to supplier): not deleted, so never taken for a
+    delete. The engine detaches their links; the new entity's listing brings them in."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """How one item of a batch write turned out: the record as the side now holds it
+    (None for a delete), or the error that refused or failed that item alone."""
+
+    record: Record | None = None
+    error: ConnectorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@runtime_checkable
+class SupportsFetch(Protocol):
+    """A side that reads one record by id (the default `Connector.get_many` uses it)."""
+
+    async def fetch(self, entity: EntityKind, record_id: str) -> Record | None: ...
 
 
 class ConnectorSettings(BaseModel):
@@ -169,9 +219,14 @@ class Connector(abc.ABC):
     async def commit(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Make buffered writes durable. Called before their links are stored."""
 
+    def capabilities_for(self, entity: EntityKind) -> frozenset[Capability]:
+        """What this side can do for ``entity``: the class's ``capabilities`` unless a
+        connector differs per entity (an API with a change feed for companies only)."""
+        return self.capabilities
+
     def can_delete(self, entity: EntityKind) -> bool:
         """Whether ``entity`` records can be deleted here (else they are archived)."""
-        return Capability.DELETE in self.capabilities
+        return Capability.DELETE in self.capabilities_for(entity)
 
     def archive_status(self, entity: EntityKind) -> str | None:
         """The ``status`` value that archives a record that cannot be deleted, if any."""
@@ -189,3 +244,106 @@ class Connector(abc.ABC):
         URL without password, a portal or instance id. By default what `describe` names.
         """
         return self.describe()
+
+    # -- batches: defaults over the single-record methods ------------------------------
+
+    async def get_many(
+        self, entity: EntityKind, ids: Sequence[str], *, limit: asyncio.Semaphore | None = None
+    ) -> list[Record]:
+        """The records with these ids, in the order asked, ids not found left out.
+
+        By default one `SupportsFetch.fetch` per id when the connector has it (within
+        ``limit``), else a complete listing filtered to ``ids``, stopped once all are found.
+        """
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        if isinstance(self, SupportsFetch):
+            fetched = await _bounded([partial(self.fetch, entity, one) for one in wanted], limit)
+            return [record for record in fetched if record is not None]
+        found: dict[str, Record] = {}
+        missing = set(wanted)
+        batches = self.read(entity)
+        try:
+            async for batch in batches:
+                for record in batch.records:
+                    if record.id in missing:
+                        found[record.id] = record
+                        missing.discard(record.id)
+                if not missing:
+                    break
+        finally:
+            # Stopping early closes the listing (files, cursors) now, not at collection.
+            close = getattr(batches, "aclose", None)
+            if close is not None:
+                await close()
+        return [found[record_id] for record_id in wanted if record_id in found]
+
+    async def create_many(
+        self,
+        entity: EntityKind,
+        items: Sequence[Mapping[str, Scalar]],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        """Create several records; one result per item, in order (see `ItemResult`)."""
+        return await _each([partial(self.create, entity, values) for values in items], limit)
+
+    async def update_many(
+        self,
+        entity: EntityKind,
+        items: Sequence[tuple[str, Mapping[str, Scalar]]],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        """Update several records, each ``(id, changes)``; one result per item, in order."""
+        return await _each(
+            [partial(self.update, entity, record_id, changes) for record_id, changes in items],
+            limit,
+        )
+
+    async def delete_many(
+        self,
+        entity: EntityKind,
+        ids: Sequence[str],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        """Delete several records; one result per id, in order (``record`` is None)."""
+        return await _each([partial(self.delete, entity, record_id) for record_id in ids], limit)
+
+
+async def _bounded(
+    calls: Sequence[Callable[[], Awaitable[_T]]], limit: asyncio.Semaphore | None
+) -> list[_T]:
+    """Await every call, at most ``limit`` at a time; the first failure cancels the rest
+    and is raised as itself (not wrapped in an exception group)."""
+    semaphore = limit if limit is not None else asyncio.Semaphore(DEFAULT_BATCH_CONCURRENCY)
+
+    async def one(call: Callable[[], Awaitable[_T]]) -> _T:
+        async with semaphore:
+            return await call()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(call)) for call in calls]
+    except BaseExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _each(
+    calls: Sequence[Callable[[], Awaitable[Record | None]]], limit: asyncio.Semaphore | None
+) -> list[ItemResult]:
+    """Single calls within ``limit``; each item's `ConnectorError` is its result. A
+    run-stopping error (`RUN_STOPPING_ERRORS`) is raised, cancelling the rest."""
+
+    async def item(call: Callable[[], Awaitable[Record | None]]) -> ItemResult:
+        try:
+            return ItemResult(record=await call())
+        except RUN_STOPPING_ERRORS:
+            raise
+        except ConnectorError as error:
+            return ItemResult(error=error)
+
+    return await _bounded([partial(item, call) for call in calls], limit)

@@ -7,7 +7,9 @@ like a real side would, and tests can mutate the side directly (`MemoryConnector
 
 With ``buffered=True`` writes only become durable on `MemoryConnector.commit`;
 `MemoryConnector.crash` drops everything written since, as a killed process would.
-`IncrementalMemoryConnector` adds cursor reads and a deletes feed on a logical clock.
+`IncrementalMemoryConnector` adds cursor reads and a deletes feed on a logical clock;
+`MemoryConnector.move` changes a record's kind (reported in ``left_ids``), and
+`MemoryConnector.forget_history` makes older cursors expire.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from connectors._memory import FaultPlan, MemoryCall, MemoryState, Op, Predicate
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
-from sync.errors import ConnectorError, NotFound, ValidationFailed, Violation
+from sync.errors import ConnectorError, CursorExpired, NotFound, ValidationFailed, Violation
 from sync.model import SCHEMAS, EntityKind, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
 
@@ -90,8 +93,14 @@ class MemoryConnector(Connector):
         self._clock = clock
         empty: dict[EntityKind, dict[str, Record]] = {entity: {} for entity in self._entities}
         self._state = MemoryState(
-            empty, {e: {} for e in self._entities}, {e: {} for e in self._entities}, 1, 0
+            empty,
+            {e: {} for e in self._entities},
+            {e: {} for e in self._entities},
+            1,
+            0,
+            {e: {} for e in self._entities},
         )
+        self._history_from: tuple[datetime, str] | None = None
         self._committed = self._state.copy()
         self._faults = FaultPlan()
         self.calls: list[MemoryCall] = []
@@ -110,12 +119,12 @@ class MemoryConnector(Connector):
         return self._fields[self._check(entity)]
 
     def can_delete(self, entity: EntityKind) -> bool:
-        """Whether ``entity`` is in ``deletable``."""
-        return entity in self._deletable
+        """Whether ``entity`` is in ``deletable`` (and its capabilities offer deletes)."""
+        return entity in self._deletable and Capability.DELETE in self.capabilities_for(entity)
 
     def archive_status(self, entity: EntityKind) -> str | None:
         """The archive status for entities that cannot be deleted."""
-        return None if entity in self._deletable else self._archive_status
+        return None if self.can_delete(entity) else self._archive_status
 
     def describe(self) -> str:
         """``memory:<settings name>``."""
@@ -127,32 +136,35 @@ class MemoryConnector(Connector):
         """A complete listing in batches; with ``since``, records and deletes from it on."""
         self._check(entity)
         self._inject(Op.READ, entity, None, {})
+        left = self._state.left[entity]
         if since is None:
             rows = list(self._state.records[entity].values())
             cursor = self._high_water(entity)
             for start in range(0, max(len(rows), 1), self._batch_size):
                 chunk = rows[start : start + self._batch_size]
                 yield ChangeBatch(
-                    entity, records=chunk, present_ids=[r.id for r in chunk], cursor=cursor
+                    entity,
+                    records=chunk,
+                    present_ids=[r.id for r in chunk],
+                    cursor=cursor,
+                    left_ids=list(left) if start == 0 else (),
                 )
             return
         start_key = (since.timestamp or _EPOCH - timedelta(days=1), since.id or "")
-        stamps = self._state.stamps[entity]
-        changed = sorted(
-            key for key in ((stamp, rid) for rid, stamp in stamps.items()) if key >= start_key
-        )
-        gone = sorted(
-            key
-            for key in ((stamp, rid) for rid, stamp in self._state.tombstones[entity].items())
-            if key >= start_key
-        )
-        last = max([*changed[-1:], *gone[-1:]], default=None)
+        if self._history_from is not None and start_key < self._history_from:
+            raise CursorExpired(f"{self.describe()}: no {entity} changes kept from {since}")
+        changed = _since(self._state.stamps[entity], start_key)
+        gone = _since(self._state.tombstones[entity], start_key)
+        moved = _since(left, start_key)
+        last = max([*changed[-1:], *gone[-1:], *moved[-1:]], default=None)
+        feed = Capability.DELETES_FEED in self.capabilities_for(entity)
         yield ChangeBatch(
             entity,
             records=[self._state.records[entity][rid] for _, rid in changed],
-            deleted_ids=[rid for _, rid in gone],
+            deleted_ids=[rid for _, rid in gone] if feed else (),
             present_ids=[rid for _, rid in changed],
             cursor=Cursor(last[0], last[1]) if last else since,
+            left_ids=[rid for _, rid in moved],
         )
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
@@ -236,6 +248,28 @@ class MemoryConnector(Connector):
         for state in self._states():
             if record_id in state.records[entity]:
                 self._drop(state, entity, record_id)
+
+    def move(self, record_id: str, source: EntityKind, target: EntityKind) -> Record:
+        """Change a record's kind as a user would (a client becomes a supplier): it leaves
+        ``source`` (reported in ``left_ids``) and is put into ``target`` under its id."""
+        record = self._existing(source, record_id)
+        for state in self._states():
+            if record_id in state.records[source]:
+                del state.records[source][record_id]
+                del state.stamps[source][record_id]
+                state.left[source][record_id] = self._now(state)
+        return self.put(Record(target, record_id, dict(record.fields)))
+
+    def forget_history(self) -> None:
+        """Keep no changes from before now: reads from an older cursor raise
+        `CursorExpired`, as a change feed that keeps only some days does."""
+        keys = [
+            (stamp, rid)
+            for kept in (self._state.stamps, self._state.tombstones, self._state.left)
+            for rows in kept.values()
+            for rid, stamp in rows.items()
+        ]
+        self._history_from = max(keys, default=None)
 
     def get(self, entity: EntityKind, record_id: str) -> Record | None:
         """The record with ``record_id``, if any."""
@@ -338,6 +372,7 @@ class MemoryConnector(Connector):
         state.records[record.entity][record.id] = record
         state.stamps[record.entity][record.id] = self._now(state)
         state.tombstones[record.entity].pop(record.id, None)
+        state.left[record.entity].pop(record.id, None)
 
     def _drop(self, state: MemoryState, entity: EntityKind, record_id: str) -> None:
         del state.records[entity][record_id]
@@ -353,6 +388,7 @@ class MemoryConnector(Connector):
     def _high_water(self, entity: EntityKind) -> Cursor | None:
         keys = [(stamp, rid) for rid, stamp in self._state.stamps[entity].items()]
         keys += [(stamp, rid) for rid, stamp in self._state.tombstones[entity].items()]
+        keys += [(stamp, rid) for rid, stamp in self._state.left[entity].items()]
         if not keys:
             return None
         stamp, rid = max(keys)
@@ -360,7 +396,12 @@ class MemoryConnector(Connector):
 
 
 class IncrementalMemoryConnector(MemoryConnector):
-    """A `MemoryConnector` that also offers incremental reads and a deletes feed."""
+    """A `MemoryConnector` that also offers incremental reads and a deletes feed.
+
+    ``deletes_feed`` lists the entities whose incremental reads report deletes (all by
+    default); the others declare no `Capability.DELETES_FEED`, like a CRM whose API
+    lists changed records but never deleted ones.
+    """
 
     capabilities = frozenset(
         {
@@ -371,3 +412,26 @@ class IncrementalMemoryConnector(MemoryConnector):
             Capability.DELETES_FEED,
         }
     )
+
+    def __init__(
+        self,
+        settings: MemorySettings | None = None,
+        *,
+        deletes_feed: Iterable[EntityKind] = _ALL,
+        **options: Any,
+    ) -> None:
+        super().__init__(settings, **options)
+        self._deletes_feed = frozenset(deletes_feed)
+
+    def capabilities_for(self, entity: EntityKind) -> frozenset[Capability]:
+        """All capabilities, without a deletes feed for entities not in ``deletes_feed``."""
+        if entity in self._deletes_feed:
+            return self.capabilities
+        return self.capabilities - {Capability.DELETES_FEED}
+
+
+def _since(
+    stamps: Mapping[str, datetime], start: tuple[datetime, str]
+) -> list[tuple[datetime, str]]:
+    """(stamp, id) of every entry at or after ``start``, oldest first (inclusive)."""
+    return sorted(key for key in ((stamp, rid) for rid, stamp in stamps.items()) if key >= start)

@@ -40,7 +40,9 @@ from sync.quality import GateLevel
 from sync.redact import is_secret_key
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "SANDBOX_SCHEME",
+    "Concurrency",
     "CrmConfig",
     "DaemonConfig",
     "DocumentsConfig",
@@ -62,6 +64,11 @@ SANDBOX_SCHEME = "sandbox://"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smh])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+DEFAULT_CONCURRENCY = 8
+Concurrency = Annotated[int, Field(ge=1, le=64)]
+"""How many requests (or writes) a section allows in flight: ``[flowtly]`` requests,
+``[sync]`` writes of the engine, and a CRM connector's own setting where it has one."""
 _ALL_FIELDS = frozenset(name for schema in SCHEMAS.values() for name in schema)
 
 
@@ -104,7 +111,7 @@ class FlowtlyConfig(ConnectorSettings):
 
     base_url: str = "https://api.flowtly.eu"
     token: SecretStr | None = None
-    concurrency: int = Field(8, ge=1, le=64)
+    concurrency: Concurrency = DEFAULT_CONCURRENCY
     rate_limit: float = Field(10.0, ge=0)
     timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0, le=20)
@@ -158,6 +165,11 @@ class SyncConfig(_Section):
     cron: str | None = None
     run_timeout: Seconds = 3600.0
     """A run still going after this long is stopped and recorded as failed."""
+    full_scan: str | None = "24h"
+    """After this long, a side that reads only changes lists everything again (deletes
+    show only in complete listings of a CRM without a deletes feed)."""
+    concurrency: Concurrency = DEFAULT_CONCURRENCY
+    """Writes the engine has in flight at once."""
 
     @field_validator("field_owners", "directions")
     @classmethod
@@ -167,7 +179,7 @@ class SyncConfig(_Section):
             raise ValueError(f"unknown canonical field(s): {', '.join(unknown)}")
         return value
 
-    @field_validator("interval")
+    @field_validator("interval", "full_scan")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and not _DURATION.match(value):
@@ -175,10 +187,17 @@ class SyncConfig(_Section):
         return value
 
     def interval_seconds(self) -> int | None:
-        match = _DURATION.match(self.interval) if self.interval else None
-        if match is None:
-            return None
-        return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        return _seconds(self.interval)
+
+    def full_scan_seconds(self) -> int | None:
+        return _seconds(self.full_scan)
+
+
+def _seconds(duration: str | None) -> int | None:
+    match = _DURATION.match(duration) if duration else None
+    if match is None:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 class DaemonConfig(_Section):

@@ -8,6 +8,7 @@ The hierarchy::
     │   └── LockHeld                  another run holds this sync's lock (exit 1)
     ├── ConnectorError                a side (CRM connector or Flowtly) failed
     │   ├── InputError                a malformed source (file, line, column) (exit 1)
+    │   ├── CursorExpired             a side no longer reads from a stored cursor
     │   └── ApiError                  an API side answered something we cannot use;
     │       │                         names the side and the method and path asked
     │       ├── TransportSecurityError plain http:// to a non-loopback host
@@ -41,6 +42,7 @@ __all__ = [
     "BudgetExhausted",
     "ConfigError",
     "ConnectorError",
+    "CursorExpired",
     "DeadlineExceeded",
     "FlowtlyError",
     "InputError",
@@ -106,6 +108,12 @@ class InputError(ConnectorError):
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {reason}")
+
+
+class CursorExpired(ConnectorError):
+    """A side cannot read changes since the cursor it was given (its change feed keeps
+    only so much history, or the cursor's format changed). The engine forgets the stored
+    cursor and reads that entity completely in the same run."""
 
 
 @dataclass(frozen=True, slots=True)

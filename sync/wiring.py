@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,11 @@ def scrubber_of(settings: Settings) -> Scrubber:
     return Scrubber(settings.secrets())
 
 
+def _full_scan(settings: Settings) -> timedelta | None:
+    seconds = settings.sync.full_scan_seconds()
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
 def open_store(settings: Settings) -> Store:
     """The state store at ``[store] url``, migrated; it keeps texts scrubbed of the
     configured secrets and audit values of sensitive fields masked."""
@@ -236,7 +242,8 @@ async def open_job(
             flowtly,
             store,
             policy_of(settings, crm),
-            concurrency=settings.flowtly.concurrency,
+            concurrency=settings.sync.concurrency,
+            full_scan=_full_scan(settings),
             gate=gates_of(settings),
             after_run=after_run,
         )

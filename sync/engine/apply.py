@@ -13,17 +13,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
-from connectors.base import Connector
+from connectors.base import RUN_STOPPING_ERRORS, Connector, ItemResult
 from sync.engine.detect import TOMBSTONE
 from sync.engine.ops import Action, Operation, Plan, Step, Write
 from sync.engine.plan import payload_fingerprint
 from sync.errors import (
-    AuthenticationError,
     ConnectorError,
     RecordError,
     RetryableError,
-    TransportSecurityError,
     ValidationFailed,
 )
 from sync.model import Record, Side
@@ -68,6 +67,27 @@ class ApplyResult:
     skipped: int = 0
     retryable: int = 0
     """Writes that failed in a way worth trying again (5xx, timeouts, 429 after retries)."""
+
+
+class _Kind(StrEnum):
+    """Which batch method carries a write (an archive is an update of ``status``)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+def _kind(action: Action) -> _Kind:
+    if action is Action.CREATE:
+        return _Kind.CREATE
+    if action is Action.DELETE:
+        return _Kind.DELETE
+    return _Kind.UPDATE
+
+
+def _id_of(write: Write) -> str:
+    assert write.record_id is not None, "updates and deletes name their record"
+    return write.record_id
 
 
 @dataclass(slots=True)
@@ -121,25 +141,6 @@ class _Applier:
     def _fp(self, record: Record) -> str:
         return fingerprint(self.entity, record.fields, self.ctx.names)
 
-    async def _write(self, step: Step, done: _Done, write: Write) -> None:
-        side = self.ctx.sides[write.target]
-        if write.action is Action.CREATE:
-            record = await side.create(self.entity, write.values())
-            if write.target is Side.FLOWTLY:
-                done.flowtly_id, done.flowtly_fp = record.id, self._fp(record)
-            else:
-                done.crm_id, done.crm_fp = record.id, self._fp(record)
-        elif write.action is Action.DELETE:
-            assert write.record_id is not None
-            await side.delete(self.entity, write.record_id)
-        else:
-            assert write.record_id is not None
-            record = await side.update(self.entity, write.record_id, write.values())
-            if write.target is Side.FLOWTLY:
-                done.flowtly_fp = self._fp(record)
-            else:
-                done.crm_fp = self._fp(record)
-
     def _begin_intents(self, steps: Sequence[Step]) -> dict[int, int]:
         """Commit the intents of every create in ``steps`` before any of them is sent.
 
@@ -168,20 +169,6 @@ class _Applier:
                     )
             ids = tx.add_intents(self.ctx.sync, self.entity, self.ctx.run_id, values)
         return {id(step): intent_id for (step, _), intent_id in zip(creates, ids, strict=True)}
-
-    async def apply_step(self, step: Step, intent_id: int | None) -> _Done | None:
-        """Send the step's writes; the finished step, or None when a write failed."""
-        done = _Done(step, step.crm_id, step.flowtly_id, step.crm_fp, step.flowtly_fp, intent_id)
-        for write in step.writes:
-            try:
-                await self._write(step, done, write)
-            except (AuthenticationError, TransportSecurityError):
-                raise
-            except ConnectorError as exc:
-                self._failed(step, done, write, exc)
-                return None
-            self._crash(f"after_write_{write.target}")
-        return done
 
     def _failed(self, step: Step, done: _Done, write: Write, exc: ConnectorError) -> None:
         reason, field_name = _reason(exc)
@@ -288,22 +275,112 @@ class _Applier:
     async def _send(
         self, steps: Sequence[Step], intents: Mapping[int, int], semaphore: asyncio.Semaphore
     ) -> list[_Done]:
-        """Send a chunk's writes (its intents are committed); the steps that finished."""
+        """Send a chunk's writes (its intents are committed); the steps that finished.
 
-        async def guarded(step: Step) -> _Done | None:
-            async with semaphore:
-                done = await self.apply_step(step, intents.get(id(step)))
-            if self.ctx.on_step is not None:
+        A step's writes go in order: the first write of every step, then the second of
+        those whose first succeeded. Each round sends one batch per target side and kind
+        of write (`Connector.create_many` and its siblings), so a side with a batch API
+        gets one call where single calls would make dozens.
+        """
+        alive = [
+            _Done(
+                step,
+                step.crm_id,
+                step.flowtly_id,
+                step.crm_fp,
+                step.flowtly_fp,
+                intents.get(id(step)),
+            )
+            for step in steps
+        ]
+        failed: set[int] = set()
+        round_ = 0
+        while True:
+            due = [done for done in alive if round_ < len(done.step.writes)]
+            if not due:
+                break
+            groups: dict[tuple[Side, _Kind], list[_Done]] = {}
+            for done in due:
+                write = done.step.writes[round_]
+                groups.setdefault((write.target, _kind(write.action)), []).append(done)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for (target, kind), members in groups.items():
+                        group.create_task(
+                            self._send_batch(target, kind, members, round_, semaphore, failed)
+                        )
+            except BaseExceptionGroup as failures:
+                # Per-record failures are results; what is raised is fatal for the run.
+                raise failures.exceptions[0] from None
+            round_ += 1
+        if self.ctx.on_step is not None:
+            for _ in steps:
                 self.ctx.on_step()
-            return done
+        return [done for done in alive if id(done) not in failed]
 
+    async def _send_batch(
+        self,
+        target: Side,
+        kind: _Kind,
+        members: Sequence[_Done],
+        round_: int,
+        semaphore: asyncio.Semaphore,
+        failed: set[int],
+    ) -> None:
+        """One batch call; each item's result lands on its step (or fails it)."""
+        side, entity = self.ctx.sides[target], self.entity
+        writes = [done.step.writes[round_] for done in members]
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(guarded(step)) for step in steps]
-        except BaseExceptionGroup as failures:
-            # Per-record failures never escape apply_step; what does is fatal for the run.
-            raise failures.exceptions[0] from None
-        return [done for task in tasks if (done := task.result()) is not None]
+            if kind is _Kind.CREATE:
+                results = await side.create_many(
+                    entity, [w.values() for w in writes], limit=semaphore
+                )
+            elif kind is _Kind.DELETE:
+                results = await side.delete_many(
+                    entity, [_id_of(w) for w in writes], limit=semaphore
+                )
+            else:
+                results = await side.update_many(
+                    entity, [(_id_of(w), w.values()) for w in writes], limit=semaphore
+                )
+        except RUN_STOPPING_ERRORS:
+            raise
+        except ConnectorError as exc:
+            # The batch failed as a whole: every item of it failed the same way.
+            results = [ItemResult(error=exc)] * len(members)
+        if len(results) != len(members):
+            raise ConnectorError(
+                f"{side.describe()}: {len(results)} results for a batch of {len(members)} "
+                f"{entity} {kind} writes"
+            )
+        landed = False
+        for done, write, result in zip(members, writes, results, strict=True):
+            error = result.error
+            if error is None and result.record is None and kind is not _Kind.DELETE:
+                error = ConnectorError(f"{side.describe()} answered a {kind} without the record")
+            if error is not None:
+                if isinstance(error, RUN_STOPPING_ERRORS):
+                    raise error
+                self._failed(done.step, done, write, error)
+                failed.add(id(done))
+                continue
+            landed = True
+            if result.record is not None:
+                self._landed(done, write, result.record)
+        if landed:
+            self._crash(f"after_write_{target}")
+
+    def _landed(self, done: _Done, write: Write, record: Record) -> None:
+        """Note what a successful create or update left on its target side."""
+        fp = self._fp(record)
+        if write.target is Side.FLOWTLY:
+            if write.action is Action.CREATE:
+                done.flowtly_id = record.id
+            done.flowtly_fp = fp
+        else:
+            if write.action is Action.CREATE:
+                done.crm_id = record.id
+            done.crm_fp = fp
 
     def _finish(self, finished: Sequence[_Done]) -> None:
         to_crm = [any(w.target is Side.CRM for w in d.step.writes) for d in finished]

@@ -8,7 +8,7 @@ company (``company_id``), so both sides compare like with like.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connectors.base import Connector, Cursor
@@ -16,10 +16,14 @@ from sync.errors import RecordError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
 
-__all__ = ["TOMBSTONE", "SideView", "read_side"]
+__all__ = ["LEFT", "TOMBSTONE", "SideView", "add_records", "read_side"]
 
 TOMBSTONE = "-"
 """A side fingerprint meaning: gone on that side, kept linked (an archived client)."""
+
+LEFT = "<"
+"""A side fingerprint meaning: no longer of this entity on that side (its kind changed),
+kept linked so the other side's record is neither deleted nor created back."""
 
 PARENT_FIELD = "company_id"
 
@@ -30,6 +34,7 @@ class SideView:
 
     Ids are the side's own. ``changed`` are linked records whose fingerprint moved; ``new``
     are unlinked records; ``deleted`` are linked ids missing from a complete listing.
+    ``left`` are linked ids the side reported as no longer of this entity (not deleted).
     ``fps`` holds the fingerprint of every record in ``changed`` and ``new``.
     """
 
@@ -40,6 +45,7 @@ class SideView:
     new: dict[str, Record] = field(default_factory=dict)
     fps: dict[str, str] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
+    left: set[str] = field(default_factory=set)
     rejected: list[RecordError] = field(default_factory=list)
     seen: int = 0
     waiting: int = 0
@@ -83,30 +89,65 @@ async def read_side(
         for record_id in batch.deleted_ids:
             if record_id in stored_fps:
                 view.deleted.add(record_id)
+        view.left.update(record_id for record_id in batch.left_ids if record_id in stored_fps)
         for record in batch.records:
             present.add(record.id)
             view.seen += 1
-            fp = fingerprint(entity, record.fields, names)
-            stored = stored_fps.get(record.id)
-            if stored == fp:
-                continue
-            if parents is not None:
-                translated = _translate_parent(record, parents)
-                if translated is None:
-                    view.waiting += 1
-                    continue
-                record = translated
-            view.fps[record.id] = fp
-            if stored is None:
-                view.new[record.id] = record
-            else:
-                view.changed[record.id] = record
+            _classify(view, record, names, stored_fps, parents)
         if on_progress is not None:
             on_progress(len(batch.records))
+    # A record listed here is of this entity, whatever else said it left.
+    view.left -= present
+    view.deleted -= view.left
     if view.complete:
         view.deleted.update(
             record_id
             for record_id, fp in stored_fps.items()
-            if record_id not in present and fp != TOMBSTONE
+            if record_id not in present
+            and record_id not in view.left
+            and fp not in (TOMBSTONE, LEFT)
         )
     return view
+
+
+def _classify(
+    view: SideView,
+    record: Record,
+    names: frozenset[str],
+    stored_fps: Mapping[str, str],
+    parents: Mapping[str, str] | None,
+) -> None:
+    """File one record read from the side under ``changed`` or ``new`` (or drop it)."""
+    fp = fingerprint(view.entity, record.fields, names)
+    stored = stored_fps.get(record.id)
+    if stored == fp:
+        return
+    if parents is not None:
+        translated = _translate_parent(record, parents)
+        if translated is None:
+            view.waiting += 1
+            return
+        record = translated
+    view.fps[record.id] = fp
+    if stored is None:
+        view.new[record.id] = record
+    else:
+        view.changed[record.id] = record
+
+
+async def add_records(
+    view: SideView,
+    connector: Connector,
+    ids: Sequence[str],
+    names: frozenset[str],
+    stored_fps: Mapping[str, str],
+    *,
+    parents: Mapping[str, str] | None = None,
+) -> None:
+    """Fetch records an incremental read did not bring (`Connector.get_many`) and file
+    them as `read_side` would; ids already in the view are not fetched again."""
+    wanted = [i for i in ids if i not in view.new and i not in view.changed]
+    if not wanted:
+        return
+    for record in await connector.get_many(view.entity, wanted):
+        _classify(view, record, names, stored_fps, parents)

@@ -19,6 +19,7 @@ from sync.engine.inputs import (
     SideRules,
     StoredRejection,
 )
+from sync.engine.left import plan_left
 from sync.engine.match import match_new, record_key
 from sync.engine.merge import merge_fields
 from sync.engine.ops import Action, FieldChange, ParkedConflict, Plan, Step, Write
@@ -163,11 +164,21 @@ class _Planner:
         )
         touched = set(inp.crm.changed) | crm_deleted | fl_deleted
         touched.update(self.crm_of_flowtly[f] for f in inp.flowtly.changed)
+        left = {Side.CRM: set(inp.crm.left)}
+        left[Side.FLOWTLY] = {self.crm_of_flowtly[f] for f in inp.flowtly.left}
+        touched |= left[Side.CRM] | left[Side.FLOWTLY]
         for crm_id in sorted(touched):
             link = inp.links[crm_id]
             base = inp.bases.get(crm_id, {})
             crm_rec = inp.crm.changed.get(crm_id)
             fl_rec = inp.flowtly.changed.get(link.flowtly_id)
+            gone = crm_id in crm_deleted or crm_id in fl_deleted
+            detached = plan_left(inp.entity, link, base, left, gone, crm_rec, fl_rec)
+            if detached is not None:
+                self.warnings.extend(detached.warnings)
+                if detached.step is not None:
+                    self._add(detached.step)
+                continue
             if crm_id in crm_deleted and crm_id in fl_deleted:
                 self._add(Step(inp.entity, crm_id, link.flowtly_id, unlink=True))
             elif crm_id in crm_deleted or (link.crm_fp == TOMBSTONE and crm_rec is None):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Set
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence, Set
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,17 +21,20 @@ import structlog
 from connectors.base import Capability, Connector, Cursor
 from sync.engine.apply import ApplyContext, ApplyResult, apply_plan
 from sync.engine.binding import check_binding
-from sync.engine.detect import SideView, read_side
+from sync.engine.detect import SideView, add_records, read_side
 from sync.engine.guard import DeleteCount, siblings
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Operation, Plan
 from sync.engine.plan import Gate, PlanInput, SideRules, StoredRejection, plan_entity
 from sync.engine.policy import SyncPolicy
-from sync.errors import DeadlineExceeded, RecordError
+from sync.errors import CursorExpired, DeadlineExceeded, RecordError
 from sync.model import EntityKind, Side
 from sync.store import LinkColumn, RunOutcome, Store
 
 __all__ = ["ENTITY_ORDER", "RunResult", "SyncJob", "run_sync"]
+
+LAST_FULL_SCAN = "last_full_scan"
+"""Key of the stored cursor JSON holding when that side and entity was last read whole."""
 
 EXTRA_PASSES = 2
 """How many times an entity is read and planned again after writes failed transiently."""
@@ -51,6 +54,11 @@ class SyncJob:
     store: Store
     policy: SyncPolicy = field(default_factory=SyncPolicy)
     concurrency: int = 8
+    """Writes in flight at once (``[sync] concurrency``)."""
+    full_scan: timedelta | None = timedelta(hours=24)
+    """How long an incremental side reads only changes before a complete listing again
+    (``[sync] full_scan``); None: only when it has no cursor."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     gate: Gate | None = None
     """Data-quality checks run on every record before it is written (`sync.quality`)."""
     after_run: Callable[[RunResult], Awaitable[None]] | None = None
@@ -119,6 +127,9 @@ class _Run:
         self.result = RunResult(job.name, dry_run)
         # CRM company id -> Flowtly company id; dry runs add the creates they plan.
         self.planned_parents: dict[str, str] = {}
+        self.now = job.clock()
+        # (side, entity) -> when its last complete listing was, as stored with its cursor.
+        self.full_scans: dict[tuple[Side, EntityKind], str] = {}
         self.parent_links: dict[EntityKind, dict[str, str]] = {}
         self.parents_by_flowtly_id: dict[EntityKind, dict[str, str]] = {}
         # The mass-delete guard's counts per entity and side, and views read ahead for it.
@@ -175,20 +186,33 @@ class _Run:
             if self.progress is not None:
                 self.progress(f"read {side} {entity}", count)
 
+        async def read(since: Cursor | None) -> SideView:
+            return await read_side(
+                connector,
+                side,
+                entity,
+                names,
+                stored,
+                parents=parents,
+                since=since,
+                on_progress=tick,
+            )
+
         since = None
-        if Capability.INCREMENTAL in connector.capabilities:
-            saved = self.job.store.get_cursor(self.job.name, side, entity)
-            since = Cursor.from_json(saved) if saved else None
-        view = await read_side(
-            connector,
-            side,
-            entity,
-            names,
-            stored,
-            parents=parents,
-            since=since,
-            on_progress=tick,
-        )
+        if Capability.INCREMENTAL in connector.capabilities_for(entity):
+            since = self._since(side, entity)
+        try:
+            view = await read(since)
+        except CursorExpired as expired:
+            if since is None:
+                raise
+            # Reading from the start is the only way past a cursor the side gave up on.
+            log.warning("cursor_expired", side=str(side), entity=str(entity), reason=str(expired))
+            if not self.dry_run:
+                with self.job.store.transaction() as tx:
+                    tx.clear_cursor(self.job.name, side, entity)
+            self.full_scans.pop((side, entity), None)
+            view = await read(None)
         self.result.seen[(entity, side)] = view.seen
         return view
 
@@ -239,6 +263,24 @@ class _Run:
                 counts[side] = counts.get(side, DeleteCount()) + self.first_deletes[(sibling, side)]
         return counts
 
+    def _since(self, side: Side, entity: EntityKind) -> Cursor | None:
+        """Where an incremental read starts; None for a complete listing: no cursor yet,
+        or `SyncJob.full_scan` passed since the last complete one (deletes show only in
+        complete listings of a side without a deletes feed)."""
+        saved = self.job.store.get_cursor(self.job.name, side, entity)
+        if not saved:
+            return None
+        last = saved.get(LAST_FULL_SCAN)
+        if isinstance(last, str):
+            self.full_scans[(side, entity)] = last
+        period = self.job.full_scan
+        if period is not None and (
+            not isinstance(last, str) or self.now - datetime.fromisoformat(last) >= period
+        ):
+            log.info("full_scan_due", side=str(side), entity=str(entity), last=last)
+            return None
+        return Cursor.from_json(saved)
+
     async def entity(self, entity: EntityKind) -> None:
         """Sync one entity kind; passes again while writes failed for passing reasons.
 
@@ -266,12 +308,16 @@ class _Run:
             entity,
             LinkColumn.FLOWTLY_ID,
             LinkColumn.CRM_ID,
-            [*fl_view.changed, *fl_view.deleted],
+            [*fl_view.changed, *fl_view.deleted, *fl_view.left],
         )
-        touched = set(crm_view.changed) | crm_view.deleted | set(crm_of.values())
+        touched = set(crm_view.changed) | crm_view.deleted | set(crm_of.values()) | crm_view.left
         links = job.store.link_index(job.name, entity, touched) if touched else {}
         bases = job.store.load_bases(job.name, entity, touched) if touched else {}
         intents = list(self._intents(entity, names))
+        flowtly_parents = (
+            self.parents_by_flowtly_id[entity.parent] if entity.parent is not None else None
+        )
+        await self._fetch_sources(entity, names, intents, (crm_view, fl_view), flowtly_parents)
         rejections = {
             (Side(r.side), r.record_id): StoredRejection(r.source_fp, r.reason, r.field, r.value)
             for r in job.store.rejections(job.name, entity)
@@ -328,6 +374,34 @@ class _Run:
             self._advance_cursors(entity, crm_view, fl_view)
         return True
 
+    async def _fetch_sources(
+        self,
+        entity: EntityKind,
+        names: frozenset[str],
+        intents: Sequence[tuple[Side, PendingIntent]],
+        views: Sequence[SideView],
+        flowtly_parents: Mapping[str, str] | None,
+    ) -> None:
+        """Bring the source record of every pending create into its side's view.
+
+        A create that may have landed is found through its source record; a complete
+        listing always has it, an incremental read only when it changed since the cursor.
+        The others are fetched by id (`Connector.get_many`), not by listing everything.
+        """
+        for view in views:
+            ids = [intent.source_id for target, intent in intents if target is view.side.other]
+            if view.complete or not ids:
+                continue
+            side = self.job.crm if view.side is Side.CRM else self.job.flowtly
+            key, value = (
+                (LinkColumn.CRM_ID, LinkColumn.CRM_FP)
+                if view.side is Side.CRM
+                else (LinkColumn.FLOWTLY_ID, LinkColumn.FLOWTLY_FP)
+            )
+            stored = self.job.store.link_map(self.job.name, entity, key, value, ids)
+            parents = flowtly_parents if view.side is Side.FLOWTLY else None
+            await add_records(view, side, ids, names, stored, parents=parents)
+
     def _report(self, plan: Plan, applied: ApplyResult | None) -> None:
         self.result.waiting[plan.entity] = plan.waiting
         self.result.errors.extend(plan.errors)
@@ -376,7 +450,15 @@ class _Run:
         with self.job.store.transaction() as tx:
             for view in views:
                 if view.cursor is not None:
-                    tx.set_cursor(self.job.name, view.side, entity, view.cursor.to_json())
+                    tx.set_cursor(self.job.name, view.side, entity, self._cursor_json(view))
+
+    def _cursor_json(self, view: SideView) -> dict[str, str | None]:
+        """The cursor to store, with when the side last had a complete listing."""
+        assert view.cursor is not None
+        last = self.full_scans.get((view.side, view.entity))
+        if view.complete:
+            last = self.now.isoformat()
+        return {**view.cursor.to_json(), LAST_FULL_SCAN: last}
 
     def _remember_planned(self, plan: Plan) -> None:
         if plan.entity is not EntityKind.CLIENT:

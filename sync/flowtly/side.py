@@ -173,11 +173,11 @@ class FlowtlySide(Connector):
         return ARCHIVED_CLIENT_STATUS if entity is EntityKind.CLIENT else None
 
     def describe(self) -> str:
-        """The API's base URL (never the token)."""
+        """``flowtly:`` and the API's base URL (never the token)."""
         # The client exposes its (credential-free) base URL as ``base_url`` when it has one;
         # its repr names the same URL and is guaranteed token-free.
         base_url = getattr(self._client, "base_url", None)
-        return base_url if isinstance(base_url, str) else repr(self._client)
+        return f"{self.name}:{base_url if isinstance(base_url, str) else repr(self._client)}"
 
     async def identity(self) -> str:
         """``flowtly:<host><organization IRI>``: the account behind the token, and where.

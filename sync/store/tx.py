@@ -278,6 +278,16 @@ class StoreTx:
                 insert(_cursor).values(sync=sync, side=side.value, entity=entity.value, **values)
             )
 
+    def clear_cursor(self, sync: str, side: Side, entity: EntityKind) -> None:
+        """Forget a side's cursor (it expired): the next read of it is complete."""
+        self._c.execute(
+            delete(_cursor).where(
+                _cursor.c.sync == sync,
+                _cursor.c.side == side.value,
+                _cursor.c.entity == entity.value,
+            )
+        )
+
     def record_conflict(
         self,
         sync: str,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from connector_contract import ConnectorContract
+import pytest
 
 from connectors.base import Connector
 from connectors.files import FilesConnector, FilesSettings
+from connectors.testing import ConnectorContract
 
 HEADER = (
     "id,kind,name,country,currency,status,tin_type,tin,vat_number,due_days,city,post_code,"
@@ -16,17 +18,16 @@ HEADER = (
 
 
 class TestFilesContract(ConnectorContract):
-    def make(self, tmp_path: Path) -> Connector:
+    @pytest.fixture
+    def connector_factory(self, tmp_path: Path) -> Callable[[], Connector]:
         (tmp_path / "companies.csv").write_text(HEADER, encoding="utf-8")
-        return FilesConnector(FilesSettings(path=tmp_path))
-
-    def reopen(self, connector: Connector) -> Connector | None:
-        assert isinstance(connector, FilesConnector)
-        return FilesConnector(connector.settings)
+        settings = FilesSettings(path=tmp_path)
+        return lambda: FilesConnector(settings)
 
 
 class TestSemicolonLatin1FilesContract(ConnectorContract):
-    def make(self, tmp_path: Path) -> Connector:
+    @pytest.fixture
+    def connector_factory(self, tmp_path: Path) -> Callable[[], Connector]:
         (tmp_path / "firms.csv").write_bytes(
             HEADER.replace(",", ";").replace("\n", "\r\n").encode("latin-1")
         )
@@ -40,8 +41,4 @@ class TestSemicolonLatin1FilesContract(ConnectorContract):
             companies="firms.csv",
             contacts="people.csv",
         )
-        return FilesConnector(settings)
-
-    def reopen(self, connector: Connector) -> Connector | None:
-        assert isinstance(connector, FilesConnector)
-        return FilesConnector(connector.settings)
+        return lambda: FilesConnector(settings)

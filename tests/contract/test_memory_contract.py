@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import pytest
-from connector_contract import ConnectorContract, by_id, listing, sample_values
 
 from connectors.base import Capability, Connector, Cursor
 from connectors.memory import IncrementalMemoryConnector, MemoryConnector, MemorySettings, Op
+from connectors.testing import ConnectorContract, by_id, listing, sample_values
 from sync.errors import ConnectorError, TransientError, ValidationFailed
 from sync.model import EntityKind, Record, Scalar
 
 
 class TestMemoryContract(ConnectorContract):
-    def make(self, tmp_path: Path) -> Connector:
-        return MemoryConnector()
+    persistent = False
+
+    @pytest.fixture
+    def connector_factory(self) -> Callable[[], Connector]:
+        return MemoryConnector
 
 
 class TestNarrowMemoryContract(ConnectorContract):
     """A side with fewer fields, entities and no client deletes, like Flowtly."""
 
-    def make(self, tmp_path: Path) -> Connector:
-        return MemoryConnector(
+    persistent = False
+
+    @pytest.fixture
+    def connector_factory(self) -> Callable[[], Connector]:
+        return lambda: MemoryConnector(
             MemorySettings(name="flowtly"),
             entities={EntityKind.CLIENT, EntityKind.CONTACT},
             fields={EntityKind.CLIENT: {"name", "country", "city"}},
             deletable=frozenset({EntityKind.CONTACT}),
             batch_size=3,
+        )
+
+
+class TestIncrementalMemoryContract(ConnectorContract):
+    """Cursor reads everywhere, a deletes feed for contacts and notes only."""
+
+    persistent = False
+
+    @pytest.fixture
+    def connector_factory(self) -> Callable[[], Connector]:
+        return lambda: IncrementalMemoryConnector(
+            deletes_feed={EntityKind.CONTACT, EntityKind.NOTE}, batch_size=2
         )
 
 
