@@ -199,7 +199,7 @@ class FlowtlySide(Connector):
                 method="GET",
                 url="/employees/me",
             )
-        return f"{self.name}:{httpx.URL(self.describe()).host}{httpx.URL(iri).path}"
+        return f"{self.name}:{httpx.URL(self._client.base_url).host}{httpx.URL(iri).path}"
 
     def _routes(self, entity: EntityKind) -> _Routes:
         if entity not in self._entities:
