@@ -9,7 +9,10 @@ One thing is corrected on the way: that adapter reports every aiohttp connection
 that is not a connect error as ``httpx.ConnectTimeout``, including a server that dropped
 the connection *after* the request was sent. Retry policies treat connect failures as
 "provably unsent" (safe to re-send a POST), so such a drop must read as a read error:
-otherwise a create that reached the server could be sent twice.
+otherwise a create that reached the server could be sent twice. And aiohttp's own silent
+re-send of a GET, PUT or DELETE whose pooled connection dropped is turned off: every
+failure must reach the client's retry policy, which counts it, paces it and knows that a
+DELETE answered 404 after a lost answer had landed.
 """
 
 from __future__ import annotations
@@ -57,9 +60,13 @@ class _Transport(AiohttpTransport):
         # No cookie jar: an API token is the only credential, and a cookie set by one
         # answer must not ride along on later requests. Proxies come from the environment
         # (HTTPS_PROXY, NO_PROXY) as with httpx's own transport.
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=True
         )
+        # No constructor argument exists for it (aiohttp 3.10-3.14); the attribute is how
+        # the session decides whether to re-send on a dropped persistent connection.
+        session._retry_connection = False
+        return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

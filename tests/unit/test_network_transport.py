@@ -113,3 +113,25 @@ async def test_post_dropped_after_sending_is_not_sent_again(
         with pytest.raises(TransientError):
             await flowtly.post("/clients", {"name": "Acme"})
     assert len(posts) == 1  # a create that may have landed is never blindly repeated
+
+
+async def test_a_get_dropped_on_a_pooled_connection_is_not_resent_silently(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await _read_request(reader))
+        if len(seen) == 1:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+            seen.append(await _read_request(reader))
+        writer.close()  # the second request on the kept-alive connection gets no answer
+
+    url = await serve(handler)
+    async with _client(url) as http:
+        assert (await http.get("/a")).status_code == 200
+        with pytest.raises(httpx.TransportError):
+            await http.get("/b")
+    # The retry policy above the transport decides about resending, not aiohttp.
+    assert [request.split(b" ", 2)[1] for request in seen] == [b"/a", b"/b"]
