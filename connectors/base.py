@@ -78,6 +78,8 @@ class ChangeBatch:
     ``rejected`` holds rows that failed to parse (their ids still count as *present* for
     delete inference, so a bad row never looks like a deleted record: see ``present_ids``).
     ``cursor`` is where the next incremental read would start after this batch.
+    ``incomplete`` says why the listing cannot be trusted to be whole (`connectors.listing`);
+    one batch carrying it makes the whole read incomplete: no deletes are inferred from it.
     """
 
     entity: EntityKind
@@ -86,6 +88,7 @@ class ChangeBatch:
     rejected: Sequence[RecordError] = ()
     present_ids: Sequence[str] = ()
     cursor: Cursor | None = None
+    incomplete: str | None = None
 
 
 class ConnectorSettings(BaseModel):
