@@ -16,7 +16,7 @@ from sync.errors import RecordError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
 
-__all__ = ["TOMBSTONE", "SideView", "read_side"]
+__all__ = ["TOMBSTONE", "SideView", "listing_warning", "read_side"]
 
 TOMBSTONE = "-"
 """A side fingerprint meaning: gone on that side, kept linked (an archived client)."""
@@ -31,6 +31,10 @@ class SideView:
     Ids are the side's own. ``changed`` are linked records whose fingerprint moved; ``new``
     are unlinked records; ``deleted`` are linked ids missing from a complete listing.
     ``fps`` holds the fingerprint of every record in ``changed`` and ``new``.
+
+    ``incomplete`` says why a listing cannot be trusted to be whole (`ChangeBatch`); then
+    nothing is inferred deleted, and ``unseen`` holds the linked ids it lacked: their
+    state on this side is unknown this run.
     """
 
     side: Side
@@ -44,6 +48,30 @@ class SideView:
     seen: int = 0
     waiting: int = 0
     cursor: Cursor | None = None
+    incomplete: str | None = None
+    unseen: set[str] = field(default_factory=set)
+
+
+def listing_warning(view: SideView, held_creates: int = 0) -> RecordError | None:
+    """The report's warning for an incomplete listing of ``view``, if it was one, naming
+    what was held back because of it (linked records it lacked, creates on that side)."""
+    if view.incomplete is None:
+        return None
+    held = []
+    if view.unseen:
+        held.append(f"{len(view.unseen)} linked record(s) missing from it are left as they are")
+    if held_creates:
+        held.append(
+            f"{held_creates} new record(s) are not created on this side (a twin may be in "
+            "what it lacked)"
+        )
+    until = f"; until a complete listing, {' and '.join(held)}" if held else ""
+    return RecordError(
+        str(view.entity),
+        str(view.side),
+        "*",
+        f"incomplete listing, no deletes inferred from it this run: {view.incomplete}{until}",
+    )
 
 
 def _translate_parent(record: Record, parents: Mapping[str, str]) -> Record | None:
@@ -75,7 +103,10 @@ async def read_side(
     """
     view = SideView(side, entity, complete=since is None)
     present: set[str] = set()
+    reasons: list[str] = []
     async for batch in connector.read(entity, since):
+        if batch.incomplete is not None:
+            reasons.append(batch.incomplete)
         view.rejected.extend(batch.rejected)
         present.update(batch.present_ids)
         if batch.cursor is not None:
@@ -103,10 +134,18 @@ async def read_side(
                 view.changed[record.id] = record
         if on_progress is not None:
             on_progress(len(batch.records))
-    if view.complete:
-        view.deleted.update(
-            record_id
-            for record_id, fp in stored_fps.items()
-            if record_id not in present and fp != TOMBSTONE
-        )
+    missing = (
+        record_id
+        for record_id, fp in stored_fps.items()
+        if record_id not in present and fp != TOMBSTONE
+    )
+    if reasons:
+        view.incomplete = "; ".join(reasons)
+        # A cursor past records this read never saw would skip them for good.
+        view.cursor = None
+        if view.complete:
+            view.unseen.update(missing)
+        view.complete = False
+    elif view.complete:
+        view.deleted.update(missing)
     return view
