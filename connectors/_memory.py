@@ -1,4 +1,5 @@
-"""Support for the in-memory connector: its state, its write log, failure injection."""
+"""Support for the in-memory connector: its state, its write log, failure injection
+(of operations, and of listings that arrive broken)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from enum import StrEnum
 from sync.errors import TransientError
 from sync.model import EntityKind, Record, Scalar
 
-__all__ = ["FaultPlan", "MemoryCall", "MemoryState", "Op", "Predicate"]
+__all__ = ["FaultPlan", "ListingFault", "MemoryCall", "MemoryState", "Op", "Predicate", "garble"]
 
 
 class Op(StrEnum):
@@ -21,6 +22,26 @@ class Op(StrEnum):
     UPDATE = "update"
     DELETE = "delete"
     COMMIT = "commit"
+
+
+class ListingFault(StrEnum):
+    """How a complete listing can arrive broken, as a paged API delivers it."""
+
+    DROP_PAGE = "drop_page"
+    """The last page arrives without its members (it still states the total)."""
+    REPEAT_ID = "repeat_id"
+    """The last record is replaced by a second copy of the first (offsets shifted)."""
+
+
+def garble(pages: list[list[Record]], fault: ListingFault) -> list[list[Record]]:
+    """``pages`` of a listing as ``fault`` delivers them (a listing too small for the
+    fault arrives whole)."""
+    garbled = [list(page) for page in pages]
+    if fault is ListingFault.DROP_PAGE and garbled[-1]:
+        garbled[-1] = []
+    elif fault is ListingFault.REPEAT_ID and sum(map(len, garbled)) >= 2:
+        garbled[-1][-1] = garbled[0][0]
+    return garbled
 
 
 Predicate = Callable[
@@ -45,6 +66,8 @@ class FaultPlan:
     def __init__(self) -> None:
         self._faults: list[_Fault] = []
         self._predicates: list[tuple[Predicate, bool]] = []
+        self.listings: dict[EntityKind, ListingFault] = {}
+        """Entities whose complete listings arrive broken, until cleared."""
 
     def add(
         self, op: Op, entity: EntityKind | None, exc: BaseException | None, times: int, after: bool
@@ -60,6 +83,7 @@ class FaultPlan:
     def clear(self) -> None:
         self._faults.clear()
         self._predicates.clear()
+        self.listings.clear()
 
     def pending(self) -> int:
         """How many queued one-shot failures have not fired yet."""

@@ -109,6 +109,8 @@ class ChangeBatch:
     ``rejected`` holds rows that failed to parse (their ids still count as *present* for
     delete inference, so a bad row never looks like a deleted record: see ``present_ids``).
     ``cursor`` is where the next incremental read would start after this batch.
+    ``incomplete`` says why the listing cannot be trusted to be whole (`connectors.listing`);
+    one batch carrying it makes the whole read incomplete: no deletes are inferred from it.
     """
 
     entity: EntityKind
@@ -121,6 +123,10 @@ class ChangeBatch:
     """Ids that are no longer records of ``entity`` though they still exist (a company
     whose kind changed from client to supplier): not deleted, so never taken for a
     delete. The engine detaches their links; the new entity's listing brings them in."""
+    incomplete: str | None = None
+    """Why this listing is not complete (a page that did not parse, members without
+    an id, ids repeated, a count short of the stated total): set on any batch of a read,
+    it keeps the engine from inferring deletes from it."""
 
 
 @dataclass(frozen=True, slots=True)

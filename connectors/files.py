@@ -8,9 +8,11 @@ its own headers and kind values is read through a `FieldLayout` (`use_layout`, s
 the ``[mapping.*]`` tables by `sync.mapping`).
 
 Reading always lists a whole file. A row with a bad value is rejected with its file and
-line (its id still counts as present, so it is never taken for a deleted record); a file
-that cannot be parsed as a whole raises `InputError`. Writes are buffered in memory and
-`FilesConnector.commit` replaces each changed file atomically.
+line (its id still counts as present, so it is never taken for a deleted record); a row
+without an id, or repeating one, is rejected too and makes the listing incomplete (no
+deletes are inferred from the file that run); a file that cannot be parsed as a whole
+raises `InputError`. Writes are buffered in memory and `FilesConnector.commit` replaces
+each changed file atomically.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import codecs
 import itertools
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import field_validator
@@ -45,6 +48,7 @@ from connectors._files_table import (
 )
 from connectors._mapping import FieldLayout
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
+from connectors.listing import ListingAudit
 from sync.errors import (
     ConnectorError,
     InputError,
@@ -177,12 +181,17 @@ class FilesConnector(Connector):
         self, entity: EntityKind, table: Table, rows: RowStream
     ) -> AsyncIterator[ChangeBatch]:
         seen: set[str] = set()
+        # Every row counts, whatever its kind: a row that lost its id may be of any kind.
+        audit = ListingAudit(table.file.path.name, noun="row")
+        # Each batch waits for the next chunk, so the last one can carry the verdict.
+        pending: ChangeBatch | None = None
         while chunk := await asyncio.to_thread(_take, rows, _BATCH):
             records: list[Record] = []
             rejected: list[RecordError] = []
             present: list[str] = []
             for row in chunk:
                 parsed = parse_row(table, row, seen, entity)
+                audit.member(parsed.record_id, f"line {row.line}")
                 if parsed.record is not None:
                     if parsed.entity is entity:
                         records.append(parsed.record)
@@ -197,7 +206,11 @@ class FilesConnector(Connector):
                     parsed.entity is None and entity is EntityKind.CLIENT
                 ):
                     rejected.extend(parsed.errors)
-            yield ChangeBatch(entity, records=records, rejected=rejected, present_ids=present)
+            if pending is not None:
+                yield pending
+            pending = ChangeBatch(entity, records=records, rejected=rejected, present_ids=present)
+        if pending is not None:
+            yield replace(pending, incomplete=audit.verdict())
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
         """Append a row with a fresh id; values of columns the file lacks are dropped."""

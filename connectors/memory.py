@@ -3,7 +3,9 @@
 Records live in dicts, ids are deterministic (``m1``, ``m2``, ...), values are normalized
 like a real side would, and tests can mutate the side directly (`MemoryConnector.put`,
 `MemoryConnector.remove`) or make chosen operations fail (`MemoryConnector.fail_next`,
-`MemoryConnector.fail_when`), optionally after the operation took effect (a lost reply).
+`MemoryConnector.fail_when`), optionally after the operation took effect (a lost reply),
+or make complete listings arrive broken (`MemoryConnector.garble_listing`); listings are
+checked like any connector's (`connectors.listing`), against the number of records held.
 
 With ``buffered=True`` writes only become durable on `MemoryConnector.commit`;
 `MemoryConnector.crash` drops everything written since, as a killed process would.
@@ -19,14 +21,24 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from connectors._memory import FaultPlan, MemoryCall, MemoryState, Op, Predicate
+from connectors._memory import (
+    FaultPlan,
+    ListingFault,
+    MemoryCall,
+    MemoryState,
+    Op,
+    Predicate,
+    garble,
+)
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
+from connectors.listing import ListingAudit
 from sync.errors import ConnectorError, CursorExpired, NotFound, ValidationFailed, Violation
 from sync.model import SCHEMAS, EntityKind, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
 
 __all__ = [
     "IncrementalMemoryConnector",
+    "ListingFault",
     "MemoryCall",
     "MemoryConnector",
     "MemorySettings",
@@ -138,17 +150,8 @@ class MemoryConnector(Connector):
         self._inject(Op.READ, entity, None, {})
         left = self._state.left[entity]
         if since is None:
-            rows = list(self._state.records[entity].values())
-            cursor = self._high_water(entity)
-            for start in range(0, max(len(rows), 1), self._batch_size):
-                chunk = rows[start : start + self._batch_size]
-                yield ChangeBatch(
-                    entity,
-                    records=chunk,
-                    present_ids=[r.id for r in chunk],
-                    cursor=cursor,
-                    left_ids=list(left) if start == 0 else (),
-                )
+            async for batch in self._listing(entity, left):
+                yield batch
             return
         start_key = (since.timestamp or _EPOCH - timedelta(days=1), since.id or "")
         if self._history_from is not None and start_key < self._history_from:
@@ -166,6 +169,33 @@ class MemoryConnector(Connector):
             cursor=Cursor(last[0], last[1]) if last else since,
             left_ids=[rid for _, rid in moved],
         )
+
+    async def _listing(self, entity: EntityKind, left: Iterable[str]) -> AsyncIterator[ChangeBatch]:
+        """Every record, in pages of ``batch_size``, each stating the total held."""
+        rows = list(self._state.records[entity].values())
+        cursor = self._high_water(entity)
+        pages = [
+            rows[start : start + self._batch_size]
+            for start in range(0, max(len(rows), 1), self._batch_size)
+        ]
+        fault = self._faults.listings.get(entity)
+        if fault is not None:
+            pages = garble(pages, fault)
+        audit = ListingAudit(f"{self.describe()} {entity}", noun="record")
+        kept: list[list[Record]] = []
+        for page in pages:
+            audit.page(len(page), total=len(rows))
+            kept.append([record for record in page if audit.member(record.id)])
+        incomplete = audit.verdict()
+        for number, page in enumerate(kept, 1):
+            yield ChangeBatch(
+                entity,
+                records=page,
+                present_ids=[r.id for r in page],
+                cursor=cursor,
+                left_ids=list(left) if number == 1 else (),
+                incomplete=incomplete if number == len(kept) else None,
+            )
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
         """Store a new record under the next id; fields not carried are dropped."""
@@ -295,6 +325,11 @@ class MemoryConnector(Connector):
     def fail_when(self, predicate: Predicate, *, after: bool = False) -> None:
         """Raise whatever ``predicate(op, entity, record_id, values)`` returns, if not None."""
         self._faults.add_predicate(predicate, after)
+
+    def garble_listing(self, entity: EntityKind, fault: ListingFault) -> None:
+        """Make every complete listing of ``entity`` arrive broken by ``fault`` (until
+        `clear_faults`), as a paged API can deliver it."""
+        self._faults.listings[self._check(entity)] = fault
 
     def clear_faults(self) -> None:
         """Forget every injected failure."""

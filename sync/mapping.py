@@ -190,6 +190,7 @@ class MappingConnector(Connector):
                 present_ids=present,
                 cursor=batch.cursor,
                 left_ids=batch.left_ids,
+                incomplete=batch.incomplete,
             )
 
     def _out(self, entity: EntityKind, values: Mapping[str, Scalar]) -> dict[str, Scalar]:

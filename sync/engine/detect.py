@@ -16,7 +16,7 @@ from sync.errors import RecordError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
 
-__all__ = ["LEFT", "TOMBSTONE", "SideView", "add_records", "read_side"]
+__all__ = ["LEFT", "TOMBSTONE", "SideView", "add_records", "listing_warning", "read_side"]
 
 TOMBSTONE = "-"
 """A side fingerprint meaning: gone on that side, kept linked (an archived client)."""
@@ -36,6 +36,10 @@ class SideView:
     are unlinked records; ``deleted`` are linked ids missing from a complete listing.
     ``left`` are linked ids the side reported as no longer of this entity (not deleted).
     ``fps`` holds the fingerprint of every record in ``changed`` and ``new``.
+
+    ``incomplete`` says why a listing cannot be trusted to be whole (`ChangeBatch`); then
+    nothing is inferred deleted, and ``unseen`` holds the linked ids it lacked: their
+    state on this side is unknown this run.
     """
 
     side: Side
@@ -50,6 +54,30 @@ class SideView:
     seen: int = 0
     waiting: int = 0
     cursor: Cursor | None = None
+    incomplete: str | None = None
+    unseen: set[str] = field(default_factory=set)
+
+
+def listing_warning(view: SideView, held_creates: int = 0) -> RecordError | None:
+    """The report's warning for an incomplete listing of ``view``, if it was one, naming
+    what was held back because of it (linked records it lacked, creates on that side)."""
+    if view.incomplete is None:
+        return None
+    held = []
+    if view.unseen:
+        held.append(f"{len(view.unseen)} linked record(s) missing from it are left as they are")
+    if held_creates:
+        held.append(
+            f"{held_creates} new record(s) are not created on this side (a twin may be in "
+            "what it lacked)"
+        )
+    until = f"; until a complete listing, {' and '.join(held)}" if held else ""
+    return RecordError(
+        str(view.entity),
+        str(view.side),
+        "*",
+        f"incomplete listing, no deletes inferred from it this run: {view.incomplete}{until}",
+    )
 
 
 def _translate_parent(record: Record, parents: Mapping[str, str]) -> Record | None:
@@ -81,7 +109,10 @@ async def read_side(
     """
     view = SideView(side, entity, complete=since is None)
     present: set[str] = set()
+    reasons: list[str] = []
     async for batch in connector.read(entity, since):
+        if batch.incomplete is not None:
+            reasons.append(batch.incomplete)
         view.rejected.extend(batch.rejected)
         present.update(batch.present_ids)
         if batch.cursor is not None:
@@ -99,14 +130,20 @@ async def read_side(
     # A record listed here is of this entity, whatever else said it left.
     view.left -= present
     view.deleted -= view.left
-    if view.complete:
-        view.deleted.update(
-            record_id
-            for record_id, fp in stored_fps.items()
-            if record_id not in present
-            and record_id not in view.left
-            and fp not in (TOMBSTONE, LEFT)
-        )
+    missing = (
+        record_id
+        for record_id, fp in stored_fps.items()
+        if record_id not in present and record_id not in view.left and fp not in (TOMBSTONE, LEFT)
+    )
+    if reasons:
+        view.incomplete = "; ".join(reasons)
+        # A cursor past records this read never saw would skip them for good.
+        view.cursor = None
+        if view.complete:
+            view.unseen.update(missing)
+        view.complete = False
+    elif view.complete:
+        view.deleted.update(missing)
     return view
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sync.engine.detect import PARENT_FIELD, TOMBSTONE
+from sync.engine.detect import PARENT_FIELD, TOMBSTONE, listing_warning
 from sync.engine.guard import ALLOW_HINT, DeleteCount, refusal
 from sync.engine.inputs import (
     Gate,
@@ -55,6 +55,7 @@ class _Planner:
         self.steps: list[Step] = []
         self.errors: list[RecordError] = [*inp.crm.rejected, *inp.flowtly.rejected]
         self.warnings: list[RecordError] = []
+        self.held_creates = {Side.CRM: 0, Side.FLOWTLY: 0}
         self.waiting = inp.crm.waiting + inp.flowtly.waiting
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
         self.rechecked: set[tuple[Side, str]] = set()
@@ -169,6 +170,10 @@ class _Planner:
         touched |= left[Side.CRM] | left[Side.FLOWTLY]
         for crm_id in sorted(touched):
             link = inp.links[crm_id]
+            if crm_id in inp.crm.unseen or link.flowtly_id in inp.flowtly.unseen:
+                # Missing from an incomplete listing: whatever that side holds now is
+                # unknown, so a write there could overwrite an edit this run never saw.
+                continue
             base = inp.bases.get(crm_id, {})
             crm_rec = inp.crm.changed.get(crm_id)
             fl_rec = inp.flowtly.changed.get(link.flowtly_id)
@@ -410,6 +415,11 @@ class _Planner:
         inp = self.inp
         if not inp.policy.may_create(target):
             return
+        if (inp.crm if target is Side.CRM else inp.flowtly).incomplete is not None:
+            # Its twin may be on the part of the listing that never arrived: creating it
+            # now could duplicate it.
+            self.held_creates[target] += 1
+            return
         if self._still_rejected(target.other, source.id, fp):
             return
         values = self._restrict(source)
@@ -450,12 +460,15 @@ def plan_entity(inp: PlanInput) -> Plan:
     planner = _Planner(inp)
     planner.plan_linked()
     planner.plan_new()
+    listings = (
+        listing_warning(view, planner.held_creates[view.side]) for view in (inp.crm, inp.flowtly)
+    )
     return Plan(
         inp.entity,
         tuple(planner.steps),
         tuple(planner.errors),
         planner.waiting,
-        tuple(planner.warnings),
+        (*(warning for warning in listings if warning), *planner.warnings),
         frozenset(planner.rechecked),
     )
 

@@ -12,12 +12,13 @@ import asyncio
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import httpx
 from pydantic import SecretStr
 
 from connectors.http import ApiClient, HttpLimits, QueryParams, RequestStats, RetryScope, Side
+from connectors.listing import ListingAudit
 from sync import __version__
 from sync.errors import FlowtlyError
 from sync.flowtly._http_errors import FLOWTLY_ERRORS
@@ -35,22 +36,47 @@ FLOWTLY: Final = Side("flowtly", "Flowtly", "flowtly", protocol_error=FlowtlyErr
 """The Flowtly side as the HTTP kit names it: in errors, messages and setting keys."""
 
 
-def _members(body: Any, where: str) -> tuple[list[JsonObject], str | None]:
-    """Members and the ``next`` link of a Hydra collection (prefixed or not) or a bare list."""
+class _Page(NamedTuple):
+    """One answer of a collection listing, as `FlowtlyClient.iterate` needs it."""
+
+    members: list[JsonObject]
+    next: str | None
+    total: int | None
+    """``totalItems``: the size of the whole collection, absent with partial pagination."""
+    problem: str | None
+    """Why the answer is not a collection page, though it parsed (``{}``, no members)."""
+
+
+def _members(body: Any, where: str) -> _Page:
+    """Members, ``next`` link and stated total of a Hydra collection (prefixed or not) or a
+    bare list.
+
+    An object without ``member`` is no collection page: it has no members, and `problem`
+    says so, because taking it for an empty page would make the records it should have
+    listed look deleted.
+    """
+    problem = None
+    total: Any = None
     if isinstance(body, list):
         raw: Any = body
         nxt: Any = None
     elif isinstance(body, dict):
-        raw = body.get("member", body.get("hydra:member", []))
+        key = "member" if "member" in body else "hydra:member"
+        if key not in body:
+            problem = "answered {} instead of a collection" if not body else "had no members"
+        raw = body.get(key, [])
         view = body.get("view") or body.get("hydra:view") or {}
         nxt = (view.get("next") or view.get("hydra:next")) if isinstance(view, dict) else None
+        total = body.get("totalItems", body.get("hydra:totalItems"))
     else:
         raise FlowtlyError(f"GET {where}: expected a collection, got {type(body).__name__}")
     if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
         raise FlowtlyError(f"GET {where}: collection members are not JSON objects")
     if nxt is not None and not isinstance(nxt, str):
         raise FlowtlyError(f"GET {where}: the next link is not a string")
-    return raw, nxt or None
+    if total is not None and (type(total) is not int or total < 0):
+        raise FlowtlyError(f"GET {where}: totalItems is not a count: {total!r}")
+    return _Page(raw, nxt or None, total, problem)
 
 
 class FlowtlyClient(ApiClient):
@@ -143,27 +169,51 @@ class FlowtlyClient(ApiClient):
         return self._object(response, "GET")
 
     async def iterate(
-        self, path: str, params: QueryParams | None = None, *, page_size: int | None = None
+        self,
+        path: str,
+        params: QueryParams | None = None,
+        *,
+        page_size: int | None = None,
+        audit: ListingAudit | None = None,
     ) -> AsyncIterator[JsonObject]:
         """Stream a collection's members, fetching the next page only once this one is used.
 
         Follows ``next`` links until there is none; never computes page numbers, since the
         server may ignore or clamp ``page_size`` (sent as ``itemsPerPage``).
+
+        ``audit`` is told of every page before its members are yielded (its size and
+        ``totalItems``, or why it is not a collection page: ``{}``, an empty body); the
+        caller tells it the members' ids. Audited or not, a listing that runs past the
+        pages its ``totalItems`` allows (`ListingAudit.overrun`) stops with `FlowtlyError`.
         """
         query: dict[str, Any] = dict(params or {})
         if page_size is not None:
             query[PAGE_SIZE_PARAM] = page_size
         url: httpx.URL | None = self._url(path, query)
+        audit = audit if audit is not None else ListingAudit(path, total_name="totalItems")
         visited: set[str] = set()
         while url is not None:
             visited.add(str(url))
             response = await self._request("GET", url, RetryScope.IDEMPOTENT)
-            members, nxt = _members(self._json(response, "GET"), url.path)
-            for member in members:
+            page = _members(self._json(response, "GET"), url.path)
+            if not response.content:
+                audit.broken(f"answered HTTP {response.status_code} with an empty body")
+            elif page.problem is not None:
+                audit.broken(page.problem)
+            else:
+                audit.page(len(page.members), total=page.total)
+            overrun = audit.overrun()
+            if overrun is not None:
+                raise FlowtlyError(
+                    f"GET {url.path}: {overrun}; stopped reading it",
+                    method="GET",
+                    url=url.path,
+                )
+            for member in page.members:
                 yield member
             url = None
-            if nxt is not None:
-                url = self._link(response.url, nxt)
+            if page.next is not None:
+                url = self._link(response.url, page.next)
                 if str(url) in visited:
                     raise FlowtlyError(
                         f"GET {url.path}: pagination loops back to a page already read",

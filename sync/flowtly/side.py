@@ -21,6 +21,7 @@ import httpx
 
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
 from connectors.http import RequestStats
+from connectors.listing import ListingAudit
 from sync.config import FlowtlyConfig, FlowtlyDefaults
 from sync.errors import (
     FlowtlyError,
@@ -213,18 +214,27 @@ class FlowtlySide(Connector):
 
         Flowtly offers no incremental read, so ``since`` is ignored: a complete listing
         is a superset of any increment. Items that do not map are in ``rejected`` (and
-        their ids in ``present_ids``, so they never look deleted).
+        their ids in ``present_ids``, so they never look deleted). A listing that cannot
+        be trusted to be whole (members without an id, repeated ids, a page that is no
+        collection, a count other than ``totalItems``) says why in the last batch's
+        ``incomplete``; of a repeated id, the first copy is kept.
         """
         routes = self._routes(entity)
         if entity in _NEEDS_REFS:
             await self._refs.load()
         refs = self._refs
         shown = self._authors_by_email and entity is EntityKind.NOTE
+        audit = ListingAudit(routes.collection, total_name="totalItems")
         records: list[Record] = []
         rejected: list[RecordError] = []
         present: list[str] = []
         sent_any = False
-        async for item in self._client.iterate(routes.collection, page_size=MAX_ITEMS_PER_PAGE):
+        async for item in self._client.iterate(
+            routes.collection, page_size=MAX_ITEMS_PER_PAGE, audit=audit
+        ):
+            found = item_id(item)
+            if not audit.member(found) and found is not None:
+                continue  # listed on an earlier page too (the collection shifted meanwhile)
             try:
                 record = to_record(entity, item, refs)
                 if shown:
@@ -232,15 +242,17 @@ class FlowtlySide(Connector):
                 records.append(record)
             except (NormalizationError, UnknownReference) as error:
                 rejected.append(_rejection(entity, item, error))
-                found = item_id(item)
                 if found is not None:
                     present.append(found)
             if len(records) + len(rejected) >= BATCH_SIZE:
                 yield ChangeBatch(entity, records, rejected=rejected, present_ids=present)
                 sent_any = True
                 records, rejected, present = [], [], []
-        if records or rejected or not sent_any:
-            yield ChangeBatch(entity, records, rejected=rejected, present_ids=present)
+        incomplete = audit.verdict()
+        if records or rejected or incomplete or not sent_any:
+            yield ChangeBatch(
+                entity, records, rejected=rejected, present_ids=present, incomplete=incomplete
+            )
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
         """POST a new record; returns it as Flowtly stored it (with its new id)."""

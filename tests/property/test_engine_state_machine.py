@@ -1,7 +1,10 @@
 """A hypothesis state machine over two in-memory sides and a real store.
 
 Random creates, field edits and deletes on both sides, failing writes, crashes at named
-points in apply, and a lost store. After every run that reported no errors:
+points in apply, a lost store, and listings that arrive broken (a page without its
+members, an id repeated in place of another). A run over a broken listing never deletes
+or archives a record on the other side, and never duplicates one. After every run that
+reported no errors:
 - both sides agree on every synced field of every linked pair;
 - links equal the live records (each live record linked once, no link to a missing one);
 - the stored base and fingerprints equal the live records;
@@ -22,9 +25,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from connectors.memory import MemoryConnector, Op
+from connectors.memory import ListingFault, MemoryConnector, Op
 from sync.engine.apply import CrashPoint
 from sync.engine.detect import TOMBSTONE
+from sync.engine.ops import Action
 from sync.engine.policy import ConflictPolicy, SyncPolicy
 from sync.engine.run import RunResult, SyncJob, run_sync
 from sync.errors import TransientError
@@ -72,6 +76,8 @@ class SyncMachine(RuleBasedStateMachine):
         # (side, entity, identity, field) -> value, for edits since the last clean run
         self.edits: dict[tuple[Side, EntityKind, str, str], object] = {}
         self.dirty = True
+        self.unlinked = False
+        """The store was lost and no clean run has relinked the records since."""
 
     def teardown(self) -> None:
         self.store.close()
@@ -163,7 +169,8 @@ class SyncMachine(RuleBasedStateMachine):
         if field == "name" and value is None:
             value = "cleared"
         self.side(side).put(record.replace(**{field: value}))
-        self.edits[(side, entity, self.identity(record), field)] = value
+        if not self.unlinked or self.promised_without_base(side, value):
+            self.edits[(side, entity, self.identity(record), field)] = value
         self.dirty = True
 
     @rule(side=st.sampled_from(Side), entity=st.sampled_from([CLIENT, CONTACT]), data=st.data())
@@ -201,6 +208,37 @@ class SyncMachine(RuleBasedStateMachine):
         assert result is not None
         self.dirty = True
 
+    @rule(
+        side=st.sampled_from(Side),
+        entity=st.sampled_from([CLIENT, CONTACT]),
+        fault=st.sampled_from(ListingFault),
+    )
+    def run_with_broken_listing(self, side: Side, entity: EntityKind, fault: ListingFault) -> None:
+        listed = self.side(side)
+        held = len(listed.records(entity))
+        listed.garble_listing(entity, fault)
+        try:
+            result = self.sync()
+        finally:
+            listed.clear_faults()
+        assert result is not None
+        self.dirty = True
+        self.check_unique_identities()
+        if held < (2 if fault is ListingFault.REPEAT_ID else 1):
+            return  # too few records for the fault to break anything: deletes may be due
+        removed = [
+            op
+            for op in result.operations
+            if op.entity is entity
+            and op.target is side.other
+            and op.action in (Action.DELETE, Action.ARCHIVE)
+        ]
+        assert not removed, removed
+        assert any(
+            w.entity == entity and w.side == side and w.reason.startswith("incomplete listing")
+            for w in result.warnings
+        ), result.warnings
+
     @rule(point=st.sampled_from(CRASH_POINTS))
     def run_and_crash(self, point: str) -> None:
         self.sync(crash=point)
@@ -213,14 +251,21 @@ class SyncMachine(RuleBasedStateMachine):
         for extra in self.tmp.glob("state.db*"):
             extra.unlink()
         self.store = Store.open(f"sqlite:///{self.tmp}/state.db")
+        # Until a clean run has relinked every record, edits meet no base (see below).
+        self.unlinked = True
+        self.edits = {k: v for k, v in self.edits.items() if self.promised_without_base(k[0], v)}
+        self.dirty = True
+
+    @staticmethod
+    def promised_without_base(side: Side, value: object) -> bool:
         # Without a base, two different values are a conflict, which the policy hands to
         # the CRM, and an empty field is filled from the other side: only the CRM's edits
         # to a value are still promised to survive.
-        self.edits = {k: v for k, v in self.edits.items() if k[0] is Side.CRM and v is not None}
-        self.dirty = True
+        return side is Side.CRM and value is not None
 
     # -- the promises ---------------------------------------------------------------------
     def check_clean_run(self) -> None:
+        self.check_unique_identities()
         for entity, names in ((CLIENT, CLIENT_FIELDS), (CONTACT, CONTACT_FIELDS)):
             self.check_links(entity, frozenset(names))
         self.check_no_lost_edit()
@@ -228,6 +273,13 @@ class SyncMachine(RuleBasedStateMachine):
         assert again.operations == [], again.operations
         self.edits.clear()
         self.dirty = False
+        self.unlinked = False
+
+    def check_unique_identities(self) -> None:
+        for side in Side:
+            for entity in (CLIENT, CONTACT):
+                idents = [self.identity(r) for r in self.side(side).records(entity)]
+                assert len(idents) == len(set(idents)), (side, entity, sorted(idents))
 
     def check_links(self, entity: EntityKind, names: frozenset[str]) -> None:
         links = self.store.link_index("sm", entity)

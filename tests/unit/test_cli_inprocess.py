@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,10 @@ import pytest
 from sync.cli import main
 from sync.flowtly.assumptions import ASSUMPTIONS
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "examples" / "crm", tmp_path / "crm")
-    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    text = text.replace('path = "examples/crm"', 'path = "crm"')
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+def config(example_config: Path) -> Path:
+    return example_config
 
 
 def test_check_reports_both_sides_and_a_verdict_per_assumption(config, capsys):
