@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import structlog
 
 PG_URL = os.environ.get(
     "FLOWTLY_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -36,3 +37,11 @@ def pg_url() -> Iterator[str]:
         with engine.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Each test starts from structlog's defaults: an in-process CLI run configures logging
+    (a level filter among it) for the whole process, which would hide later tests' events."""
+    yield
+    structlog.reset_defaults()
