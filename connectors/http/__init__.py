@@ -9,6 +9,7 @@ private.
 
 from connectors.http.client import ApiClient, HttpLimits, QueryParams, display_url, is_loopback
 from connectors.http.limits import RequestStats, RetryPolicy, RetryScope, Throttle
+from connectors.http.pagination import Page, Paginator, next_offset
 from connectors.http.statuses import ErrorReader, Side, parse_retry_after
 from connectors.http.transport import network_transport
 
@@ -16,6 +17,8 @@ __all__ = [
     "ApiClient",
     "ErrorReader",
     "HttpLimits",
+    "Page",
+    "Paginator",
     "QueryParams",
     "RequestStats",
     "RetryPolicy",
@@ -25,5 +28,6 @@ __all__ = [
     "display_url",
     "is_loopback",
     "network_transport",
+    "next_offset",
     "parse_retry_after",
 ]
