@@ -68,6 +68,8 @@ class FaultPlan:
         self._predicates: list[tuple[Predicate, bool]] = []
         self.listings: dict[EntityKind, ListingFault] = {}
         """Entities whose complete listings arrive broken, until cleared."""
+        self.garbled = 0
+        """How many broken complete listings were served (incremental reads are not)."""
 
     def add(
         self, op: Op, entity: EntityKind | None, exc: BaseException | None, times: int, after: bool

@@ -181,6 +181,7 @@ class MemoryConnector(Connector):
         fault = self._faults.listings.get(entity)
         if fault is not None:
             pages = garble(pages, fault)
+            self._faults.garbled += 1
         audit = ListingAudit(f"{self.describe()} {entity}", noun="record")
         kept: list[list[Record]] = []
         for page in pages:
@@ -330,6 +331,11 @@ class MemoryConnector(Connector):
         """Make every complete listing of ``entity`` arrive broken by ``fault`` (until
         `clear_faults`), as a paged API can deliver it."""
         self._faults.listings[self._check(entity)] = fault
+
+    @property
+    def garbled_listings(self) -> int:
+        """How many broken complete listings `garble_listing` made this side serve."""
+        return self._faults.garbled
 
     def clear_faults(self) -> None:
         """Forget every injected failure."""
