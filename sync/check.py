@@ -15,7 +15,7 @@ import httpx
 
 from sync.config import Settings
 from sync.engine.binding import current_identities, mismatch
-from sync.errors import ApiError, AuthenticationError, SyncError
+from sync.errors import ApiError, AuthenticationError, DeadlineExceeded, SyncError
 from sync.flowtly.assumptions import (
     ASSUMPTIONS,
     CLIENT_SEARCH_PARAM,
@@ -202,7 +202,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
         try:
             await client.get("/employees/me")
             out.write("flowtly: ok - reachable, credentials valid\n")
-        except (AuthenticationError, ApiError) as exc:
+        except (AuthenticationError, ApiError, DeadlineExceeded) as exc:
             out.write(f"flowtly: FAILED - {exc}\n")
             return False
         try:

@@ -30,7 +30,7 @@ from sync.daemon._runner import Runner, run_job, secrets_of
 from sync.daemon._webhook import WebhookVerifier
 from sync.engine.run import RunResult
 from sync.errors import ConfigError, LockHeld
-from sync.logging import REDACTED
+from sync.redact import Scrubber
 from sync.store import Store
 
 __all__ = ["Daemon", "Health", "SyncState", "TickOutcome", "TickReason", "backoff_ticks"]
@@ -154,6 +154,7 @@ class Daemon:
         self._monotonic = monotonic
         known = secrets_of(settings) if secrets is None else secrets
         self._secrets = tuple(s for s in known if s)
+        self._scrubber = Scrubber(self._secrets)
         named = bool(settings.syncs)
         self._states: dict[str, SyncState] = {}
         for name in settings.sync_names():
@@ -187,10 +188,8 @@ class Daemon:
         return frozenset(self._tasks)
 
     def scrub(self, text: str) -> str:
-        """``text`` without any configured secret."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        """``text`` without any configured secret, nor a credential recognisable by form."""
+        return self._scrubber(text)
 
     def health(self) -> Health:
         """Healthy while the scheduler lives, no run is past its deadline and no sync's last

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from connectors.base import Connector
 from sync.config import Settings
+from sync.engine.binding import check_binding
 from sync.finance.documents import render_summary, summarize
 from sync.finance.merge import (
     DuplicateReport,
@@ -91,6 +92,8 @@ async def _merge(settings: Settings, store: Store, *, apply: bool, show: bool, o
     client = flowtly_client(settings)
     side = flowtly_side(settings, client)
     async with client, crm, side:
+        # Links of other sides would pair strangers: refuse before reading them.
+        await check_binding(name, crm, side, store, dry_run=True)
         crm_links = store.link_index(name, EntityKind.COUNTERPARTY)
         links = {crm_id: row.flowtly_id for crm_id, row in crm_links.items()}
         crm_cps: list[Record] = []

@@ -117,6 +117,22 @@ def _run(
     return result, time.monotonic() - started, store
 
 
+def test_check_reports_a_huge_retry_after_as_a_failed_flowtly(
+    tmp_path: Path, flowtly: _Server
+) -> None:
+    flowtly.mode = "retry_after"
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=f"http://127.0.0.1:{flowtly.server_address[1]}",
+        crm=write_crm(tmp_path / "crm", small_crm()),
+        store=tmp_path / "state.db",
+    )
+    result = run_cli("check", config=config, timeout=BOUND_S * 2)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "flowtly: FAILED - Flowtly asked to wait 1000000000 s" in result.stdout, result.stdout
+
+
 def _message(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr

@@ -60,3 +60,15 @@ def test_rebind_needs_the_sync_named_when_several_are_configured(
     assert "  crm: (none recorded) -> files:" in out
     assert main(["store", "rebind", "--sync", "two", "--config", str(config)]) == 0
     assert "bound to these sides already; no change" in capsys.readouterr().out
+
+
+def test_merge_refuses_a_store_bound_to_another_account(
+    root: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["run", "--config", str(write_config(root, "a.db"))]) == 0
+    capsys.readouterr()
+    other = write_config(root, "b.db")
+    assert main(["merge", "--apply", "--config", str(other)]) == 1
+    captured = capsys.readouterr()
+    assert "refused: its store is bound to" in captured.err
+    assert "merged" not in captured.out

@@ -377,3 +377,14 @@ def test_a_bad_cron_expression_is_a_configuration_error(tmp_path: Path, store: S
     with pytest.raises(ConfigError) as caught:
         Daemon(settings, store)
     assert caught.value.key == "sync.cron"
+
+
+def test_the_daemon_scrubs_configured_and_recognisable_credentials(
+    settings: Settings, store: Store
+) -> None:
+    daemon = Daemon(settings, store, secrets=["configured-secret-42"])
+    text = daemon.scrub(
+        "failed with configured-secret-42; the server echoed Authorization: Bearer tok9x7y2z"
+    )
+    assert "configured-secret-42" not in text
+    assert "tok9x7y2z" not in text
