@@ -36,7 +36,7 @@ class Source(StrEnum):
 
     @property
     def default_columns(self) -> tuple[str, ...]:
-        """The header of a file this connector creates (DESIGN.md section 5)."""
+        """The header of a file this connector creates (docs/reference.md)."""
         return _DEFAULT_COLUMNS[self]
 
 

@@ -1,6 +1,6 @@
 """The files connector: a folder of CSV files stands for the CRM (the embedded default).
 
-Layout (DESIGN.md section 5): ``companies.csv`` (clients and suppliers, told apart by the
+Layout (docs/reference.md): ``companies.csv`` (clients and suppliers, told apart by the
 ``kind`` column), ``contacts.csv`` and ``notes.csv``, each with a header row of canonical
 column names. Only the canonical columns present in a header are carried; any other
 column is kept untouched on write-back, as is the order of the rows. A CRM export with

@@ -1,4 +1,4 @@
-"""The command line: parse, call, render. Exit codes are an interface (DESIGN.md section 5):
+"""The command line: parse, call, render. Exit codes are an interface (docs/reference.md):
 
 0 done and clean; 3 done, but records were rejected or parked as conflicts;
 2 bad usage or configuration; 1 the run could not proceed.

@@ -1,7 +1,7 @@
 """Rendering a run's result as text (a table of changes), JSON, or Markdown.
 
 Sensitive fields (tax ids, and any configured) are masked unless the caller asks for them;
-the JSON layout is an interface scripts rely on (DESIGN.md section 5). Values are shown
+the JSON layout is an interface scripts rely on (docs/reference.md). Values are shown
 literally in every format (`sync.literal`): data never becomes markup, a link or a
 terminal control sequence.
 """

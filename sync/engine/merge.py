@@ -1,4 +1,4 @@
-"""The three-way decision per field (DESIGN.md section 4), a pure function.
+"""The three-way decision per field (docs/reference.md), a pure function.
 
 O is the base (what both sides last agreed), A the CRM value, B the Flowtly value:
 

@@ -1,4 +1,4 @@
-"""Finance features around a sync (issue 4): documents summaries, duplicate counterparties,
+"""Finance features around a sync: documents summaries, duplicate counterparties,
 branding enrichment and client search. The command-line glue is `sync.finance.commands`."""
 
 from sync.finance.documents import (

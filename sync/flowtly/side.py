@@ -303,7 +303,7 @@ class FlowtlySide(Connector):
         except NotFound:
             return
 
-    # -- finance operations (issue 4) ------------------------------------------------------
+    # -- finance operations --------------------------------------------------------------
 
     async def fetch(self, entity: EntityKind, record_id: str) -> Record | None:
         """One record read live, or None when Flowtly has no such record."""

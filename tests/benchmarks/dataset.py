@@ -1,4 +1,4 @@
-"""A deterministic CRM for benchmarks, in the files connector's layout (DESIGN.md section 5).
+"""A deterministic CRM for benchmarks, in the files connector's layout (docs/reference.md).
 
     python tests/benchmarks/dataset.py OUT_DIR --companies N [--seed S]
 

@@ -1,4 +1,4 @@
-"""Every row of the three-way decision table (DESIGN.md section 4), per policy and owner."""
+"""Every row of the three-way decision table (docs/reference.md), per policy and owner."""
 
 from __future__ import annotations
 
