@@ -25,7 +25,7 @@ from sync.finance.documents import ColumnWriter, DocumentColumns
 from sync.finance.hooks import AfterRun, FinanceOptions
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
-from sync.flowtly.side import FlowtlySide, defaults_of
+from sync.flowtly.side import FlowtlySide, client_of, defaults_of
 from sync.mapping import MappingConnector, mapping_directions, wrap_crm
 from sync.model import EntityKind
 from sync.private_files import private_dir
@@ -118,19 +118,7 @@ def _flowtly_target(cfg: FlowtlyConfig) -> tuple[FlowtlyConfig, httpx.AsyncBaseT
 def flowtly_client(settings: Settings) -> FlowtlyClient:
     """A client for ``[flowtly]``: the real API, or the sandbox in-process."""
     cfg, transport = _flowtly_target(settings.flowtly)
-    return FlowtlyClient(
-        cfg.base_url,
-        cfg.token,
-        concurrency=cfg.concurrency,
-        rate_limit=cfg.rate_limit,
-        timeout=cfg.timeout,
-        max_retries=cfg.max_retries,
-        request_timeout=cfg.request_timeout,
-        request_deadline=cfg.request_deadline,
-        max_retry_after=cfg.max_retry_after,
-        max_response_bytes=cfg.max_response_bytes,
-        transport=transport,
-    )
+    return client_of(cfg, transport=transport)
 
 
 def policy_of(settings: Settings, crm: Connector | None = None) -> SyncPolicy:

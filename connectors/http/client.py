@@ -63,9 +63,6 @@ def display_url(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None, query=None, fragment=None))
 
 
-_display = display_url
-
-
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
     """How hard one side may press its API, and how long and how much it waits.
@@ -139,7 +136,7 @@ class ApiClient:
         url = httpx.URL(base_url)
         self._side = side
         self._errors = errors
-        self._base_display = _display(url)
+        self._base_display = display_url(url)
         if url.scheme not in ("http", "https") or not url.host:
             raise TransportSecurityError(
                 f"{side.label} base URL {self._base_display!r} is not an http(s) URL with a host",
@@ -267,8 +264,8 @@ class ApiClient:
         origin = self._origin_url
         if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
             raise self._side.protocol_error(
-                f"refusing to follow {_display(url)!r}: not on the {self._side.label} origin "
-                f"{_display(self._origin_url)!r}",
+                f"refusing to follow {display_url(url)!r}: not on the {self._side.label} origin "
+                f"{display_url(self._origin_url)!r}",
                 side=self._side.name,
             )
         return url

@@ -47,7 +47,7 @@ from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_
 from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
 
-__all__ = ["BATCH_SIZE", "FlowtlySide", "defaults_of"]
+__all__ = ["BATCH_SIZE", "FlowtlySide", "client_of", "defaults_of"]
 
 BATCH_SIZE: Final = 500
 """Records per `ChangeBatch` of a listing."""
@@ -128,19 +128,7 @@ class FlowtlySide(Connector):
         """
         if not isinstance(settings, FlowtlyConfig):
             raise TypeError(f"expected FlowtlyConfig, got {type(settings).__name__}")
-        client = FlowtlyClient(
-            settings.base_url,
-            settings.token,
-            concurrency=settings.concurrency,
-            rate_limit=settings.rate_limit,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            request_timeout=settings.request_timeout,
-            request_deadline=settings.request_deadline,
-            max_retry_after=settings.max_retry_after,
-            max_response_bytes=settings.max_response_bytes,
-            transport=transport,
-        )
+        client = client_of(settings, transport=transport)
         side = cls(client, defaults_of(settings.defaults), authors_by_email=True)
         side._owns_client = True
         return side
@@ -456,6 +444,25 @@ def _rejection(
         reason=error.reason,
         field=error.field,
         value=shown,
+    )
+
+
+def client_of(
+    cfg: FlowtlyConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FlowtlyClient:
+    """A Flowtly client with the limits of ``[flowtly]`` (``cfg``)."""
+    return FlowtlyClient(
+        cfg.base_url,
+        cfg.token,
+        concurrency=cfg.concurrency,
+        rate_limit=cfg.rate_limit,
+        timeout=cfg.timeout,
+        max_retries=cfg.max_retries,
+        request_timeout=cfg.request_timeout,
+        request_deadline=cfg.request_deadline,
+        max_retry_after=cfg.max_retry_after,
+        max_response_bytes=cfg.max_response_bytes,
+        transport=transport,
     )
 
 
