@@ -13,7 +13,9 @@ from typing import Any, TextIO
 
 import httpx
 
+from connectors.setup import missing_fields
 from sync.config import Settings
+from sync.crm_setup import setup_target
 from sync.engine.binding import current_identities, mismatch
 from sync.errors import ApiError, AuthenticationError, DeadlineExceeded, SyncError
 from sync.flowtly.assumptions import (
@@ -169,7 +171,13 @@ async def _crm_check(settings: Settings) -> str:
             async for batch in crm.read(entity):
                 seen += len(batch.records)
             counts.append(f"{seen} {entity}")
-    return f"{crm.describe()}: readable ({', '.join(counts)})"
+        target = setup_target(crm)
+        missing = missing_fields(await target.custom_fields()) if target is not None else []
+    line = f"{crm.describe()}: readable ({', '.join(counts)})"
+    if missing:
+        names = ", ".join(f"{field.entity} {field.name}" for field in missing)
+        line += f"; custom fields missing, not synced until created ({names}): see crm setup"
+    return line
 
 
 async def _binding_check(settings: Settings, client: FlowtlyClient) -> tuple[bool, str]:

@@ -142,6 +142,19 @@ def _parser() -> argparse.ArgumentParser:
         "--show-sensitive", action="store_true", help="show tax ids in keys unmasked"
     )
 
+    crm = commands.add_parser("crm", help="the CRM account: custom fields the mapping needs")
+    crm_cmds = crm.add_subparsers(dest="crm_command", required=True, metavar="ACTION")
+    setup = crm_cmds.add_parser(
+        "setup",
+        help="list the custom fields the mapping needs; --apply creates the missing ones",
+        description="List the custom fields (properties) the CRM connector keeps canonical "
+        "fields in that have no standard field, and which the account lacks. --apply creates "
+        "the missing ones where the CRM's API can. Exit 0 when none is missing, 3 when some "
+        "still are. A missing field is not synced; it is never an error per record.",
+    )
+    _add_config(setup)
+    setup.add_argument("--apply", action="store_true", help="create the missing fields")
+
     check = commands.add_parser(
         "check", help="both sides reachable, credentials valid, Flowtly assumptions probed"
     )
@@ -211,6 +224,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "check": commands.cmd_check,
         "merge": commands.cmd_merge,
         "store": commands.cmd_store,
+        "crm": commands.cmd_crm,
     }
     if args.command == "sandbox":
         return commands.cmd_sandbox(args)

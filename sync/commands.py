@@ -32,6 +32,7 @@ from sync.wiring import open_job, open_store, scrubber_of
 __all__ = [
     "cmd_check",
     "cmd_conflicts",
+    "cmd_crm",
     "cmd_merge",
     "cmd_run",
     "cmd_sandbox",
@@ -333,6 +334,17 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         out.write(f"sync {one.sync.name}:\n")
         ok = asyncio.run(run_checks(one, out)) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_crm(args: argparse.Namespace, settings: Settings) -> int:
+    """``crm setup [--apply]``: the CRM's custom fields, listed or created."""
+    from sync.crm_setup import setup_crm
+
+    ok = True
+    out = scrubber_of(settings).stream(sys.stdout)
+    for one in _selected(args, settings):
+        ok = asyncio.run(setup_crm(one, out, apply=args.apply)) and ok
+    return EXIT_OK if ok else EXIT_PARTIAL
 
 
 def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
