@@ -14,8 +14,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from connectors._csv import CsvFile, CsvRow
-from connectors._mapping import DEFAULT_KIND_LABELS, FieldLayout, fold
 from sync.errors import InputError, RecordError
+from sync.mapping.layout import DEFAULT_KIND_LABELS, FieldLayout, fold
 from sync.model import SCHEMAS, EntityKind, FieldSpec, Record, Scalar, Side
 from sync.normalize import NormalizationError, normalize_value
 

@@ -40,6 +40,7 @@ from sync.errors import (
     TransportSecurityError,
 )
 from sync.model import EntityKind, Record, Scalar
+from sync.settings_base import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     import httpx
@@ -60,7 +61,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-DEFAULT_BATCH_CONCURRENCY: Final = 8
+DEFAULT_BATCH_CONCURRENCY: Final = DEFAULT_CONCURRENCY
 """How many single calls the default batch methods have in flight without a ``limit``."""
 
 RUN_STOPPING_ERRORS: Final = (AuthenticationError, TransportSecurityError)

@@ -5,7 +5,7 @@ Layout (docs/reference.md): ``companies.csv`` (clients and suppliers, told apart
 column names. Only the canonical columns present in a header are carried; any other
 column is kept untouched on write-back, as is the order of the rows. A CRM export with
 its own headers and kind values is read through a `FieldLayout` (`use_layout`, set from
-the ``[mapping.*]`` tables by `sync.mapping`).
+the ``[mapping.*]`` tables by `connectors.mapped`).
 
 Reading always lists a whole file. A row with a bad value is rejected with its file and
 line (its id still counts as present, so it is never taken for a deleted record); a row
@@ -46,7 +46,6 @@ from connectors._files_table import (
     row_entity,
     serialize,
 )
-from connectors._mapping import FieldLayout
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
 from connectors.listing import ListingAudit
 from sync.errors import (
@@ -57,6 +56,7 @@ from sync.errors import (
     ValidationFailed,
     Violation,
 )
+from sync.mapping.layout import FieldLayout
 from sync.model import SCHEMAS, EntityKind, FieldSpec, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
 

@@ -7,16 +7,14 @@ works from any working directory.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from pathlib import Path, PurePath
+from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -27,17 +25,24 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
-from connectors.base import ConnectorSettings
-from sync.engine.policy import ConflictPolicy, Direction
+from connectors import registry
 from sync.errors import ConfigError
-from sync.flowtly.assumptions import FREE_ENUMS
-from sync.mapping import MappingConfig
-from sync.model import SCHEMAS, Side
-from sync.quality import GateLevel
-from sync.redact import is_secret_key
+from sync.flowtly.settings import SANDBOX_SCHEME, FlowtlyConfig, FlowtlyDefaults, anchored_url
+from sync.mapping.config import MappingConfig
+from sync.model import Side
+from sync.policy import ConflictPolicy, Direction
+from sync.privacy.redact import is_secret_key
+from sync.quality.settings import QualityConfig
+from sync.settings_base import (
+    ALL_FIELDS,
+    DEFAULT_CONCURRENCY,
+    Concurrency,
+    Seconds,
+    Section,
+    config_error,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -58,81 +63,8 @@ __all__ = [
     "load_settings",
 ]
 
-SANDBOX_SCHEME = "sandbox://"
-"""``base_url = "sandbox://PATH"`` runs the Flowtly sandbox in-process, persisted at PATH
-(``sandbox://:memory:`` keeps it in memory)."""
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smh])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-DEFAULT_CONCURRENCY = 8
-Concurrency = Annotated[int, Field(ge=1, le=64)]
-"""How many requests (or writes) a section allows in flight: ``[flowtly]`` requests,
-``[sync]`` writes of the engine, and a CRM connector's own setting where it has one."""
-_ALL_FIELDS = frozenset(name for schema in SCHEMAS.values() for name in schema)
-
-
-def _duration_seconds(value: object) -> object:
-    """``"90s"``, ``"5m"`` or ``"1h"`` as seconds; numbers (and numeric text) pass as they are."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is not None:
-            return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError("must be seconds or a duration like 30s, 15m or 1h") from None
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_duration_seconds), Field(gt=0, allow_inf_nan=False)]
-"""A duration in seconds, written as a number or as ``"30s"``, ``"15m"``, ``"1h"``."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FlowtlyDefaults(_Section):
-    """Values sent for fields Flowtly requires when a record has none."""
-
-    currency: str = "EUR"
-    status: str = FREE_ENUMS["Client.status"]
-    tin_type: str = FREE_ENUMS["Client.tinType"]
-    documents_language: str = FREE_ENUMS["Client.documentsLanguage"]
-    contact_type: str = FREE_ENUMS["ClientContact.type"]
-    counterparty_type: str = FREE_ENUMS["Counterparty.type"]
-    employee: str | None = None
-
-
-class FlowtlyConfig(ConnectorSettings):
-    """``[flowtly]``: where Flowtly is and how hard we may use it; the settings model of
-    the Flowtly connector (`sync.flowtly.side.FlowtlySide`)."""
-
-    base_url: str = "https://api.flowtly.eu"
-    token: SecretStr | None = None
-    concurrency: Concurrency = DEFAULT_CONCURRENCY
-    rate_limit: float = Field(10.0, ge=0)
-    timeout: float = Field(30.0, gt=0)
-    max_retries: int = Field(5, ge=0, le=20)
-    request_timeout: Seconds = 45.0
-    """One attempt as a whole, connect to last byte (``timeout`` bounds each read)."""
-    request_deadline: Seconds = 90.0
-    """One request with its retries and backoff; waits Flowtly asks for are not counted."""
-    max_retry_after: Seconds = 300.0
-    """The longest Retry-After honoured; a longer one stops the run."""
-    max_response_bytes: int = Field(50_000_000, ge=1024)
-    defaults: FlowtlyDefaults = FlowtlyDefaults()
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith((SANDBOX_SCHEME, "http://", "https://")):
-            raise ValueError("must start with https://, http:// (loopback only) or sandbox://")
-        return value.rstrip("/")
-
-
-class StoreConfig(_Section):
+class StoreConfig(Section):
     """``[store]``: the state store (any SQLAlchemy URL)."""
 
     url: str = "sqlite:///.flowtly-sync/state.db"
@@ -149,7 +81,7 @@ class CrmConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SyncConfig(_Section):
+class SyncConfig(Section):
     """``[sync]``: how conflicts and deletes are decided, and when the daemon runs."""
 
     name: str = "default"
@@ -161,11 +93,12 @@ class SyncConfig(_Section):
     create_in_flowtly: bool = True
     mass_delete_ratio: float = Field(0.5, gt=0, le=1)
     mass_delete_min: int = Field(3, ge=1)
-    interval: str | None = "15m"
+    interval: Seconds | None = 900.0
+    """How often the daemon runs the sync (``"15m"``), unless ``cron`` is set."""
     cron: str | None = None
     run_timeout: Seconds = 3600.0
     """A run still going after this long is stopped and recorded as failed."""
-    full_scan: str | None = "24h"
+    full_scan: Seconds | None = 86_400.0
     """After this long, a side that reads only changes lists everything again (deletes
     show only in complete listings of a CRM without a deletes feed)."""
     concurrency: Concurrency = DEFAULT_CONCURRENCY
@@ -174,33 +107,34 @@ class SyncConfig(_Section):
     @field_validator("field_owners", "directions")
     @classmethod
     def _known_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(value) - _ALL_FIELDS)
+        unknown = sorted(set(value) - ALL_FIELDS)
         if unknown:
             raise ValueError(f"unknown canonical field(s): {', '.join(unknown)}")
         return value
 
-    @field_validator("interval", "full_scan")
+    @field_validator("cron")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not _DURATION.match(value):
-            raise ValueError("must be a duration like 30s, 15m or 1h")
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            # Imported here: only a configuration with a cron needs the scheduler's parser.
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"not a cron expression ({exc})") from None
         return value
 
     def interval_seconds(self) -> int | None:
-        return _seconds(self.interval)
+        """``interval`` in whole seconds (None: no interval)."""
+        return None if self.interval is None else int(self.interval)
 
     def full_scan_seconds(self) -> int | None:
-        return _seconds(self.full_scan)
+        """``full_scan`` in whole seconds (None: never a forced complete listing)."""
+        return None if self.full_scan is None else int(self.full_scan)
 
 
-def _seconds(duration: str | None) -> int | None:
-    match = _DURATION.match(duration) if duration else None
-    if match is None:
-        return None
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-class DaemonConfig(_Section):
+class DaemonConfig(Section):
     """``[daemon]``: the health, metrics and webhook endpoint, and how runs are paced."""
 
     listen: str = "127.0.0.1:8080"
@@ -244,40 +178,14 @@ def _split_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """``[logging]``: ``format`` json, console, or auto (console on a terminal)."""
 
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class QualityConfig(_Section):
-    """``[quality]``: the data-quality gate levels, and fields masked besides tax ids.
-
-    Each gate is ``reject`` (the record is not written and is reported), ``warn`` (written,
-    and reported as a warning) or ``off``. See `sync.quality` for what each gate checks.
-    """
-
-    vat: GateLevel = GateLevel.REJECT
-    tin: GateLevel = GateLevel.REJECT
-    email: GateLevel = GateLevel.REJECT
-    phone: GateLevel = GateLevel.WARN
-    country: GateLevel = GateLevel.REJECT
-    currency: GateLevel = GateLevel.REJECT
-    required: GateLevel = GateLevel.REJECT
-    sensitive_fields: tuple[str, ...] = ()
-    """Canonical fields masked in logs and reports, besides ``tin`` and ``vat_number``."""
-
-    @field_validator("sensitive_fields")
-    @classmethod
-    def _known_sensitive(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - _ALL_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown canonical field(s): {', '.join(unknown)}")
-        return value
-
-
-class DocumentsConfig(_Section):
+class DocumentsConfig(Section):
     """``[documents]``: a summary of each linked client's Flowtly documents in CRM columns.
 
     The columns are CRM columns, not canonical fields: they are written after each run
@@ -298,12 +206,12 @@ class DocumentsConfig(_Section):
         name = value.strip()
         if not name:
             raise ValueError("must be a column name (or left out)")
-        if name.lower() in _ALL_FIELDS or name.lower() in ("id", "kind"):
+        if name.lower() in ALL_FIELDS or name.lower() in ("id", "kind"):
             raise ValueError(f"{name!r} is a synced field; name a column of its own")
         return name
 
 
-class EnrichmentConfig(_Section):
+class EnrichmentConfig(Section):
     """``[enrichment]``: opt-in Flowtly features that fill in data."""
 
     branding: bool = False
@@ -311,7 +219,7 @@ class EnrichmentConfig(_Section):
     ``logo_url`` flows only from Flowtly to the CRM."""
 
 
-class SyncOverrides(_Section):
+class SyncOverrides(Section):
     """``[syncs.NAME]``: one named sync; its tables override the top-level ones key by key."""
 
     flowtly: dict[str, Any] = Field(default_factory=dict)
@@ -325,8 +233,7 @@ def _merged(model: BaseModel, overrides: dict[str, Any], key: str) -> Any:
     try:
         return type(model).model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{key}.{_dotted(first['loc'])}", first["msg"]) from None
+        raise config_error(exc, key) from None
 
 
 class Settings(BaseSettings):
@@ -406,8 +313,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first: FLOWTLY_SYNC_FLOWTLY__TOKEN overrides the file.
-        return env_settings, init_settings, TomlConfigSettingsSource(settings_cls)
+        # Environment first: FLOWTLY_SYNC_FLOWTLY__TOKEN overrides the file's tables,
+        # which `load_settings` passes as the initial values.
+        return env_settings, init_settings
 
 
 def _crm_secrets(table: Mapping[str, Any]) -> set[str]:
@@ -422,13 +330,10 @@ def _crm_secrets(table: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    # pydantic marks a bad dictionary key with a trailing "[key]": the key is named already.
-    return ".".join(str(part) for part in loc if part != "[key]")
-
-
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
-    """Relative file paths and SQLite URLs, anchored at the config file's folder."""
+    """Relative paths anchored at the config file's folder, so a configuration works from
+    any working directory: a SQLite store, a ``sandbox://`` file, and every setting the
+    CRM connector's own settings model declares as a path."""
     updates: dict[str, Any] = {}
     url = settings.store.url
     for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
@@ -436,58 +341,72 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             updates["store"] = settings.store.model_copy(
                 update={"url": prefix + str(base / url[len(prefix) :])}
             )
-    base_url = settings.flowtly.base_url
-    if base_url.startswith(SANDBOX_SCHEME):
-        target = base_url[len(SANDBOX_SCHEME) :]
-        if target and target != ":memory:" and not Path(target).is_absolute():
-            updates["flowtly"] = settings.flowtly.model_copy(
-                update={"base_url": SANDBOX_SCHEME + str(base / target)}
-            )
-    crm_extra = settings.crm.connector_settings()
-    if isinstance(crm_extra.get("path"), str) and not Path(crm_extra["path"]).is_absolute():
-        updates["crm"] = CrmConfig(
-            type=settings.crm.type, **{**crm_extra, "path": str(base / crm_extra["path"])}
-        )
+    anchored = anchored_url(settings.flowtly.base_url, base)
+    if anchored != settings.flowtly.base_url:
+        updates["flowtly"] = settings.flowtly.model_copy(update={"base_url": anchored})
+    crm = _anchored_crm(settings.crm.model_dump(), settings.crm.type, base)
+    if crm != settings.crm.model_dump():
+        updates["crm"] = CrmConfig.model_validate(crm)
     if settings.syncs:
         updates["syncs"] = {
-            name: _resolve_override(over, base) for name, over in settings.syncs.items()
+            name: _resolve_override(over, settings.crm.type, base)
+            for name, over in settings.syncs.items()
         }
     return settings.model_copy(update=updates) if updates else settings
 
 
-def _resolve_override(over: SyncOverrides, base: Path) -> SyncOverrides:
-    crm, flowtly = dict(over.crm), dict(over.flowtly)
-    path = crm.get("path")
-    if isinstance(path, str) and not Path(path).is_absolute():
-        crm["path"] = str(base / path)
-    url = flowtly.get("base_url")
-    if isinstance(url, str) and url.startswith(SANDBOX_SCHEME):
-        target = url[len(SANDBOX_SCHEME) :]
-        if target and target != ":memory:" and not Path(target).is_absolute():
-            flowtly["base_url"] = SANDBOX_SCHEME + str(base / target)
+def _resolve_override(over: SyncOverrides, crm_type: str, base: Path) -> SyncOverrides:
+    flowtly = dict(over.flowtly)
+    if isinstance(flowtly.get("base_url"), str):
+        flowtly["base_url"] = anchored_url(flowtly["base_url"], base)
+    crm = _anchored_crm(over.crm, str(over.crm.get("type", crm_type)), base)
     return over.model_copy(update={"crm": crm, "flowtly": flowtly})
 
 
+def _anchored_crm(table: Mapping[str, Any], crm_type: str, base: Path) -> dict[str, Any]:
+    """``table`` with its relative path settings anchored at ``base``."""
+    out = dict(table)
+    for name in _path_settings(crm_type):
+        value = out.get(name)
+        if isinstance(value, str | Path) and not Path(value).is_absolute():
+            out[name] = str(base / value)
+    return out
+
+
+def _path_settings(crm_type: str) -> list[str]:
+    """The settings of connector ``crm_type`` typed as paths (the files connector's
+    ``path``); none for a type that is not registered (reported where it is built)."""
+    try:
+        model = registry.get(crm_type).settings_model
+    except ConfigError:
+        return []
+    return [name for name, field in model.model_fields.items() if _is_path(field.annotation)]
+
+
+def _is_path(annotation: object) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, PurePath)
+    return any(_is_path(arg) for arg in get_args(annotation))
+
+
 def load_settings(path: Path | None) -> Settings:
-    """Load and validate the configuration at ``path`` (None: defaults and environment)."""
-    settings_cls: type[Settings] = Settings
+    """Load and validate the configuration at ``path`` (None: defaults and environment).
+
+    The file is parsed once; its tables are the settings' initial values, which
+    ``FLOWTLY_SYNC_*`` variables override key by key.
+    """
+    data: dict[str, Any] = {}
     if path is not None:
         if not path.is_file():
             raise ConfigError("--config", f"no such file: {path}")
         try:
             with path.open("rb") as handle:
-                tomllib.load(handle)
+                data = tomllib.load(handle)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
-        settings_cls = type(
-            "FileSettings",
-            (Settings,),
-            {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": path})},
-        )
     try:
-        settings = settings_cls()
+        settings = Settings(**data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(_dotted(first["loc"]), first["msg"]) from None
+        raise config_error(exc) from None
     base = path.resolve().parent if path is not None else Path.cwd()
     return _resolve_paths(settings, base)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 __all__ = [
     "SCHEMAS",
+    "SCHEMA_SENSITIVE",
     "EntityKind",
     "FieldSpec",
     "FieldType",
@@ -165,3 +166,9 @@ class Record:
     def replace(self, **changes: Scalar) -> Record:
         """A copy with some fields changed."""
         return Record(self.entity, self.id, {**self.fields, **changes})
+
+
+SCHEMA_SENSITIVE: frozenset[str] = frozenset(
+    name for schema in SCHEMAS.values() for name, spec in schema.items() if spec.sensitive
+)
+"""Fields the model marks sensitive (tax ids): always masked in logs and reports."""

@@ -38,6 +38,7 @@ from connectors.http.statuses import (
 )
 from connectors.http.transport import network_transport
 from sync.errors import ApiError, NotFound, RateLimited, TransientError, TransportSecurityError
+from sync.settings_base import DEFAULT_CONCURRENCY
 
 __all__ = ["ApiClient", "HttpLimits", "QueryParams", "display_url", "is_loopback"]
 
@@ -74,7 +75,7 @@ class HttpLimits:
     ``max_response_bytes`` is not read further.
     """
 
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     rate_limit: float = 10.0
     timeout: float = 30.0
     max_retries: int = 5

@@ -29,8 +29,8 @@ from sync.daemon._metrics import DaemonMetrics
 from sync.daemon._runner import Runner, run_job, secrets_of
 from sync.daemon._webhook import WebhookVerifier
 from sync.engine.run import RunResult
-from sync.errors import ConfigError, LockHeld
-from sync.redact import Scrubber
+from sync.errors import LockHeld
+from sync.privacy.redact import Scrubber
 from sync.store import Store
 
 __all__ = ["Daemon", "Health", "SyncState", "TickOutcome", "TickReason", "backoff_ticks"]
@@ -112,11 +112,7 @@ class Health:
 def _trigger(settings: Settings, name: str, named: bool) -> BaseTrigger | None:
     cfg = settings.sync
     if cfg.cron:
-        try:
-            return CronTrigger.from_crontab(cfg.cron)
-        except ValueError as exc:
-            key = f"syncs.{name}.sync.cron" if named else "sync.cron"
-            raise ConfigError(key, f"not a cron expression ({exc})") from None
+        return CronTrigger.from_crontab(cfg.cron)  # validated when the configuration loaded
     seconds = cfg.interval_seconds()
     if not seconds:
         return None

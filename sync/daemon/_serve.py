@@ -25,7 +25,8 @@ from sync.daemon._guard import DEFAULT_LIMITS, HttpLimits, guarded_protocol
 from sync.daemon._http import create_app
 from sync.daemon._runner import secrets_of
 from sync.errors import ConfigError, SyncError
-from sync.logging import configure_logging
+from sync.exit_codes import ExitCode
+from sync.report.logs import configure_logging
 from sync.wiring import open_store
 
 __all__ = [
@@ -38,8 +39,9 @@ __all__ = [
     "serve_daemon",
 ]
 
-EXIT_OK = 0
-EXIT_FORCED = 1
+EXIT_OK = ExitCode.OK
+EXIT_FORCED = ExitCode.FAILED
+"""A second signal cut the operations in flight short."""
 """A second signal, or runs that outlived the shutdown timeout, cut runs short."""
 
 READY_PREFIX = "flowtly-sync daemon listening at "

@@ -1,9 +1,10 @@
 """The sync engine: detect, plan (pure), apply. It knows only the connector protocol."""
 
+from sync.engine.inputs import PlanInput
 from sync.engine.ops import Action, FieldChange, Operation, Plan, Step, Write
-from sync.engine.plan import PlanInput, plan_entity
-from sync.engine.policy import ConflictPolicy, Direction, SyncPolicy
+from sync.engine.plan import plan_entity
 from sync.engine.run import RunResult, SyncJob, run_sync
+from sync.policy import ConflictPolicy, Direction, SyncPolicy
 
 __all__ = [
     "Action",

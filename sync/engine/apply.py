@@ -19,6 +19,7 @@ from connectors.base import RUN_STOPPING_ERRORS, Connector, ItemResult
 from sync.engine.detect import TOMBSTONE
 from sync.engine.ops import Action, Operation, Plan, Step, Write
 from sync.engine.plan import payload_fingerprint
+from sync.engine.status import Status
 from sync.errors import (
     ConnectorError,
     RecordError,
@@ -27,7 +28,8 @@ from sync.errors import (
 )
 from sync.model import Record, Side
 from sync.normalize import fingerprint
-from sync.store import EventOutcome, EventValues, IntentValues, LinkValues, Store
+from sync.settings_base import DEFAULT_CONCURRENCY
+from sync.store.rows import EventOutcome, EventValues, IntentValues, LinkValues
 
 __all__ = ["ApplyContext", "ApplyResult", "CrashPoint", "apply_plan"]
 
@@ -42,10 +44,10 @@ class ApplyContext:
 
     sync: str
     run_id: int
-    store: Store
+    store: Status
     sides: Mapping[Side, Connector]
     names: frozenset[str]
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     crash: Callable[[str], None] | None = None
     on_step: Callable[[], None] | None = None
     stopping: Callable[[], bool] | None = None
@@ -394,7 +396,7 @@ class _Applier:
         requests stay in flight while the store commits (a commit between chunks with
         nothing in flight cost a fifth of an initial sync's time).
         """
-        semaphore = asyncio.Semaphore(max(1, self.ctx.concurrency))
+        semaphore = asyncio.Semaphore(self.ctx.concurrency)
         steps = self.plan.steps
         size = max(16, self.ctx.concurrency * 8)
         sending: asyncio.Task[list[_Done]] | None = None

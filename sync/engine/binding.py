@@ -15,9 +15,10 @@ from collections.abc import Mapping
 import structlog
 
 from connectors.base import Connector
+from sync.engine.status import Status
 from sync.errors import BindingMismatch
 from sync.model import EntityKind, Side
-from sync.store import BindingRow, Store
+from sync.store.rows import BindingRow
 
 __all__ = ["check_binding", "current_identities", "mismatch"]
 
@@ -46,7 +47,7 @@ def mismatch(
 
 
 async def check_binding(
-    sync: str, crm: Connector, flowtly: Connector, store: Store, *, dry_run: bool
+    sync: str, crm: Connector, flowtly: Connector, store: Status, *, dry_run: bool
 ) -> None:
     """Raise `BindingMismatch` when ``store`` is bound to other sides than these.
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sync.engine.policy import SyncPolicy
 from sync.model import EntityKind, Side
+from sync.policy import SyncPolicy
 
 __all__ = ["ALLOW_HINT", "COMPANY_KINDS", "DeleteCount", "refusal", "siblings"]
 

@@ -9,8 +9,8 @@ from typing import NamedTuple, Protocol
 from sync.engine.detect import SideView
 from sync.engine.guard import DeleteCount
 from sync.engine.match import PendingIntent
-from sync.engine.policy import SyncPolicy
 from sync.model import EntityKind, Scalar, Side
+from sync.policy import SyncPolicy
 
 __all__ = [
     "Gate",
@@ -36,7 +36,7 @@ class GateProblem(Protocol):
 
 
 Gate = Callable[[EntityKind, Mapping[str, Scalar], Side], Sequence[GateProblem]]
-"""Checks the record a write would leave on the target side; see `sync.quality`."""
+"""Checks the record a write would leave on the target side; see `sync.quality.gates`."""
 
 
 class LinkState(Protocol):

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sync.engine.policy import SyncPolicy
 from sync.model import Scalar, Side
+from sync.policy import SyncPolicy
 
 __all__ = ["FieldDecision", "MergeResult", "Outcome", "merge_fields"]
 

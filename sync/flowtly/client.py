@@ -22,6 +22,7 @@ from connectors.listing import ListingAudit
 from sync import __version__
 from sync.errors import FlowtlyError
 from sync.flowtly._http_errors import FLOWTLY_ERRORS
+from sync.settings_base import DEFAULT_CONCURRENCY
 
 __all__ = ["FLOWTLY", "FlowtlyClient", "JsonObject", "QueryParams", "RequestStats"]
 
@@ -98,7 +99,7 @@ class FlowtlyClient(ApiClient):
         base_url: str,
         token: str | SecretStr | None,
         *,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_CONCURRENCY,
         rate_limit: float = 10.0,
         timeout: float = 30.0,
         max_retries: int = 5,

@@ -22,7 +22,6 @@ import httpx
 from connectors.base import Capability, ChangeBatch, Connector, ConnectorSettings, Cursor
 from connectors.http import RequestStats
 from connectors.listing import ListingAudit
-from sync.config import FlowtlyConfig, FlowtlyDefaults
 from sync.errors import (
     FlowtlyError,
     MethodNotAllowed,
@@ -31,7 +30,6 @@ from sync.errors import (
     ValidationFailed,
     Violation,
 )
-from sync.finance.documents import ClientDocument, parse_document
 from sync.flowtly.assumptions import (
     ARCHIVED_CLIENT_STATUS,
     CLIENT_SEARCH_PARAM,
@@ -42,8 +40,10 @@ from sync.flowtly.assumptions import (
     MERGE_SOURCES_KEY,
 )
 from sync.flowtly.client import FlowtlyClient
+from sync.flowtly.documents import ClientDocument, parse_document
 from sync.flowtly.refs import Refs, UnknownReference, id_of
 from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_record
+from sync.flowtly.settings import FlowtlyConfig, FlowtlyDefaults
 from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
 

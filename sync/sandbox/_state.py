@@ -14,7 +14,7 @@ import pycountry
 from sync.flowtly import assumptions as a
 from sync.sandbox._errors import Problem
 from sync.sandbox._json import JsonObject, JsonValue
-from sync.sandbox._limits import FaultInjector, TokenBucket
+from sync.sandbox._rate_limit import FaultInjector, TokenBucket
 from sync.sandbox._resources import (
     SPECS,
     Field,
@@ -23,7 +23,7 @@ from sync.sandbox._resources import (
     denormalize,
     validate,
 )
-from sync.sandbox._store import Page, Store, Where
+from sync.sandbox._store import Page, SandboxDb, Where
 from sync.sandbox.settings import SandboxSettings
 
 __all__ = ["Sandbox"]
@@ -43,7 +43,7 @@ class Sandbox:
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
-        self.store = Store(settings.db)
+        self.store = SandboxDb(settings.db)
         self.faults = FaultInjector(settings.fail_rate, settings.seed)
         self.bucket = (
             TokenBucket(settings.rate_limit, settings.monotonic) if settings.rate_limit else None

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-from sync.private_files import private_sqlite_file
+from sync.privacy.files import private_sqlite_file
 from sync.sandbox._json import JsonObject
 
-__all__ = ["Page", "Store", "Where", "compact", "name_or_tax_id", "parent_is"]
+__all__ = ["Page", "SandboxDb", "Where", "compact", "name_or_tax_id", "parent_is"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -38,9 +38,11 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _locked(method: Callable[Concatenate[Store, _P], _R]) -> Callable[Concatenate[Store, _P], _R]:
+def _locked(
+    method: Callable[Concatenate[SandboxDb, _P], _R],
+) -> Callable[Concatenate[SandboxDb, _P], _R]:
     # One connection serves the event loop and, when served from a thread, test code too.
-    def run(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def run(self: SandboxDb, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._lock:
             return method(self, *args, **kwargs)
 
@@ -75,7 +77,7 @@ class Where:
     args: tuple[object, ...]
 
 
-class Store:
+class SandboxDb:
     """Records of every resource in one SQLite database (a file, or memory)."""
 
     def __init__(self, path: Path | str | None) -> None:
@@ -227,7 +229,7 @@ class Store:
 
     @_locked
     def set_meta(self, key: str, value: str) -> None:
-        """Store a setting."""
+        """SandboxDb a setting."""
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

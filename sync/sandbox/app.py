@@ -17,7 +17,7 @@ from sync.sandbox._errors import Problem, problem_response
 from sync.sandbox._handlers import Call
 from sync.sandbox._json import JsonObject
 from sync.sandbox._query import parse_query
-from sync.sandbox._routing import Body, Operation, match
+from sync.sandbox._routing import Body, Endpoint, match
 from sync.sandbox._state import Sandbox
 from sync.sandbox.settings import SandboxSettings
 
@@ -80,7 +80,7 @@ def _parse_json(raw: bytes) -> JsonObject:
     return value
 
 
-async def _read_body(request: Request, method: str, operation: Operation) -> JsonObject | None:
+async def _read_body(request: Request, method: str, operation: Endpoint) -> JsonObject | None:
     if operation.body is Body.NONE:
         return None
     raw = await request.body()

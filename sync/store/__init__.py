@@ -12,19 +12,20 @@ from sync.store.rows import (
     ConflictRow,
     EventOutcome,
     EventValues,
-    FieldChange,
     IntentRow,
     IntentValues,
     JSONInput,
     JSONValue,
+    LinkColumn,
     LinkRow,
     LinkValues,
+    RecordedChange,
     RejectionRow,
     RunEventRow,
     RunOutcome,
     RunRow,
 )
-from sync.store.store import Clock, LinkColumn, Store
+from sync.store.store import Clock, Store
 from sync.store.tx import StoreTx
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "ConflictRow",
     "EventOutcome",
     "EventValues",
-    "FieldChange",
     "IntentRow",
     "IntentValues",
     "JSONInput",
@@ -43,6 +43,7 @@ __all__ = [
     "LinkColumn",
     "LinkRow",
     "LinkValues",
+    "RecordedChange",
     "RejectionRow",
     "RunEventRow",
     "RunOutcome",

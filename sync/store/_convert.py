@@ -11,9 +11,9 @@ from sync.store.rows import (
     ConflictResolution,
     ConflictRow,
     EventOutcome,
-    FieldChange,
     IntentRow,
     JSONValue,
+    RecordedChange,
     RejectionRow,
     RunEventRow,
     RunOutcome,
@@ -98,7 +98,7 @@ def _scalar(value: JSONValue) -> Scalar:
     raise StoreError(f"stored change value is not a scalar: {value!r}"[:120])
 
 
-def _changes(text: str) -> tuple[FieldChange, ...]:
+def _changes(text: str) -> tuple[RecordedChange, ...]:
     raw = decode_value(text)
     if not isinstance(raw, list):
         raise StoreError(f"stored changes are not a list: {text[:80]!r}")
@@ -107,7 +107,7 @@ def _changes(text: str) -> tuple[FieldChange, ...]:
         field = item.get("field") if isinstance(item, dict) else None
         if not isinstance(item, dict) or not isinstance(field, str):
             raise StoreError(f"stored change is malformed: {item!r}"[:120])
-        changes.append(FieldChange(field, _scalar(item.get("old")), _scalar(item.get("new"))))
+        changes.append(RecordedChange(field, _scalar(item.get("old")), _scalar(item.get("new"))))
     return tuple(changes)
 
 

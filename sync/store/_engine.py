@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from sync.errors import StoreError
-from sync.private_files import private_dir, private_sqlite_file
+from sync.privacy.files import private_dir, private_sqlite_file
 
 __all__ = ["BUSY_TIMEOUT_MS", "WRITE", "Database", "connect_database"]
 

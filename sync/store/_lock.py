@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import LockHeld, StoreError
-from sync.private_files import open_private
+from sync.privacy.files import open_private
 from sync.store._engine import WRITE, Database
 from sync.store.tables import lock_table
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import StoreError
-from sync.private_files import open_private
+from sync.privacy.files import open_private
 from sync.store._engine import WRITE, Database
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "migrate"]

@@ -17,12 +17,13 @@ __all__ = [
     "ConflictRow",
     "EventOutcome",
     "EventValues",
-    "FieldChange",
     "IntentRow",
     "JSONInput",
     "JSONValue",
+    "LinkColumn",
     "LinkRow",
     "LinkValues",
+    "RecordedChange",
     "RejectionRow",
     "RunEventRow",
     "RunOutcome",
@@ -36,6 +37,15 @@ JSONInput: TypeAlias = (
     "str | int | float | bool | Sequence[JSONInput] | Mapping[str, JSONInput] | None"
 )
 """Anything the store accepts for a JSON column."""
+
+
+class LinkColumn(StrEnum):
+    """The columns of a link `sync.store.Store.link_map` can key or return."""
+
+    CRM_ID = "crm_id"
+    FLOWTLY_ID = "flowtly_id"
+    CRM_FP = "crm_fp"
+    FLOWTLY_FP = "flowtly_fp"
 
 
 class ConflictResolution(StrEnum):
@@ -77,7 +87,7 @@ class ChangeLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class FieldChange:
+class RecordedChange:
     """One changed field of an operation, as recorded in the audit trail."""
 
     field: str
@@ -215,7 +225,7 @@ class RunEventRow:
     crm_id: str | None
     flowtly_id: str | None
     outcome: EventOutcome
-    changes: tuple[FieldChange, ...]
+    changes: tuple[RecordedChange, ...]
     message: str | None
 
 

@@ -7,7 +7,6 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
 
@@ -16,9 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync.errors import StoreError
-from sync.model import EntityKind, Scalar, Side
-from sync.quality import SCHEMA_SENSITIVE
-from sync.redact import NO_SECRETS, Redaction, Scrubber
+from sync.model import SCHEMA_SENSITIVE, EntityKind, Scalar, Side
+from sync.privacy.redact import NO_SECRETS, Redaction, Scrubber
 from sync.store._binding import read_binding, replace_binding
 from sync.store._convert import to_conflict, to_event, to_intent, to_rejection, to_run
 from sync.store._engine import WRITE, Database, connect_database
@@ -32,6 +30,7 @@ from sync.store.rows import (
     IntentRow,
     JSONInput,
     JSONValue,
+    LinkColumn,
     LinkRow,
     RejectionRow,
     RunEventRow,
@@ -56,15 +55,6 @@ Clock = Callable[[], datetime]
 
 _CHUNK = 500  # ids per IN (...) query: under SQLite's bound-parameter limit everywhere
 _STREAM = 10_000  # rows fetched at a time from a large result (server-side on PostgreSQL)
-
-
-class LinkColumn(StrEnum):
-    """The columns of a link `Store.link_map` can key or return."""
-
-    CRM_ID = "crm_id"
-    FLOWTLY_ID = "flowtly_id"
-    CRM_FP = "crm_fp"
-    FLOWTLY_FP = "flowtly_fp"
 
 
 _link = link_table

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sync.errors import StoreError
 from sync.model import EntityKind, Scalar, Side
-from sync.redact import Redaction
+from sync.privacy.redact import Redaction
 from sync.store._json import encode
 from sync.store.rows import (
     ChangeLike,

@@ -7,9 +7,10 @@ from collections.abc import Callable
 import pytest
 
 from connectors.base import Connector
+from connectors.mapped import MappingConnector, wrap_crm
 from connectors.memory import IncrementalMemoryConnector
 from connectors.testing import ConnectorContract
-from sync.mapping import MappingConfig, MappingConnector, wrap_crm
+from sync.mapping import MappingConfig
 from sync.model import EntityKind
 
 # CRM status words for canonical ones: writes and reads translate, the contract sees only

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from e2e_support import cli_env
 
-from sync.report import mask
+from sync.report.render import mask
 from sync.sandbox import SandboxSettings, create_app
 
 pytestmark = pytest.mark.slow

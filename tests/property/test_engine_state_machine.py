@@ -29,11 +29,11 @@ from connectors.memory import ListingFault, MemoryConnector, Op
 from sync.engine.apply import CrashPoint
 from sync.engine.detect import TOMBSTONE
 from sync.engine.ops import Action
-from sync.engine.policy import ConflictPolicy, SyncPolicy
 from sync.engine.run import RunResult, SyncJob, run_sync
 from sync.errors import TransientError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
+from sync.policy import ConflictPolicy, SyncPolicy
 from sync.store import Store
 
 CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT

@@ -39,7 +39,8 @@ from test_engine_state_machine import (
 from connectors.base import ChangeBatch, Cursor
 from connectors.memory import IncrementalMemoryConnector
 from sync.engine.detect import TOMBSTONE
-from sync.engine.run import LAST_FULL_SCAN, RunResult, SyncJob, run_sync
+from sync.engine.job import LAST_FULL_SCAN
+from sync.engine.run import RunResult, SyncJob, run_sync
 from sync.model import EntityKind, Side
 
 FULL_SCAN = timedelta(hours=24)

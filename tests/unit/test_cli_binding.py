@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import main
+from sync.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import main
+from sync.cli.main import main
 from sync.flowtly.assumptions import ASSUMPTIONS
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sync.config import load_settings
-from sync.engine.policy import ConflictPolicy
 from sync.errors import ConfigError
 from sync.model import Side
+from sync.policy import ConflictPolicy
 from sync.wiring import build_crm, policy_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.memory import MemoryConnector
 from connectors.setup import CustomField
-from sync import crm_setup
+from sync.cli import crm_setup
 from sync.config import load_settings
 from sync.model import EntityKind
 
@@ -93,7 +93,7 @@ async def test_apply_refused_where_the_api_cannot_create(
 
 
 def test_a_connector_without_custom_fields(tmp_path: Path) -> None:
-    from sync.cli import main
+    from sync.cli.main import main
 
     cfg = tmp_path / "config.toml"
     cfg.write_text(

@@ -20,7 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
-from sync.cli import main
+from sync.cli.main import main
 from sync.config import Settings, load_settings
 from sync.daemon import Daemon, TickOutcome, TickReason, backoff_ticks, run_job
 from sync.engine.run import RunResult
@@ -373,9 +373,9 @@ async def test_the_scheduler_fires_ticks_for_each_sync(tmp_path: Path, store: St
 
 
 def test_a_bad_cron_expression_is_a_configuration_error(tmp_path: Path, store: Store) -> None:
-    settings = load_settings(write_config(tmp_path, '[sync]\ncron = "every tuesday"\n'))
+    # Validated when the configuration loads, long before the daemon starts.
     with pytest.raises(ConfigError) as caught:
-        Daemon(settings, store)
+        Daemon(load_settings(write_config(tmp_path, '[sync]\ncron = "every tuesday"\n')), store)
     assert caught.value.key == "sync.cron"
 
 

@@ -16,8 +16,8 @@ from connectors.memory import IncrementalMemoryConnector, MemoryConnector
 from sync.config import load_settings
 from sync.engine.apply import CrashPoint
 from sync.engine.detect import LEFT
-from sync.engine.policy import SyncPolicy
-from sync.engine.run import LAST_FULL_SCAN, SyncJob, run_sync
+from sync.engine.job import LAST_FULL_SCAN
+from sync.engine.run import SyncJob, run_sync
 from sync.errors import (
     ConfigError,
     ConnectorError,
@@ -27,6 +27,7 @@ from sync.errors import (
     Violation,
 )
 from sync.model import EntityKind, Record, Scalar, Side
+from sync.policy import SyncPolicy
 from sync.store import Store
 from sync.wiring import open_job
 

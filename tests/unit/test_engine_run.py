@@ -9,10 +9,10 @@ import pytest
 
 from connectors.memory import IncrementalMemoryConnector, MemoryConnector, Op
 from sync.engine.ops import Action
-from sync.engine.policy import ConflictPolicy, SyncPolicy
 from sync.engine.run import SyncJob, run_sync
 from sync.errors import AuthenticationError, LockHeld, ValidationFailed, Violation
 from sync.model import EntityKind, Record, Side
+from sync.policy import ConflictPolicy, SyncPolicy
 from sync.store import RunOutcome, Store
 
 CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT

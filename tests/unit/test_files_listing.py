@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.files import FilesConnector, FilesSettings
-from sync.cli import main
+from sync.cli.main import main
 from sync.model import EntityKind
 from sync.sandbox import Sandbox, SandboxSettings
 from sync.sandbox._resources import Resource

@@ -15,7 +15,8 @@ import pytest
 from connectors.files import FilesConnector, FilesSettings
 from sync.engine.run import RunResult
 from sync.errors import ValidationFailed
-from sync.finance.documents import (
+from sync.extras.after_run import AfterRun, FinanceOptions
+from sync.extras.documents import (
     ClientDocument,
     ColumnWriter,
     DocumentColumns,
@@ -24,7 +25,6 @@ from sync.finance.documents import (
     summarize,
     summary_columns,
 )
-from sync.finance.hooks import AfterRun, FinanceOptions
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide

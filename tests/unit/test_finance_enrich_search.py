@@ -11,16 +11,16 @@ import pytest
 from sync.config import Settings
 from sync.engine.merge import Outcome, merge_fields
 from sync.engine.ops import Action, Operation
-from sync.engine.policy import Direction
 from sync.engine.run import RunResult
 from sync.errors import FlowtlyError
-from sync.finance.enrich import ENRICH_CHUNK, created_counterparties, enrich_created
-from sync.finance.hooks import AfterRun, FinanceOptions
-from sync.finance.search import find_clients, search_terms
+from sync.extras.after_run import AfterRun, FinanceOptions
+from sync.extras.branding import ENRICH_CHUNK, created_counterparties, enrich_created
+from sync.extras.search import find_clients, search_terms
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
 from sync.model import EntityKind, Record, Side
+from sync.policy import Direction
 from sync.sandbox import Sandbox, SandboxSettings, create_app
 from sync.sandbox._resources import Resource
 from sync.wiring import policy_of

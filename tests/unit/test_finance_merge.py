@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from sync.errors import AuthenticationError
-from sync.finance.merge import (
+from sync.extras.duplicates import (
     DuplicateGroup,
     apply_merges,
     find_duplicates,

@@ -23,7 +23,7 @@ from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
 from sync.model import EntityKind, Record, Side
-from sync.report import OutputFormat, render
+from sync.report.render import OutputFormat, render
 from sync.sandbox import Sandbox, SandboxSettings, create_app
 from sync.sandbox._resources import Resource
 from sync.store import Store

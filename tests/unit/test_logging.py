@@ -23,7 +23,7 @@ from sync.daemon import (
     sign,
 )
 from sync.engine.run import RunResult
-from sync.logging import REDACTED, configure_logging, redact_secrets
+from sync.report.logs import REDACTED, configure_logging, redact_secrets
 from sync.store import Store
 from sync.wiring import open_store
 

@@ -11,13 +11,14 @@ import pytest
 
 from connectors.base import ChangeBatch, Connector
 from connectors.files import FilesConnector, FilesSettings
+from connectors.mapped import MappingConnector, wrap_crm
 from connectors.memory import MemoryConnector
 from sync.config import load_settings
-from sync.engine.policy import Direction
 from sync.errors import ConfigError, InputError
-from sync.finance.documents import ColumnWriter
-from sync.mapping import MappingConfig, MappingConnector, compile_mapping, wrap_crm
+from sync.extras.documents import ColumnWriter
+from sync.mapping import MappingConfig, compile_mapping
 from sync.model import EntityKind, Side
+from sync.policy import Direction
 from sync.wiring import build_crm, policy_of
 
 CLIENT = EntityKind.CLIENT

@@ -11,12 +11,13 @@ import pytest
 from connectors.memory import MemoryConnector
 from sync.engine.detect import SideView
 from sync.engine.guard import DeleteCount
+from sync.engine.inputs import PlanInput
 from sync.engine.ops import Action
-from sync.engine.plan import PlanInput, plan_entity
-from sync.engine.policy import SyncPolicy
+from sync.engine.plan import plan_entity
 from sync.engine.run import RunResult, SyncJob, run_sync
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
+from sync.policy import SyncPolicy
 from sync.store import Store
 
 CLIENT, SUPPLIER = EntityKind.CLIENT, EntityKind.COUNTERPARTY

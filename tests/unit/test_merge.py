@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sync.engine.merge import Outcome, merge_fields
-from sync.engine.policy import ConflictPolicy, Direction, SyncPolicy
 from sync.model import Side
+from sync.policy import ConflictPolicy, Direction, SyncPolicy
 
 MANUAL = SyncPolicy(conflict_policy=ConflictPolicy.MANUAL)
 CRM_WINS = SyncPolicy(conflict_policy=ConflictPolicy.CRM)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sync.engine.detect import TOMBSTONE, SideView
+from sync.engine.inputs import PlanInput, SideRules, StoredRejection
 from sync.engine.ops import Action, Step
-from sync.engine.plan import PlanInput, SideRules, StoredRejection, plan_entity
-from sync.engine.policy import ConflictPolicy, SyncPolicy
+from sync.engine.plan import plan_entity
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
+from sync.policy import ConflictPolicy, SyncPolicy
 
 CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT
 NAMES = frozenset({"name", "country", "vat_number", "city", "status"})

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from sync.cli import main
+from sync.cli.main import main
 from sync.model import EntityKind, Side
-from sync.redact import mask
-from sync.store import EventOutcome, FieldChange, Store
+from sync.privacy.redact import mask
+from sync.store import EventOutcome, RecordedChange, Store
 from sync.store._lock import lock_file_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,18 +87,18 @@ def test_the_audit_trail_keeps_tax_ids_masked(tmp_path: Path) -> None:
                 "f1",
                 EventOutcome.OK,
                 [
-                    FieldChange("vat_number", None, vat),
-                    FieldChange("phone", phone, None),
-                    FieldChange("name", "A", "B"),
+                    RecordedChange("vat_number", None, vat),
+                    RecordedChange("phone", phone, None),
+                    RecordedChange("name", "A", "B"),
                 ],
                 None,
             )
             tx.save_link("s", EntityKind.CLIENT, "c1", "f1", {"vat_number": vat}, "a", "b")
         [event] = store.run_events(run_id)
         assert event.changes == (
-            FieldChange("vat_number", None, mask(vat)),
-            FieldChange("phone", mask(phone), None),
-            FieldChange("name", "A", "B"),
+            RecordedChange("vat_number", None, mask(vat)),
+            RecordedChange("phone", mask(phone), None),
+            RecordedChange("name", "A", "B"),
         )
         # The base is what the next run compares against: it must stay the real value.
         assert store.load_bases("s", EntityKind.CLIENT, ["c1"]) == {"c1": {"vat_number": vat}}

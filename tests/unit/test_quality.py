@@ -18,10 +18,10 @@ from sync.config import QualityConfig, load_settings
 from sync.engine.ops import FieldChange
 from sync.engine.run import SyncJob, run_sync
 from sync.errors import ConfigError, RecordError
-from sync.logging import configure_logging, mask_sensitive
 from sync.model import EntityKind, Record, Scalar, Side
-from sync.quality import GateLevel, Gates, QualityProblem, sensitive_fields
-from sync.report import mask
+from sync.quality.gates import GateLevel, Gates, QualityProblem, sensitive_fields
+from sync.report.logs import configure_logging, mask_sensitive
+from sync.report.render import mask
 from sync.store import Store
 
 CLIENT, COUNTERPARTY = EntityKind.CLIENT, EntityKind.COUNTERPARTY

@@ -8,7 +8,7 @@ from sync.engine.ops import Action, FieldChange, Operation
 from sync.engine.run import RunResult
 from sync.errors import RecordError
 from sync.model import EntityKind, Side
-from sync.report import TEXT_ROWS, OutputFormat, render
+from sync.report.render import TEXT_ROWS, OutputFormat, render
 
 
 def result(operations: int) -> RunResult:

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-import sync.commands
-from sync.cli import main
+import sync.cli.commands
+from sync.cli.main import main
 from sync.config import load_settings
 from sync.engine.ops import Action, FieldChange, Operation
 from sync.engine.run import RunResult
 from sync.errors import RecordError
-from sync.literal import json_visible, markdown, visible
 from sync.model import EntityKind, Side
-from sync.report import OutputFormat, render
+from sync.report.literal import json_visible, markdown, visible
+from sync.report.render import OutputFormat, render
 from sync.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +171,7 @@ def test_a_report_that_fails_to_render_keeps_the_exit_code_of_the_run(config, ca
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setattr(sync.commands, "write_report", broken)
+    monkeypatch.setattr(sync.cli.commands, "write_report", broken)
     assert main(["run", "--config", str(config)]) == 0
     out = capsys.readouterr()
     assert "the text report could not be rendered (RuntimeError: renderer broke)" in out.err

@@ -239,9 +239,9 @@ def test_php_int(raw: str, expected: int) -> None:
 
 
 def test_remembered_counts_and_positions_never_serve_stale_pages() -> None:
-    from sync.sandbox._store import Store, Where, parent_is
+    from sync.sandbox._store import SandboxDb, Where, parent_is
 
-    store = Store(None)
+    store = SandboxDb(None)
     for seq in range(1, 101):
         store.put("clients", seq, str(seq), seq % 3, {"n": seq})
 

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 import structlog
 
-import sync.wiring as wiring
+import sync.wiring.sides as wiring
 from connectors import registry
 from connectors.base import ChangeBatch, Connector, Cursor
 from connectors.files import FilesConnector, FilesSettings
-from sync.cli import main
+from sync.cli.main import main
 from sync.config import Settings
 from sync.errors import ConnectorError
 from sync.model import EntityKind
-from sync.redact import EMBEDDED_MIN, REDACTED, Scrubber
+from sync.privacy.redact import EMBEDDED_MIN, REDACTED, Scrubber
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-HOSTILE-4c1d9e2b7a"

@@ -12,13 +12,14 @@ import httpx
 import pytest
 
 from connectors.files import FilesConnector, FilesSettings
+from connectors.mapped import wrap_crm
 from connectors.memory import MemoryConnector, MemorySettings
 from sync.errors import FlowtlyError
 from sync.flowtly.assumptions import EMPLOYEE_ORGANIZATION_FIELD
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
-from sync.mapping import MappingConfig, wrap_crm
+from sync.mapping import MappingConfig
 from sync.sandbox import Sandbox, SandboxSettings, create_app
 from sync.sandbox._resources import Resource
 

@@ -22,7 +22,7 @@ from sync.model import EntityKind, Scalar, Side
 from sync.store import (
     ConflictResolution,
     EventOutcome,
-    FieldChange,
+    RecordedChange,
     RunOutcome,
     Store,
 )
@@ -498,7 +498,7 @@ def test_runs_and_events(store: Store, clock: FakeClock) -> None:
             "c1",
             "f1",
             EventOutcome.OK,
-            [FieldChange("name", "A", "B"), FieldChange("due_days", None, 14)],
+            [RecordedChange("name", "A", "B"), RecordedChange("due_days", None, 14)],
             None,
         )
         tx.add_event(second, CONTACT, "conflict", None, "k1", None, EventOutcome.SKIPPED, [], "x")
@@ -507,7 +507,10 @@ def test_runs_and_events(store: Store, clock: FakeClock) -> None:
         (CLIENT, "update", Side.FLOWTLY, EventOutcome.OK),
         (CONTACT, "conflict", None, EventOutcome.SKIPPED),
     ]
-    assert events[0].changes == (FieldChange("name", "A", "B"), FieldChange("due_days", None, 14))
+    assert events[0].changes == (
+        RecordedChange("name", "A", "B"),
+        RecordedChange("due_days", None, 14),
+    )
     assert (events[1].flowtly_id, events[1].message) == (None, "x")
     assert events[0].at == T0 + timedelta(seconds=60)
     assert store.run_events(first) == []

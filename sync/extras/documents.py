@@ -1,10 +1,8 @@
 """A read-only summary of a client's documents in Flowtly (``GET /clients/{id}/documents``).
 
-Flowtly has not published the shape of a client document; we assume the fields in
-`sync.flowtly.assumptions.DOCUMENT_FIELDS`. `parse_document` turns one raw item into a
-`ClientDocument` (tolerant: a value it cannot read becomes None rather than failing the
-summary), `summarize` folds them into a `DocumentsSummary`, and `summary_columns` gives the
-CRM cells a summary is written to (`ColumnWriter`, e.g. the files connector).
+`sync.flowtly.documents.parse_document` reads one raw item into a `ClientDocument`;
+`summarize` folds them into a `DocumentsSummary`, and `summary_columns` gives the CRM cells
+a summary is written to (`ColumnWriter`, e.g. the files connector).
 """
 
 from __future__ import annotations
@@ -12,12 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from sync.flowtly.refs import Refs, UnknownReference, id_of
+from sync.flowtly.documents import ClientDocument, parse_document
 from sync.model import EntityKind
 
 __all__ = [
@@ -30,20 +28,6 @@ __all__ = [
     "summarize",
     "summary_columns",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ClientDocument:
-    """One document (invoice, correction, ...) issued to a client."""
-
-    id: str
-    type: str | None = None
-    number: str | None = None
-    issue_date: date | None = None
-    currency: str | None = None
-    """ISO 4217 code when Flowtly's value could be resolved, else its raw text."""
-    total_gross: Decimal | None = None
-    status: str | None = None
 
 
 def _empty_totals() -> Mapping[str, Decimal]:
@@ -91,75 +75,6 @@ class ColumnWriter(Protocol):
     async def commit(self) -> None:
         """Make buffered writes durable."""
         ...
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _date(value: Any) -> date | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return datetime.fromisoformat(text).date()
-    except ValueError:
-        pass
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-
-
-def _amount(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() else None
-
-
-def _currency(value: Any, refs: Refs | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value.strip()) == 3 and value.strip().isalpha():
-        return value.strip().upper()
-    if refs is not None and refs.loaded:
-        try:
-            return refs.currency_code(value, "currency")
-        except UnknownReference:
-            pass
-    try:
-        return id_of(value)
-    except ValueError:
-        return None
-
-
-def parse_document(item: Mapping[str, Any], refs: Refs | None = None) -> ClientDocument:
-    """A document from one raw Flowtly item; unreadable values become None.
-
-    ``currency`` may be an ISO code, a ``/currencies/N`` IRI or an embedded object; IRIs
-    are resolved through ``refs`` when their tables are loaded.
-    """
-    try:
-        ident = id_of(item.get("id")) or id_of(item.get("@id")) or "?"
-    except ValueError:
-        ident = "?"
-    return ClientDocument(
-        id=ident,
-        type=_text(item.get("type")),
-        number=_text(item.get("number")),
-        issue_date=_date(item.get("issueDate")),
-        currency=_currency(item.get("currency"), refs),
-        total_gross=_amount(item.get("totalGross")),
-        status=_text(item.get("status")),
-    )
 
 
 def summarize(client_id: str, documents: Iterable[ClientDocument]) -> DocumentsSummary:

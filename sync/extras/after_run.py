@@ -24,20 +24,21 @@ from sync.errors import (
     RecordError,
     TransportSecurityError,
 )
-from sync.finance.documents import (
+from sync.extras.branding import enrich_created
+from sync.extras.documents import (
     ClientDocument,
     ColumnWriter,
     DocumentColumns,
     summarize,
     summary_columns,
 )
-from sync.finance.enrich import enrich_created
 from sync.model import EntityKind, Side
+from sync.settings_base import DEFAULT_CONCURRENCY
 from sync.store import Store
 
 __all__ = ["AfterRun", "FinanceOptions", "FinanceSide"]
 
-_log = structlog.get_logger("sync.finance")
+_log = structlog.get_logger("sync.extras")
 _FATAL = (AuthenticationError, TransportSecurityError)
 
 
@@ -55,7 +56,7 @@ class FinanceOptions:
 
     branding: bool = False
     documents: DocumentColumns | None = None
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
 
     @property
     def active(self) -> bool:
@@ -110,7 +111,7 @@ class AfterRun:
         self, result: RunResult, columns: DocumentColumns, crm: ColumnWriter
     ) -> None:
         links = self.store.link_index(self.sync, EntityKind.CLIENT)
-        bound = asyncio.Semaphore(max(1, self.options.concurrency))
+        bound = asyncio.Semaphore(self.options.concurrency)
         cells: dict[str, dict[str, str]] = {}
 
         async def one(crm_id: str, flowtly_id: str) -> None:

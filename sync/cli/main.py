@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from enum import IntEnum
 from pathlib import Path
 
 import structlog
@@ -17,21 +16,13 @@ import structlog
 from sync import __version__
 from sync.config import Settings, load_settings
 from sync.errors import ConfigError, SyncError
-from sync.logging import configure_logging, scrub_message
-from sync.report import OutputFormat
+from sync.exit_codes import ExitCode
+from sync.report.logs import configure_logging, scrub_message
+from sync.report.render import OutputFormat
 
-__all__ = ["ExitCode", "main"]
+__all__ = ["main"]
 
 DEFAULT_CONFIG = Path("config.toml")
-
-
-class ExitCode(IntEnum):
-    """What the process tells cron and scripts."""
-
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    PARTIAL = 3
 
 
 def _config_path(value: str | None) -> Path | None:
@@ -214,7 +205,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _dispatch(args: argparse.Namespace) -> int:
     # Imported here so `--help` and usage errors stay fast and never touch the store.
-    import sync.commands as commands
+    import sync.cli.commands as commands
 
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "run": commands.cmd_run,

@@ -14,9 +14,8 @@ from typing import Any
 
 import structlog
 
-from sync.model import Scalar
-from sync.quality import SCHEMA_SENSITIVE
-from sync.report import mask
+from sync.model import SCHEMA_SENSITIVE, Scalar
+from sync.privacy.redact import mask
 
 __all__ = ["mask_sensitive"]
 

@@ -2,7 +2,7 @@
 
 Sensitive fields (tax ids, and any configured) are masked unless the caller asks for them;
 the JSON layout is an interface scripts rely on (docs/reference.md). Values are shown
-literally in every format (`sync.literal`): data never becomes markup, a link or a
+literally in every format (`sync.report.literal`): data never becomes markup, a link or a
 terminal control sequence.
 """
 
@@ -22,9 +22,9 @@ from rich.text import Text
 from sync.engine.ops import FieldChange, Operation
 from sync.engine.run import RunResult
 from sync.errors import RecordError
-from sync.literal import json_visible, markdown, visible
 from sync.model import SCHEMAS, Scalar
-from sync.redact import mask
+from sync.privacy.redact import mask
+from sync.report.literal import json_visible, markdown, visible
 
 __all__ = ["OutputFormat", "mask", "render", "write_plain", "write_report"]
 

@@ -13,7 +13,7 @@ import dataclasses
 from sync.engine.ops import Operation
 from sync.engine.run import RunResult
 from sync.errors import RecordError
-from sync.redact import Scrubber
+from sync.privacy.redact import Scrubber
 
 __all__ = ["scrubbed"]
 

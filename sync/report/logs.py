@@ -2,7 +2,7 @@
 
 JSON lines when stderr is not a terminal (containers, cron), readable lines on a terminal.
 Every configured secret (and any bearer credential) is scrubbed from every event value,
-whatever key it hides under, before anything is rendered (`sync.redact.Scrubber`); values
+whatever key it hides under, before anything is rendered (`sync.privacy.redact.Scrubber`); values
 of sensitive fields (tax ids and configured ones) are masked (`mask_sensitive`).
 """
 
@@ -16,8 +16,8 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-from sync._quality_masking import mask_sensitive
-from sync.redact import NO_SECRETS, REDACTED, Scrubber, is_secret_key
+from sync.privacy.masking import mask_sensitive
+from sync.privacy.redact import NO_SECRETS, REDACTED, Scrubber, is_secret_key
 
 __all__ = [
     "REDACTED",

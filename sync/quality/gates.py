@@ -1,6 +1,6 @@
 """Data-quality gates: what every record must satisfy before it is written to either side.
 
-`Gates` is the engine's ``gate`` (see `sync.engine.plan.Gate`): called with the entity,
+`Gates` is the engine's ``gate`` (see `sync.engine.inputs.Gate`): called with the entity,
 the canonical values a write would leave on the target side, and the target, it returns
 one `QualityProblem` per finding. A problem that ``rejects`` keeps the record from being
 written (the run reports it, ``status`` lists it, the run exits 3, and the record is tried
@@ -20,7 +20,7 @@ phone     ``phone``: allowed characters and 7..15 digits (E.164)          warn
 required  fields Flowtly requires are not empty (writes to Flowtly only)  reject
 ========  ==============================================================  =========
 
-Which stdnum modules validate tax ids is documented in `sync._quality_checks`. Values are
+Which stdnum modules validate tax ids is documented in `sync.quality.checks`. Values are
 canonical: connectors already turned country names and alpha-3 codes into alpha-2 codes
 (`sync.normalize`), so the country and currency gates catch what is left (a connector
 that does not normalize, or a code pycountry does not know).
@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-from sync._quality_checks import (
+from sync.model import SCHEMA_SENSITIVE, SCHEMAS, EntityKind, FieldType, Scalar, Side
+from sync.quality.checks import (
     country_problem,
     currency_problem,
     email_problem,
@@ -46,10 +46,7 @@ from sync._quality_checks import (
     tin_problem,
     vat_problem,
 )
-from sync.model import SCHEMAS, EntityKind, FieldType, Scalar, Side
-
-if TYPE_CHECKING:
-    from sync.config import QualityConfig
+from sync.quality.settings import GateLevel, QualityConfig
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -62,10 +59,6 @@ __all__ = [
     "sensitive_fields",
 ]
 
-SCHEMA_SENSITIVE: frozenset[str] = frozenset(
-    name for schema in SCHEMAS.values() for name, spec in schema.items() if spec.sensitive
-)
-"""Fields the model marks sensitive (tax ids): always masked in logs and reports."""
 
 REQUIRED_FIELDS: Mapping[EntityKind, tuple[str, ...]] = MappingProxyType(
     {
@@ -77,14 +70,6 @@ REQUIRED_FIELDS: Mapping[EntityKind, tuple[str, ...]] = MappingProxyType(
 )
 """Canonical fields Flowtly requires that have no built-in default (the enum-like ones,
 ``status``, ``tin_type``, contact and counterparty ``type``, always get one on create)."""
-
-
-class GateLevel(StrEnum):
-    """What a failing gate does: keep the record from being written, report it, or nothing."""
-
-    REJECT = "reject"
-    WARN = "warn"
-    OFF = "off"
 
 
 class GateName(StrEnum):

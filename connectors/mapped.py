@@ -1,14 +1,14 @@
 """Field mapping: a CRM's own field names and values <-> canonical ones, for any connector.
 
 Configured per table (``[mapping.company]``, ``[mapping.contact]``, ``[mapping.note]``, see
-`sync._mapping_config` and config.example.toml): which CRM field is which canonical field,
+`sync.mapping.config` and config.example.toml): which CRM field is which canonical field,
 value maps (CRM ``Customer - Active`` -> ``active``), constants, defaults, a direction per
 field, and which CRM kind values mean client or supplier.
 
 Design: a mapping has two halves, applied where each can be.
 
 * Names (renaming CRM fields, reading the company kind) only exist inside a connector, so
-  they travel as a `connectors._mapping.FieldLayout` to connectors that implement
+  they travel as a `sync.mapping.layout.FieldLayout` to connectors that implement
   `LayoutAware` (the files connector renames CSV columns with it). Such a connector hands
   the mapped fields over as verbatim text, so a value map can take CRM values that would
   not normalize on their own (``Ja``, ``Deutschland``).
@@ -34,7 +34,6 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar
 
-from connectors._mapping import LayoutAware
 from connectors.base import (
     Capability,
     ChangeBatch,
@@ -43,51 +42,20 @@ from connectors.base import (
     Cursor,
     ItemResult,
 )
-from sync._mapping_compile import (
-    CrmMapping,
-    EntityMapping,
-    FieldMap,
-    compile_mapping,
-    mapping_directions,
-)
-from sync._mapping_config import (
-    CompanyField,
-    CompanyMapping,
-    ContactField,
-    ContactMapping,
-    CrmKind,
-    EntityMappingConfig,
-    FieldRule,
-    MappedEntity,
-    MappingConfig,
-    NoteField,
-    NoteMapping,
-)
-from sync.engine.policy import Direction
 from sync.errors import ConfigError, RecordError, ValidationFailed, Violation
+from sync.mapping.compile import (
+    CrmMapping,
+    compile_mapping,
+)
+from sync.mapping.config import (
+    MappingConfig,
+)
+from sync.mapping.layout import LayoutAware
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
+from sync.policy import Direction
 
-__all__ = [
-    "CompanyField",
-    "CompanyMapping",
-    "ContactField",
-    "ContactMapping",
-    "CrmKind",
-    "CrmMapping",
-    "EntityMapping",
-    "EntityMappingConfig",
-    "FieldMap",
-    "FieldRule",
-    "MappedEntity",
-    "MappingConfig",
-    "MappingConnector",
-    "NoteField",
-    "NoteMapping",
-    "compile_mapping",
-    "mapping_directions",
-    "wrap_crm",
-]
+__all__ = ["MappingConnector", "wrap_crm"]
 
 
 class MappingConnector(Connector):

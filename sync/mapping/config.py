@@ -15,9 +15,9 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from sync.engine.policy import Direction
 from sync.model import SCHEMAS, EntityKind, FieldSpec
 from sync.normalize import NormalizationError, normalize_value
+from sync.policy import Direction
 
 __all__ = [
     "PSEUDO_FIELDS",

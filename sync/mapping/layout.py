@@ -1,10 +1,10 @@
 """How a CRM names things: the part of a field mapping a connector applies itself.
 
-`sync.mapping` turns the ``[mapping.*]`` tables into a `FieldLayout` for connectors that
+`connectors.mapped` turns the ``[mapping.*]`` tables into a `FieldLayout` for connectors that
 address fields by name (the files connector: CSV headers). Renaming a CRM field and
 reading a company's kind can only be done where the raw names and cells exist, so a
 connector opts in by implementing `LayoutAware`; everything else a mapping does (value
-maps, constants, defaults) works on values and is done by `sync.mapping.MappingConnector`
+maps, constants, defaults) works on values and is done by `connectors.mapped.MappingConnector`
 around any connector.
 
 ``verbatim`` fields are handed over as plain text, exactly as the CRM holds them (stripped),

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from connectors._mapping import FieldLayout, fold
-from sync._country_names import country_from_name
-from sync._mapping_config import PSEUDO_FIELDS, EntityMappingConfig, MappingConfig
-from sync.engine.policy import Direction
+from sync.mapping.config import PSEUDO_FIELDS, EntityMappingConfig, MappingConfig
+from sync.mapping.countries import country_from_name
+from sync.mapping.layout import FieldLayout, fold
 from sync.model import SCHEMAS, EntityKind, FieldSpec, FieldType, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
+from sync.policy import Direction
 
 __all__ = ["CrmMapping", "EntityMapping", "FieldMap", "compile_mapping", "mapping_directions"]
 

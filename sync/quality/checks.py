@@ -1,8 +1,8 @@
-"""The individual data-quality checks behind `sync.quality.Gates`.
+"""The individual data-quality checks behind `sync.quality.gates.Gates`.
 
 Each check looks at one canonical value (plus, for tax ids, the company's country) and
 returns the reason it is not acceptable, or ``None``. Levels, fields and entities are
-`sync.quality`'s business; nothing here knows about configuration.
+`sync.quality.gates`'s business; nothing here knows about configuration.
 
 Tax ids are validated with python-stdnum (format and checksum):
 

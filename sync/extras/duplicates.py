@@ -24,7 +24,7 @@ from typing import Protocol
 from sync.errors import ApiError, AuthenticationError, TransportSecurityError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import natural_key
-from sync.report import mask
+from sync.report.render import mask
 from sync.store import Store
 
 __all__ = [

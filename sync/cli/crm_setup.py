@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TextIO
 
 from connectors.base import Connector
+from connectors.mapped import MappingConnector
 from connectors.setup import CustomField, SupportsSetup, missing_fields
 from sync.config import Settings
-from sync.mapping import MappingConnector
 from sync.wiring import build_crm
 
 __all__ = ["setup_crm", "setup_target"]

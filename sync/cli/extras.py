@@ -3,7 +3,7 @@
 Both open their own Flowtly client and CRM connector from the configuration (the same
 wiring a run uses) and read live: ``status --client`` shows what Flowtly holds now, and
 ``merge`` decides from complete listings of the counterparties. Exit codes follow
-`sync.cli.ExitCode`.
+`sync.exit_codes.ExitCode`.
 """
 
 from __future__ import annotations
@@ -14,23 +14,22 @@ from typing import TextIO
 from connectors.base import Connector
 from sync.config import Settings
 from sync.engine.binding import check_binding
-from sync.finance.documents import render_summary, summarize
-from sync.finance.merge import (
+from sync.exit_codes import ExitCode
+from sync.extras.documents import render_summary, summarize
+from sync.extras.duplicates import (
     DuplicateReport,
     MergeOutcome,
     apply_merges,
     find_duplicates,
     shown_key,
 )
-from sync.finance.search import find_clients
+from sync.extras.search import find_clients
 from sync.flowtly.side import FlowtlySide
 from sync.model import EntityKind, Record
 from sync.store import Store
 from sync.wiring import build_crm, flowtly_client, flowtly_side
 
 __all__ = ["client_status", "merge_duplicates"]
-
-EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 
 
 async def _records(side: Connector, entity: EntityKind) -> list[Record]:
@@ -105,10 +104,10 @@ async def _merge(settings: Settings, store: Store, *, apply: bool, show: bool, o
         _print_report(report, client_dups, show, out)
         if not report.groups:
             out.write("nothing to merge\n")
-            return EXIT_OK
+            return ExitCode.OK
         if not apply:
             out.write(f"{len(report.groups)} group(s) would merge (dry run; --apply merges)\n")
-            return EXIT_OK
+            return ExitCode.OK
         with store.lock(name):
             outcomes = await apply_merges(side, store, name, report.groups)
     return _print_outcomes(outcomes, out)
@@ -123,7 +122,7 @@ def _print_outcomes(outcomes: list[MergeOutcome], out: TextIO) -> int:
             out.write(f"could not merge into {group.keep}: {outcome.error}\n")
     merged = sum(1 for o in outcomes if o.ok)
     out.write(f"{merged} of {len(outcomes)} group(s) merged; the next run links them\n")
-    return EXIT_OK if merged == len(outcomes) else EXIT_PARTIAL
+    return ExitCode.OK if merged == len(outcomes) else ExitCode.PARTIAL
 
 
 def merge_duplicates(
@@ -145,24 +144,24 @@ async def _status(settings: Settings, store: Store, crm_id: str, out: TextIO) ->
             record = await _crm_record(crm, EntityKind.CLIENT, crm_id)
             if record is None:
                 out.write(f"client {crm_id}: no such client in the CRM\n")
-                return EXIT_FAILED
+                return ExitCode.FAILED
             hits = (await find_clients(side, [record])).get(crm_id, [])
             if not hits:
                 out.write(f"client {crm_id}: not linked, and no Flowtly client matches it\n")
-                return EXIT_FAILED
+                return ExitCode.FAILED
             if len(hits) > 1:
                 ids = ", ".join(h.id for h in hits)
                 out.write(f"client {crm_id}: not linked; Flowtly clients {ids} all match it\n")
-                return EXIT_PARTIAL
+                return ExitCode.PARTIAL
             flowtly_id, how = hits[0].id, "not linked yet, matched by key"
         found = await side.fetch(EntityKind.CLIENT, flowtly_id)
         if found is None:
             out.write(f"client {crm_id}: Flowtly client {flowtly_id} no longer exists\n")
-            return EXIT_FAILED
+            return ExitCode.FAILED
         summary = summarize(flowtly_id, await side.client_documents(flowtly_id))
     out.write(f"client {crm_id} -> flowtly {flowtly_id} ({how}): {found.get('name') or '-'}\n")
     out.write(render_summary(summary))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def client_status(settings: Settings, store: Store, crm_id: str, *, out: TextIO) -> int:

@@ -17,15 +17,16 @@ import structlog
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
-from sync._report_redaction import scrubbed
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.errors import ConfigError
-from sync.literal import json_visible, visible
+from sync.exit_codes import ExitCode
 from sync.model import Side
-from sync.private_files import open_private_text
-from sync.quality import sensitive_fields
-from sync.report import OutputFormat, mask, write_plain, write_report
+from sync.privacy.files import open_private_text
+from sync.quality.gates import sensitive_fields
+from sync.report.literal import json_visible, visible
+from sync.report.redaction import scrubbed
+from sync.report.render import OutputFormat, mask, write_plain, write_report
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store, scrubber_of
 
@@ -40,7 +41,6 @@ __all__ = [
     "cmd_store",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 
 log = structlog.get_logger("sync")
 
@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.write(
                 visible(f"flowtly-sync: the report file was not written: {exc}") + "\n"
             )
-    return EXIT_OK if all(r.clean for r in results) else EXIT_PARTIAL
+    return ExitCode.OK if all(r.clean for r in results) else ExitCode.PARTIAL
 
 
 def _report_file(
@@ -178,7 +178,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     With ``--client CRM_ID``: that client's documents summary, read live from Flowtly.
     """
     if getattr(args, "client", None):
-        from sync.finance.commands import client_status
+        from sync.cli.extras import client_status
 
         one = _one(args, settings)
         with open_store(one) as client_store:
@@ -221,7 +221,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if r.field and r.value is not None:
             field += f" value {_shown(scrub(r.value), r.field, sensitive, show)!r}"
         _say(out, f"  {r.entity} {r.record_id} ({r.side}){field}: {scrub(r.reason)}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
@@ -243,11 +243,11 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
                     f"crm={_shown(c.crm_value, c.field, sensitive, show)} "
                     f"flowtly={_shown(c.flowtly_value, c.field, sensitive, show)}",
                 )
-            return EXIT_OK
+            return ExitCode.OK
         conflict = store.get_conflict(args.conflict_id)
         if conflict is None or conflict.sync != name:
             sys.stderr.write(f"flowtly-sync: no conflict #{args.conflict_id} in sync {name}\n")
-            return EXIT_FAILED
+            return ExitCode.FAILED
         if args.conflicts_command == "show":
             sys.stdout.write(
                 _json_text(
@@ -270,7 +270,7 @@ def cmd_conflicts(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 + "\n"
             )
-            return EXIT_OK
+            return ExitCode.OK
         return _resolve(store, name, conflict.id, Side(args.take))
     finally:
         store.close()
@@ -309,12 +309,12 @@ def _resolve(store: Store, name: str, conflict_id: int, winner: Side) -> int:
             )
     store.resolve_conflict(conflict_id, ConflictResolution(str(winner)), None, getpass.getuser())
     sys.stdout.write(f"conflict #{conflict_id} resolved: {winner} wins; the next run writes it\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
     """``merge [--apply]``: duplicate Flowtly counterparties of one CRM company."""
-    from sync.finance.commands import merge_duplicates
+    from sync.cli.extras import merge_duplicates
 
     one = _one(args, settings)
     with open_store(one) as store:
@@ -326,30 +326,30 @@ def cmd_merge(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """``check``: both sides reachable, credentials valid, assumptions probed."""
-    from sync.check import run_checks
+    from sync.cli.check import run_checks
 
     ok = True
     out = scrubber_of(settings).stream(sys.stdout)
     for one in _selected(args, settings):
         out.write(f"sync {one.sync.name}:\n")
         ok = asyncio.run(run_checks(one, out)) and ok
-    return EXIT_OK if ok else EXIT_FAILED
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def cmd_crm(args: argparse.Namespace, settings: Settings) -> int:
     """``crm setup [--apply]``: the CRM's custom fields, listed or created."""
-    from sync.crm_setup import setup_crm
+    from sync.cli.crm_setup import setup_crm
 
     ok = True
     out = scrubber_of(settings).stream(sys.stdout)
     for one in _selected(args, settings):
         ok = asyncio.run(setup_crm(one, out, apply=args.apply)) and ok
-    return EXIT_OK if ok else EXIT_PARTIAL
+    return ExitCode.OK if ok else ExitCode.PARTIAL
 
 
 def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     """``store rebind``: bind one sync's store to the sides configured now."""
-    from sync.rebind import rebind
+    from sync.cli.rebind import rebind
 
     names = settings.sync_names()
     if args.sync is None and len(names) > 1:
@@ -357,7 +357,7 @@ def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     one = _one(args, settings)
     with open_store(one) as store:
         asyncio.run(rebind(one, store, sys.stdout))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -377,4 +377,4 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"Flowtly sandbox serving at {url}", flush=True)
 
     asyncio.run(serve(settings, args.host, args.port, ready=ready))
-    return EXIT_OK
+    return ExitCode.OK

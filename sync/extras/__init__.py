@@ -1,7 +1,8 @@
 """Finance features around a sync: documents summaries, duplicate counterparties,
-branding enrichment and client search. The command-line glue is `sync.finance.commands`."""
+branding enrichment and client search. The command-line glue is `sync.cli.extras`."""
 
-from sync.finance.documents import (
+from sync.extras.branding import created_counterparties, enrich_created
+from sync.extras.documents import (
     ClientDocument,
     ColumnWriter,
     DocumentColumns,
@@ -11,8 +12,7 @@ from sync.finance.documents import (
     summarize,
     summary_columns,
 )
-from sync.finance.enrich import created_counterparties, enrich_created
-from sync.finance.merge import (
+from sync.extras.duplicates import (
     BlockedKey,
     DuplicateGroup,
     DuplicateReport,
@@ -20,7 +20,7 @@ from sync.finance.merge import (
     apply_merges,
     find_duplicates,
 )
-from sync.finance.search import SEARCH_LIMIT, find_clients, search_terms
+from sync.extras.search import SEARCH_LIMIT, find_clients, search_terms
 
 __all__ = [
     "SEARCH_LIMIT",

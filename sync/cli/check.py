@@ -14,8 +14,8 @@ from typing import Any, TextIO
 import httpx
 
 from connectors.setup import missing_fields
+from sync.cli.crm_setup import setup_target
 from sync.config import Settings
-from sync.crm_setup import setup_target
 from sync.engine.binding import current_identities, mismatch
 from sync.errors import ApiError, AuthenticationError, DeadlineExceeded, SyncError
 from sync.flowtly.assumptions import (

@@ -1,0 +1,106 @@
+"""A plan being drawn: the steps, findings and counts planning collects for one entity.
+
+`PlanDraft` holds what every part of planning adds to (steps pass the data-quality gate
+on the way in) and the small reads of the input they share; `sync.engine.plan_linked`
+plans the records both sides know, `sync.engine.plan` the new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sync.engine.detect import PARENT_FIELD
+from sync.engine.inputs import PlanInput
+from sync.engine.ops import Action, FieldChange, Step
+from sync.errors import RecordError
+from sync.model import Record, Scalar, Side
+
+__all__ = ["PlanDraft", "changes_of"]
+
+
+def changes_of(
+    values: Mapping[str, Scalar], old: Mapping[str, Scalar], conflicts: Iterable[str] = ()
+) -> tuple[FieldChange, ...]:
+    """The field changes from ``old`` to ``values`` (both empty: left out), conflicts marked."""
+    conflicted = set(conflicts)
+    return tuple(
+        FieldChange(name, old.get(name), value, name in conflicted)
+        for name, value in sorted(values.items())
+        if value is not None or old.get(name) is not None
+    )
+
+
+class PlanDraft:
+    """The plan of one entity while it is drawn."""
+
+    def __init__(self, inp: PlanInput) -> None:
+        self.inp = inp
+        self.steps: list[Step] = []
+        self.errors: list[RecordError] = [*inp.crm.rejected, *inp.flowtly.rejected]
+        self.warnings: list[RecordError] = []
+        self.held_creates = {Side.CRM: 0, Side.FLOWTLY: 0}
+        self.waiting = inp.crm.waiting + inp.flowtly.waiting
+        self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
+        self.rechecked: set[tuple[Side, str]] = set()
+
+    # helpers -----------------------------------------------------------------------
+    def _add(self, step: Step) -> None:
+        """Keep ``step`` unless a data-quality gate rejects what it would write."""
+        gate = self.inp.gate
+        written = [w for w in step.writes if w.action in (Action.CREATE, Action.UPDATE)]
+        if gate is None or not written:
+            self.steps.append(step)
+            return
+        rejected = False
+        for write in written:
+            for problem in gate(self.inp.entity, step.base, write.target):
+                source = write.target.other
+                source_id = (step.crm_id if source is Side.CRM else step.flowtly_id) or "?"
+                value = None if problem.value is None else str(problem.value)
+                verdict = "rejected" if problem.rejects else "warning"
+                finding = RecordError(
+                    str(self.inp.entity),
+                    str(source),
+                    source_id,
+                    f"{verdict}: {problem.reason}",
+                    field=problem.field,
+                    value=value,
+                )
+                if problem.rejects:
+                    rejected = True
+                    self.errors.append(finding)
+                else:
+                    self.warnings.append(finding)
+        if not rejected:
+            self.steps.append(step)
+
+    def _restrict(self, record: Record) -> dict[str, Scalar]:
+        return {name: record.fields.get(name) for name in self.inp.names}
+
+    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> dict[str, Scalar] | None:
+        """Values with the parent reference as Flowtly knows it; None if not linked yet."""
+        if self.inp.parent_links is None or values.get(PARENT_FIELD) is None:
+            return dict(values)
+        parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
+        if parent is None:
+            return None
+        return {**values, PARENT_FIELD: parent}
+
+    def _error(self, side: Side, record_id: str, reason: str) -> None:
+        self.errors.append(RecordError(str(self.inp.entity), str(side), record_id, reason))
+
+    def _still_rejected(self, side: Side, record_id: str, fp: str) -> bool:
+        rejected = self.inp.rejections.get((side, record_id))
+        if rejected is None or rejected.fp != fp:
+            return False
+        self.errors.append(
+            RecordError(
+                str(self.inp.entity),
+                str(side),
+                record_id,
+                f"still rejected until it changes: {rejected.reason}",
+                field=rejected.field,
+                value=rejected.value,
+            )
+        )
+        return True

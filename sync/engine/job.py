@@ -1,0 +1,81 @@
+"""A configured sync as the engine runs it (`SyncJob`), and what a run did (`RunResult`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from connectors.base import Connector
+from sync.engine.inputs import Gate
+from sync.engine.ops import Action, Operation
+from sync.engine.status import Status
+from sync.errors import RecordError
+from sync.model import EntityKind, Side
+from sync.policy import SyncPolicy
+from sync.settings_base import DEFAULT_CONCURRENCY
+
+__all__ = ["LAST_FULL_SCAN", "RunResult", "SyncJob"]
+
+LAST_FULL_SCAN = "last_full_scan"
+"""Key of the stored cursor JSON holding when that side and entity was last read whole."""
+
+
+@dataclass(slots=True)
+class SyncJob:
+    """One configured sync: its two sides, its store and its policy."""
+
+    name: str
+    crm: Connector
+    flowtly: Connector
+    store: Status
+    policy: SyncPolicy = field(default_factory=SyncPolicy)
+    concurrency: int = DEFAULT_CONCURRENCY
+    """Writes in flight at once (``[sync] concurrency``)."""
+    full_scan: timedelta | None = timedelta(hours=24)
+    """How long an incremental side reads only changes before a complete listing again
+    (``[sync] full_scan``); None: only when it has no cursor."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    gate: Gate | None = None
+    """Data-quality checks run on every record before it is written (`sync.quality.gates`)."""
+    after_run: Callable[[RunResult], Awaitable[None]] | None = None
+    """Called after a complete, real run, under its lock, before it is recorded as
+    finished; may add warnings to the result (`sync.extras.after_run.AfterRun`)."""
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did (or, dry, would do)."""
+
+    sync: str
+    dry_run: bool
+    run_id: int | None = None
+    operations: list[Operation] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
+    waiting: dict[EntityKind, int] = field(default_factory=dict)
+    seen: dict[tuple[EntityKind, Side], int] = field(default_factory=dict)
+    interrupted: bool = False
+    """A stop was requested; steps not started were left for the next run."""
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+
+    @property
+    def conflicts(self) -> list[Operation]:
+        return [op for op in self.operations if op.action is Action.CONFLICT]
+
+    @property
+    def clean(self) -> bool:
+        return not self.errors and not self.conflicts
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Counts per entity and action; failed operations count once, as errors."""
+        counts: dict[str, dict[str, int]] = {}
+        for op in self.operations:
+            if op.outcome != "error":
+                per = counts.setdefault(str(op.entity), {})
+                per[str(op.action)] = per.get(str(op.action), 0) + 1
+        for error in self.errors:
+            per = counts.setdefault(error.entity, {})
+            per["error"] = per.get("error", 0) + 1
+        return counts
