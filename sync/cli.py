@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
@@ -23,6 +24,9 @@ from sync.report import OutputFormat
 __all__ = ["ExitCode", "main"]
 
 DEFAULT_CONFIG = Path("config.toml")
+CONFIG_ENV = "FLOWTLY_SYNC_CONFIG"
+"""The configuration file when ``--config`` is not given (before the working directory's)."""
+SEARCHED = (DEFAULT_CONFIG, Path("config.example.toml"))
 
 
 class ExitCode(IntEnum):
@@ -34,13 +38,30 @@ class ExitCode(IntEnum):
     PARTIAL = 3
 
 
-def _config_path(value: str | None) -> Path | None:
+def _config_path(value: str | None) -> Path:
+    """``--config``, else ``$FLOWTLY_SYNC_CONFIG``, else the first of `SEARCHED` found.
+
+    Running on the built-in defaults alone would only fail later on a required key (or
+    create a store in whatever folder this is): no file found is a usage error.
+    """
     if value is not None:
         return Path(value)
-    for candidate in (DEFAULT_CONFIG, Path("config.example.toml")):
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(CONFIG_ENV, f"no such file: {path}")
+        return path
+    for candidate in SEARCHED:
         if candidate.is_file():
             return candidate
-    return None
+    looked = " and ".join(f"./{candidate}" for candidate in SEARCHED)
+    raise ConfigError(
+        "--config",
+        f"no configuration file found: looked for {looked} in {Path.cwd()}, and "
+        f"{CONFIG_ENV} is not set; pass --config PATH or set {CONFIG_ENV} "
+        "(config.example.toml of the project documents every key)",
+    )
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +72,8 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         metavar="PATH",
-        help="configuration file (default: ./config.toml, else ./config.example.toml)",
+        help="configuration file (default: $FLOWTLY_SYNC_CONFIG, else ./config.toml, "
+        "else ./config.example.toml)",
     )
 
 
@@ -184,7 +206,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         "-c",
         metavar="PATH",
-        help="configuration file (default: ./config.toml, else ./config.example.toml)",
+        help="configuration file (default: $FLOWTLY_SYNC_CONFIG, else ./config.toml, "
+        "else ./config.example.toml)",
     )
 
     sandbox = commands.add_parser("sandbox", help="serve the local Flowtly emulator over HTTP")
