@@ -104,10 +104,15 @@ def _parser() -> argparse.ArgumentParser:
             "--output",
             "-o",
             choices=[f.value for f in OutputFormat],
-            default=OutputFormat.TEXT.value,
-            help="report format on stdout",
+            default=None,
+            help="report format on stdout (default: text), and of --report FILE",
         )
-        cmd.add_argument("--report", metavar="FILE", help="also write the JSON report here")
+        cmd.add_argument(
+            "--report",
+            metavar="FILE",
+            help="also write the report here, also when the run fails; the format is "
+            "--output's, else the extension's (.json, .md, .txt), else JSON",
+        )
         cmd.add_argument(
             "--show-sensitive",
             action="store_true",

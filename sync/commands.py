@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -20,12 +21,14 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 from sync._report_redaction import scrubbed
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
-from sync.errors import ConfigError
+from sync.errors import ConfigError, SyncError
 from sync.literal import json_visible, visible
+from sync.logging import scrub_message
 from sync.model import Side
 from sync.private_files import open_private_text
 from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, write_plain, write_report
+from sync.run_report import Outcome, RunFailure, report_format, status_of, write_outcomes
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store, scrubber_of
 
@@ -90,50 +93,96 @@ def _one(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """``run`` and ``diff``: every configured sync, or the one named by ``--sync``."""
+    """``run`` and ``diff``: every configured sync, or the one named by ``--sync``.
+
+    A sync that fails is reported as failed (stderr, ``--output json``, ``--report``) and
+    the others still run; the exit code is then 1.
+    """
     dry_run = args.command == "diff" or bool(getattr(args, "dry_run", False))
     allow = bool(getattr(args, "allow_mass_delete", False))
-    fmt = OutputFormat(args.output)
-    results: list[RunResult] = []
+    explicit = OutputFormat(args.output) if args.output else None
+    fmt = explicit or OutputFormat.TEXT
+    outcomes: list[Outcome] = []
     sensitive = sensitive_fields(settings.quality)
     scrub = scrubber_of(settings)
-    store = open_store(settings)
+    selected = _selected(args, settings)
+    several = len(selected) > 1
+    started = datetime.now(UTC)
     try:
-        for one in _selected(args, settings):
-            result = scrubbed(asyncio.run(_run(one, store, dry_run, allow)), scrub)
-            results.append(result)
-            _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
+        store = open_store(settings)
+    except SyncError as exc:
+        outcomes = [_failed(one, dry_run, exc, started, several) for one in selected]
+        _write_outcomes(args, outcomes, fmt, explicit, sensitive)
+        return EXIT_FAILED
+    try:
+        for one in selected:
+            started = datetime.now(UTC)
+            try:
+                result = scrubbed(asyncio.run(_run(one, store, dry_run, allow)), scrub)
+            except ConfigError:
+                raise
+            except SyncError as exc:
+                outcomes.append(_failed(one, dry_run, exc, started, several))
+                continue
+            outcomes.append(result)
+            if fmt is not OutputFormat.JSON:
+                _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
     finally:
         store.close()
-    if args.report:
-        try:
-            _report_file(Path(args.report), results, args.show_sensitive, sensitive)
-        except OSError as exc:  # the runs are done: a report file that fails is said, no more
-            log.error("report_file_failed", path=args.report, error=visible(exc))
-            sys.stderr.write(
-                visible(f"flowtly-sync: the report file was not written: {exc}") + "\n"
-            )
-    return EXIT_OK if all(r.clean for r in results) else EXIT_PARTIAL
+    _write_outcomes(args, outcomes, fmt, explicit, sensitive)
+    if any(isinstance(outcome, RunFailure) for outcome in outcomes):
+        return EXIT_FAILED
+    return EXIT_OK if all(status_of(o) == "ok" for o in outcomes) else EXIT_PARTIAL
 
 
-def _report_file(
-    path: Path, results: list[RunResult], show_sensitive: bool, sensitive: frozenset[str]
+def _failed(
+    one: Settings, dry_run: bool, exc: SyncError, started: datetime, several: bool
+) -> RunFailure:
+    """The failure of one sync, said on stderr (and logged) as it happens."""
+    message = scrub_message(scrubber_of(one)(str(exc)))
+    log.error("run_failed", sync=one.sync.name, error=message, error_type=type(exc).__name__)
+    prefix = f"sync {one.sync.name}: " if several else ""
+    sys.stderr.write(visible(f"flowtly-sync: {prefix}{message}") + "\n")
+    return RunFailure(one.sync.name, dry_run, type(exc).__name__, message, started)
+
+
+def _write_outcomes(
+    args: argparse.Namespace,
+    outcomes: list[Outcome],
+    fmt: OutputFormat,
+    explicit: OutputFormat | None,
+    sensitive: frozenset[str],
 ) -> None:
-    with open_private_text(path) as report:
-        if len(results) > 1:
-            report.write('{"syncs": [\n')
-        for index, result in enumerate(results):
-            if index:
-                report.write(",\n")
-            write_report(
-                result,
-                OutputFormat.JSON,
+    """JSON on stdout (one document, whatever the number of syncs), and the report file."""
+    show = bool(args.show_sensitive)
+    if fmt is OutputFormat.JSON:
+
+        def printed(result: RunResult, _: TextIO) -> None:
+            _print_report(result, fmt, show_sensitive=show, sensitive=sensitive)
+
+        write_outcomes(
+            outcomes,
+            fmt,
+            sys.stdout,
+            show_sensitive=show,
+            sensitive=sensitive,
+            write_result=printed,
+        )
+    if not args.report:
+        return
+    path = Path(args.report)
+    try:
+        with open_private_text(path) as report:
+            write_outcomes(
+                outcomes,
+                report_format(path, explicit),
                 report,
-                show_sensitive=show_sensitive,
+                show_sensitive=show,
                 sensitive=sensitive,
             )
-        if len(results) > 1:
-            report.write("]}\n")
+    except OSError as exc:  # the runs are done: a report file that fails is said, no more
+        log.error("report_file_failed", path=args.report, error=visible(exc))
+        sys.stderr.write(visible(f"flowtly-sync: the report file was not written: {exc}") + "\n")
 
 
 def _print_report(

@@ -143,6 +143,7 @@ def _write_json(view: _View, out: TextIO) -> None:
     result = view.result
     head = {
         "sync": result.sync,
+        "status": "ok" if result.clean else "partial",
         "dry_run": result.dry_run,
         "run_id": result.run_id,
         "started_at": result.started_at.isoformat(),

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from e2e_support import SandboxProcess, run_cli, small_crm, write_config, write_crm
+from e2e_support import SandboxProcess, run_cli, small_crm_config
 
 SETTINGS = ("[flowtly] token", "FLOWTLY_SYNC_FLOWTLY__TOKEN")
 
@@ -20,14 +20,7 @@ def sandbox(sandbox_factory: Callable[..., SandboxProcess]) -> SandboxProcess:
 def test_run_and_check_name_the_token_setting(
     sandbox: SandboxProcess, tmp_path: Path, token: str
 ) -> None:
-    crm = write_crm(tmp_path / "crm", small_crm())
-    config = write_config(
-        tmp_path / "config.toml",
-        base_url=sandbox.url,
-        crm=crm,
-        store=tmp_path / "state.db",
-        token=token,
-    )
+    config = small_crm_config(tmp_path, sandbox.url, token=token)
     ran = run_cli("run", config=config)
     assert ran.returncode == 1, ran.stderr
     said = [line for line in ran.stderr.splitlines() if line.startswith("flowtly-sync:")]
