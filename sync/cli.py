@@ -12,16 +12,21 @@ import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
-
-import structlog
+from typing import TYPE_CHECKING
 
 from sync import __version__
-from sync.config import Settings, load_settings
 from sync.errors import ConfigError, SyncError
-from sync.logging import configure_logging, scrub_message
-from sync.report import OutputFormat
+
+if TYPE_CHECKING:
+    from sync.config import Settings
+
+# Nothing heavy is imported here (pydantic, httpx, SQLAlchemy, rich, structlog): `--help`,
+# usage errors and a cron job's start wait only for what their command needs.
 
 __all__ = ["ExitCode", "main"]
+
+OUTPUT_FORMATS = ("text", "json", "markdown")
+"""The values of `sync.report.OutputFormat`, spelled out so parsing needs no renderer."""
 
 DEFAULT_CONFIG = Path("config.toml")
 CONFIG_ENV = "FLOWTLY_SYNC_CONFIG"
@@ -103,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--output",
             "-o",
-            choices=[f.value for f in OutputFormat],
+            choices=OUTPUT_FORMATS,
             default=None,
             help="report format on stdout (default: text), and of --report FILE",
         )
@@ -230,6 +235,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from sync.config import load_settings
+    from sync.logging import configure_logging
+
     settings = load_settings(_config_path(args.config))
     configure_logging(
         settings.logging.level,
@@ -272,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"flowtly-sync: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except SyncError as exc:
+        import structlog
+
+        from sync.logging import scrub_message
+
         structlog.get_logger("sync").error(
             "run_failed", error=str(exc), error_type=type(exc).__name__
         )

@@ -422,8 +422,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         db=Path(args.db) if args.db else None,
     )
 
-    def ready(url: str) -> None:
-        print(f"Flowtly sandbox serving at {url}", flush=True)
-
-    asyncio.run(serve(settings, args.host, args.port, ready=ready))
+    # serve() prints the ready line itself (tests and scripts wait for it).
+    asyncio.run(serve(settings, args.host, args.port))
     return EXIT_OK

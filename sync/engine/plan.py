@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sync.engine.detect import PARENT_FIELD, TOMBSTONE, listing_warning
+from sync.engine.detect import PARENT_FIELD, TOMBSTONE, listing_warning, waiting_for_company
 from sync.engine.guard import ALLOW_HINT, DeleteCount, refusal
 from sync.engine.inputs import (
     Gate,
@@ -57,6 +57,7 @@ class _Planner:
         self.warnings: list[RecordError] = []
         self.held_creates = {Side.CRM: 0, Side.FLOWTLY: 0}
         self.waiting = inp.crm.waiting + inp.flowtly.waiting
+        self.waiting_records = [*inp.crm.waiting_records, *inp.flowtly.waiting_records]
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
         self.rechecked: set[tuple[Side, str]] = set()
 
@@ -102,6 +103,13 @@ class _Planner:
         if parent is None:
             return None
         return {**values, PARENT_FIELD: parent}
+
+    def _wait(self, side: Side, record_id: str, values: Mapping[str, Scalar]) -> None:
+        """``record_id`` waits for its company to be linked: counted, and named."""
+        self.waiting += 1
+        self.waiting_records.append(
+            waiting_for_company(self.inp.entity, side, record_id, values.get(PARENT_FIELD))
+        )
 
     def _error(self, side: Side, record_id: str, reason: str) -> None:
         self.errors.append(RecordError(str(self.inp.entity), str(side), record_id, reason))
@@ -206,7 +214,7 @@ class _Planner:
             if gone is Side.FLOWTLY:
                 target_values = self._to_flowtly_space(values)
                 if target_values is None:
-                    self.waiting += 1
+                    self._wait(Side.CRM, other.id, values)
                     return
                 self._add(
                     Step(
@@ -311,7 +319,7 @@ class _Planner:
             target = self._to_flowtly_space(result.to_flowtly)
             old = self._to_flowtly_space(fl_values) or fl_values
             if target is None:
-                self.waiting += 1
+                self._wait(Side.CRM, link.crm_id, result.to_flowtly)
                 return
             writes.append(
                 Write(
@@ -426,7 +434,7 @@ class _Planner:
         if target is Side.FLOWTLY:
             sent = self._to_flowtly_space(values)
             if sent is None:
-                self.waiting += 1
+                self._wait(Side.CRM, source.id, values)
                 return
             self._add(
                 Step(
@@ -470,6 +478,7 @@ def plan_entity(inp: PlanInput) -> Plan:
         planner.waiting,
         (*(warning for warning in listings if warning), *planner.warnings),
         frozenset(planner.rechecked),
+        tuple(planner.waiting_records),
     )
 
 

@@ -406,6 +406,7 @@ class _Run:
         self.result.waiting[plan.entity] = plan.waiting
         self.result.errors.extend(plan.errors)
         self.result.warnings.extend(plan.warnings)
+        self.result.warnings.extend(plan.waiting_records)
         if applied is not None:
             if applied.skipped:
                 self.result.interrupted = True
@@ -431,12 +432,17 @@ class _Run:
             for e in plan.errors
             if e.record_id not in ("*", "?") and (Side(e.side), e.record_id) not in plan.rechecked
         }
+        # Records waiting for their company are kept too, for `status` to name them, with
+        # no fingerprint: a rejection is skipped while its record is unchanged, and these
+        # must be planned again every run (they sync once their company is linked).
+        waiting = {(Side(w.side), w.record_id): w for w in plan.waiting_records}
+        current = {**waiting, **current}
         with self.job.store.transaction() as tx:
             for side, record_id in existing - current.keys():
                 tx.clear_rejection(name, entity, side, record_id)
             for (side, record_id), error in current.items():
                 if (side, record_id) not in existing:
-                    fp = views[side].fps.get(record_id, "")
+                    fp = "" if (side, record_id) in waiting else views[side].fps.get(record_id, "")
                     tx.record_rejection(
                         name, entity, side, record_id, error.field, error.value, error.reason, fp
                     )
