@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import getpass
 import json
+import shutil
 import sys
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,7 +16,6 @@ from typing import TextIO
 
 import structlog
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from sync._report_redaction import scrubbed
 from sync.config import Settings
@@ -28,6 +27,7 @@ from sync.model import Side
 from sync.private_files import open_private_text
 from sync.quality import sensitive_fields
 from sync.report import OutputFormat, mask, write_plain, write_report
+from sync.run_progress import RunProgress
 from sync.run_report import Outcome, RunFailure, report_format, status_of, write_outcomes
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store, scrubber_of
@@ -48,38 +48,29 @@ EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 log = structlog.get_logger("sync")
 
 
-def _progress() -> tuple[AbstractContextManager[object], Callable[[str, int], None] | None]:
+def _progress() -> tuple[AbstractContextManager[object], RunProgress | None]:
     """A live progress display on a terminal; nothing when output is piped."""
     if not sys.stderr.isatty():
         return nullcontext(), None
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed} records"),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def advance(description: str, count: int) -> None:
-        if description not in tasks:
-            tasks[description] = progress.add_task(description, total=None)
-        progress.advance(tasks[description], count)
-
-    return progress, advance
+    progress = RunProgress(Console(stderr=True))
+    return progress.display, progress
 
 
 async def _run(
     settings: Settings, store: Store, dry_run: bool, allow_mass_delete: bool = False
 ) -> RunResult:
-    display, advance = _progress()
+    display, progress = _progress()
     async with open_job(settings, store) as job:
         if allow_mass_delete:
             # One explicit run only: the daemon and the configuration never carry it.
             job.policy = replace(job.policy, allow_mass_delete=True)
         with display:
             return await run_sync(
-                job, dry_run=dry_run, progress=advance, run_timeout=settings.sync.run_timeout
+                job,
+                dry_run=dry_run,
+                progress=progress.advance if progress else None,
+                expect=progress.expect if progress else None,
+                run_timeout=settings.sync.run_timeout,
             )
 
 
@@ -193,8 +184,17 @@ def _print_report(
     The run is over and its writes are committed by now: a report that fails to render
     is logged and replaced, and never changes the exit code the run earned.
     """
+    # The terminal's width ($COLUMNS first, as for any program; 120 when piped without it).
+    width = shutil.get_terminal_size((120, 24)).columns
     try:
-        write_report(result, fmt, sys.stdout, show_sensitive=show_sensitive, sensitive=sensitive)
+        write_report(
+            result,
+            fmt,
+            sys.stdout,
+            show_sensitive=show_sensitive,
+            sensitive=sensitive,
+            width=width,
+        )
     except Exception as exc:  # whatever broke the renderer, the run stands
         reason = visible(f"{type(exc).__name__}: {exc}")
         log.error("report_render_failed", sync=result.sync, output=str(fmt), error=reason)

@@ -117,7 +117,9 @@ class _Run:
         progress: Callable[[str, int], None] | None,
         stopping: Callable[[], bool] | None = None,
         run_timeout: float | None = None,
+        expect: Callable[[str, int], None] | None = None,
     ) -> None:
+        self.expect = expect
         self.stopping = stopping
         self.run_timeout = run_timeout
         self.job = job
@@ -350,6 +352,10 @@ class _Run:
         self._remember_rejections(
             entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view}, rejections.keys()
         )
+        written = f"write {entity}"
+        if self.expect is not None:
+            self.expect(written, len(plan.steps))
+        progress = self.progress
         applied = await apply_plan(
             plan,
             ApplyContext(
@@ -363,6 +369,7 @@ class _Run:
                 stopping=self.stopping,
                 rejected=frozenset(rejections),
                 pending_intents=bool(intents),
+                on_step=None if progress is None else lambda: progress(written, 1),
             ),
         )
         if applied.retryable and not final and not applied.skipped:
@@ -555,12 +562,17 @@ async def run_sync(
     progress: Callable[[str, int], None] | None = None,
     stopping: Callable[[], bool] | None = None,
     run_timeout: float | None = None,
+    expect: Callable[[str, int], None] | None = None,
 ) -> RunResult:
     """Run ``job`` once. A dry run reads both sides and writes nothing anywhere.
+
+    ``progress(description, count)`` is told of records read (``read crm client``) and
+    written (``write client``); before writing, ``expect(description, count)`` says how
+    many steps a write pass is about to take (a pass again adds its own).
 
     ``stopping`` is polled between entities and before each write: once it returns True
     the run finishes what is in flight, commits, and returns with ``interrupted`` set.
     A run still going after ``run_timeout`` seconds is cancelled, recorded as failed, and
     raises `DeadlineExceeded`.
     """
-    return await _Run(job, dry_run, crash, progress, stopping, run_timeout).run()
+    return await _Run(job, dry_run, crash, progress, stopping, run_timeout, expect).run()
