@@ -103,7 +103,9 @@ def test_the_daemon_is_the_default_command_in_exec_form(
     cmd_form = cmd[-1].exec_form() if cmd else []
     assert entry_form is not None, "ENTRYPOINT must be in exec form"
     assert cmd_form is not None, "CMD must be in exec form"
-    assert entry_form + cmd_form == ["flowtly-sync", "daemon", "--config", "/data/config.toml"]
+    assert entry_form + cmd_form == ["python", "-m", "sync.container", "daemon"]
+    env = " ".join(i.args for i in only(instructions, "ENV"))
+    assert re.search(r"FLOWTLY_SYNC_CONFIG=/data/config\.toml\b", env)
 
 
 def test_state_lives_on_the_data_volume(instructions: list[Instruction]) -> None:
@@ -202,7 +204,8 @@ def test_the_install_step_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert "usage: flowtly-sync daemon" in help_text
     probe = (
         "import sync, connectors.files; from sync.store import Store; "
-        "s = Store.open('sqlite:///probe.db'); print(sync.__file__); print(s.integrity_check())"
+        "s = Store.open('sqlite:///probe.db'); print(sync.__file__); print(s.integrity_check()); "
+        "import sync.container; print(sync.container.DEFAULT_CONFIG.is_file())"
     )
     out = subprocess.run(
         [str(python), "-c", probe],
@@ -211,3 +214,4 @@ def test_the_install_step_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     # The wheel's own copy, migrations included, not the source tree.
     assert out[0].startswith(site)
     assert out[1] == "ok"
+    assert out[2] == "True"  # the container's default configuration is in the wheel
