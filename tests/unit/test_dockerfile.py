@@ -8,11 +8,11 @@ import re
 import shlex
 import subprocess
 import sys
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from offline_install import offline_venv, pip_install
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -179,23 +179,9 @@ def test_the_install_step_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     )  # fmt: skip
     wheel = next(wheels.glob("flowtly_sync-*.whl"))
     venv = tmp_path / "venv"
-    # Without its own pip (ensurepip is slow): this interpreter's pip installs into it.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
-    )
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    (Path(site) / "deps-from-test-env.pth").write_text(
-        sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8"
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", str(wheel)],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    python = offline_venv(venv)
+    site = str(next((venv / "lib").glob("python*/site-packages")))
+    pip_install(python, str(wheel))
 
     help_text = subprocess.run(
         [str(venv / "bin" / "flowtly-sync"), "daemon", "--help"],
