@@ -65,6 +65,9 @@ class Side:
     label: str
     settings: str
     protocol_error: type[ApiError] = ApiError
+    credentials: str = ""
+    """Where the credentials are configured (``[flowtly] token ...``), named in the message
+    of a 401 so that a missing or wrong token says which setting to fix."""
 
     def key(self, setting: str) -> str:
         """The dotted config key of one of this side's settings."""
@@ -125,6 +128,8 @@ def error_from_response(
     detail = reader.message(body)
     said = detail or response.reason_phrase or "no detail"
     message = f"{method} {path} failed: HTTP {status}: {said}"
+    if status == 401 and side.credentials:
+        message += f" - {side.label} refused the credentials or got none: check {side.credentials}"
     common: dict[str, Any] = {
         "method": method,
         "url": path,
