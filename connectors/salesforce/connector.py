@@ -1,0 +1,500 @@
+"""The Salesforce connector: Accounts (clients and suppliers), Contacts and notes.
+
+Reads are SOQL through ``/query`` and its ``nextRecordsUrl`` pages, ordered by
+``SystemModstamp, Id``: a complete listing without a cursor (audited, so only a whole one
+infers deletes), else the records with ``SystemModstamp >=`` the cursor minus an overlap,
+plus the ids ``/sobjects/{T}/deleted/`` reports since then. When Salesforce's delete log
+no longer reaches back to the cursor (15 days, or purged earlier) the read raises
+`CursorExpired` and the engine lists the entity completely instead.
+
+Writes go through sObject Collections, 200 records a call, ``allOrNone: false``: each
+SaveResult becomes that record's result. Updates answer without the records, so every
+write is followed by one read of the records written (collections GET), and what is
+stored is what Salesforce holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
+
+import httpx
+
+from connectors._mapping import FieldLayout, fold
+from connectors.base import Capability, ChangeBatch, Connector, Cursor, ItemResult
+from connectors.http import RequestStats
+from connectors.salesforce._api import COLLECTION_SIZE, SalesforceApi
+from connectors.salesforce._fields import Described, ObjectLayout, account_layout, contact_layout
+from connectors.salesforce._notes import NoteObject
+from connectors.salesforce._records import parse, payload, refusal
+from connectors.salesforce._settings import SalesforceSettings
+from connectors.salesforce._soql import is_record_id, parse_datetime, replication_datetime, select
+from connectors.setup import CustomField
+from sync.errors import (
+    ConnectorError,
+    CursorExpired,
+    NotFound,
+    RecordError,
+    ValidationFailed,
+)
+from sync.model import EntityKind, Record, Scalar
+
+__all__ = ["SalesforceConnector"]
+
+DELETE_LOG = timedelta(days=15)
+"""How far back ``/deleted`` reaches at most."""
+
+_ALL = frozenset(
+    {
+        Capability.READ,
+        Capability.WRITE,
+        Capability.DELETE,
+        Capability.INCREMENTAL,
+        Capability.DELETES_FEED,
+    }
+)
+_COMPANIES = (EntityKind.CLIENT, EntityKind.COUNTERPARTY)
+
+
+def _chunks(items: Sequence[Any], size: int = COLLECTION_SIZE) -> list[Sequence[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class SalesforceConnector(Connector):
+    """A Salesforce org over its REST API (see the module docstring)."""
+
+    name = "salesforce"
+    capabilities = _ALL
+    settings_model = SalesforceSettings
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.api = SalesforceApi(settings, transport=transport)
+        self._now = now
+        self._layout = FieldLayout()
+        self._objects: dict[str, ObjectLayout] = {}
+        self.notes = NoteObject(self.api, settings.notes)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Any, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Self:
+        return cls(settings, transport=transport)
+
+    def use_layout(self, layout: FieldLayout) -> None:
+        """Take the user's ``[mapping.*]`` field names and kind values (before `open`)."""
+        self._layout = layout
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Sign in and describe Account and Contact to learn which fields the org has."""
+        await self.api.start()
+        account, contact = await asyncio.gather(
+            self._described("Account"), self._described("Contact")
+        )
+        self._objects = {
+            "Account": account_layout(account, self._layout),
+            "Contact": contact_layout(contact, self._layout),
+        }
+
+    async def _described(self, sobject: str) -> dict[str, Described]:
+        body = await self.api.describe(sobject)
+        found: dict[str, Described] = {}
+        for item in body.get("fields") or []:
+            if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                name = item["name"]
+                found[fold(name)] = Described(
+                    name, str(item.get("type", "")), bool(item.get("updateable", True))
+                )
+        return found
+
+    async def close(self) -> None:
+        await self.api.aclose()
+
+    def describe(self) -> str:
+        return f"salesforce:{self.settings.instance_url}"
+
+    def request_stats(self) -> RequestStats | None:
+        return self.api.stats
+
+    # -- declarations ------------------------------------------------------------------
+
+    def _object(self, entity: EntityKind) -> ObjectLayout:
+        if not self._objects:
+            raise ConnectorError(f"{self.describe()}: not open")
+        return self._objects["Account" if entity in _COMPANIES else "Contact"]
+
+    def entities(self) -> frozenset[EntityKind]:
+        """Clients, contacts, notes; suppliers when Accounts have a kind field."""
+        kinds = {EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.NOTE}
+        account = self._objects.get("Account")
+        if account is not None and account.kind is not None and account.kind.present:
+            kinds.add(EntityKind.COUNTERPARTY)
+        return frozenset(kinds)
+
+    def fields(self, entity: EntityKind) -> frozenset[str]:
+        if entity is EntityKind.NOTE:
+            return frozenset({"company_id", "body"})
+        return self._object(entity).carried(entity)
+
+    def capabilities_for(self, entity: EntityKind) -> frozenset[Capability]:
+        """ContentNote has no delete log: its deletes show in complete listings only."""
+        if entity is EntityKind.NOTE and self.notes.content:
+            return _ALL - {Capability.DELETES_FEED}
+        return _ALL
+
+    # -- setup -------------------------------------------------------------------------
+
+    def creates_fields(self) -> bool:
+        """Custom fields need the Metadata API: ``crm setup`` prints what to create."""
+        return False
+
+    async def custom_fields(self) -> list[CustomField]:
+        return [
+            *self._object(EntityKind.CLIENT).custom_fields(),
+            *self._object(EntityKind.CONTACT).custom_fields(),
+        ]
+
+    async def create_fields(self, missing: Sequence[CustomField]) -> list[CustomField]:
+        raise ConnectorError(
+            "Salesforce custom fields are created in Setup > Object Manager (the REST API "
+            "cannot): " + ", ".join(f"{field.entity} {field.name}" for field in missing)
+        )
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def read(
+        self, entity: EntityKind, since: Cursor | None = None
+    ) -> AsyncIterator[ChangeBatch]:
+        """A complete listing, or the changes and deletes since ``since`` (inclusive)."""
+        started = self._now()
+        sobject = self.notes.sobject if entity is EntityKind.NOTE else self._object(entity).sobject
+        start: datetime | None = None
+        deleted: list[str] = []
+        if since is not None:
+            start = (since.timestamp or started - DELETE_LOG) - timedelta(
+                seconds=self.settings.overlap_seconds
+            )
+            if Capability.DELETES_FEED in self.capabilities_for(entity):
+                deleted = await self._deleted(sobject, start, started)
+        fields = self.notes.select() if entity is EntityKind.NOTE else self._object(entity).select()
+        pages = self.api.query(select(fields, sobject, since=start), f"{sobject} query")
+        cursor = since or Cursor(started)
+        pending: ChangeBatch | None = None
+        chunk: list[Mapping[str, Any]] = []
+        members = pages.members()
+        while True:
+            member = await anext(members, None)
+            if member is not None:
+                chunk.append(member)
+                if len(chunk) < self.settings.query_batch_size:
+                    continue
+            if chunk or pending is None:
+                batch = await self._batch(entity, chunk, cursor)
+                cursor = batch.cursor or cursor
+                if pending is not None:
+                    yield pending
+                pending = batch
+                chunk = []
+            if member is None:
+                break
+        assert pending is not None
+        verdict = pages.verdict if since is None else None
+        yield ChangeBatch(
+            entity,
+            records=pending.records,
+            deleted_ids=deleted,
+            rejected=pending.rejected,
+            present_ids=pending.present_ids,
+            cursor=pending.cursor,
+            left_ids=pending.left_ids,
+            incomplete=verdict,
+        )
+
+    async def _batch(
+        self, entity: EntityKind, raws: Sequence[Mapping[str, Any]], cursor: Cursor
+    ) -> ChangeBatch:
+        rows = [raw for raw in raws if isinstance(raw.get("Id"), str)]
+        if rows:
+            last = rows[-1]
+            stamp = last.get("SystemModstamp")
+            if isinstance(stamp, str):
+                cursor = Cursor(parse_datetime(stamp), str(last["Id"]))
+        if entity is EntityKind.NOTE:
+            notes = await self.notes.records(rows)
+            return ChangeBatch(
+                entity, records=notes, present_ids=[n.id for n in notes], cursor=cursor
+            )
+        obj = self._object(entity)
+        records: list[Record] = []
+        rejected: list[RecordError] = []
+        present: list[str] = []
+        left: list[str] = []
+        for raw in rows:
+            kind = obj.entity_of(raw)
+            if kind is not entity:
+                if kind is not None:
+                    left.append(str(raw["Id"]))
+                elif entity is EntityKind.CLIENT:
+                    present.append(str(raw["Id"]))
+                    value = raw.get(obj.kind.api) if obj.kind else None
+                    rejected.append(
+                        RecordError(
+                            str(entity),
+                            "crm",
+                            str(raw["Id"]),
+                            f"Account kind {value!r} is none of "
+                            + ", ".join(obj.layout.kind_names()),
+                            field="kind",
+                            value=None if value is None else str(value),
+                        )
+                    )
+                continue
+            present.append(str(raw["Id"]))
+            parsed = parse(obj, entity, raw)
+            if isinstance(parsed, Record):
+                records.append(parsed)
+            else:
+                rejected.append(parsed)
+        return ChangeBatch(
+            entity,
+            records=records,
+            rejected=rejected,
+            present_ids=present,
+            cursor=cursor,
+            left_ids=left,
+        )
+
+    async def _deleted(self, sobject: str, start: datetime, now: datetime) -> list[str]:
+        """Ids deleted since ``start``; `CursorExpired` when the log does not reach back."""
+        if now - start > DELETE_LOG:
+            raise CursorExpired(
+                f"{self.describe()}: {sobject} deletes are kept 15 days; the cursor "
+                f"{start.isoformat()} is older"
+            )
+        end = max(now, start + timedelta(minutes=1))
+        try:
+            body = await self.api.deleted(
+                sobject, replication_datetime(start), replication_datetime(end)
+            )
+        except ValidationFailed as error:
+            if "INVALID_REPLICATION_DATE" in (error.detail or ""):
+                raise CursorExpired(f"{self.describe()}: {error.detail}") from None
+            raise
+        earliest = body.get("earliestDateAvailable")
+        if isinstance(earliest, str) and parse_datetime(earliest) > start:
+            raise CursorExpired(
+                f"{self.describe()}: the {sobject} delete log starts at {earliest}, after the "
+                f"cursor {start.isoformat()}"
+            )
+        return [
+            str(item["id"])
+            for item in body.get("deletedRecords") or []
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+        ]
+
+    async def get_many(
+        self, entity: EntityKind, ids: Sequence[str], *, limit: asyncio.Semaphore | None = None
+    ) -> list[Record]:
+        """The records asked for, by collections GET (notes by one query), in order."""
+        wanted = [one for one in dict.fromkeys(ids) if is_record_id(one)]
+        found: dict[str, Record] = {}
+        for chunk in _chunks(wanted):
+            for record in await self._fetch(entity, chunk):
+                found[record.id] = record
+        return [found[one] for one in dict.fromkeys(ids) if one in found]
+
+    async def _fetch(self, entity: EntityKind, ids: Sequence[str]) -> list[Record]:
+        if entity is EntityKind.NOTE:
+            soql = select(self.notes.select(), self.notes.sobject, ids=ids, ordered=False)
+            rows = [row async for row in self.api.query_all(soql)]
+            return await self.notes.records(rows)
+        obj = self._object(entity)
+        raws = await self.api.retrieve(obj.sobject, ids, obj.select())
+        found = []
+        for raw in raws:
+            if raw is None or obj.entity_of(raw) is not entity:
+                continue
+            parsed = parse(obj, entity, raw)
+            if isinstance(parsed, Record):
+                found.append(parsed)
+        return found
+
+    async def fetch(self, entity: EntityKind, record_id: str) -> Record | None:
+        found = await self.get_many(entity, [record_id])
+        return found[0] if found else None
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
+        return _one(await self.create_many(entity, [values]))
+
+    async def update(
+        self, entity: EntityKind, record_id: str, changes: Mapping[str, Scalar]
+    ) -> Record:
+        return _one(await self.update_many(entity, [(record_id, changes)]))
+
+    async def delete(self, entity: EntityKind, record_id: str) -> None:
+        [result] = await self.delete_many(entity, [record_id])
+        if result.error is not None:
+            raise result.error
+
+    def _attributes(self, entity: EntityKind) -> dict[str, str]:
+        sobject = self.notes.sobject if entity is EntityKind.NOTE else self._object(entity).sobject
+        return {"type": sobject}
+
+    def _fields_for(
+        self, entity: EntityKind, values: Mapping[str, Scalar], *, creating: bool
+    ) -> dict[str, Any]:
+        if entity is EntityKind.NOTE:
+            return self.notes.fields_for(values, creating=creating)
+        return payload(self._object(entity), entity, values, creating=creating)
+
+    async def create_many(
+        self,
+        entity: EntityKind,
+        items: Sequence[Mapping[str, Scalar]],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        results: list[ItemResult | None] = [None] * len(items)
+        outgoing: list[tuple[int, dict[str, Any]]] = []
+        for index, values in enumerate(items):
+            try:
+                body = self._fields_for(entity, values, creating=True)
+            except ValidationFailed as error:
+                results[index] = ItemResult(error=error)
+                continue
+            outgoing.append((index, {"attributes": self._attributes(entity), **body}))
+        for chunk in _chunks(outgoing):
+            saved = await self.api.create([record for _, record in chunk])
+            made: dict[int, str] = {}
+            for (index, _), result in zip(chunk, saved, strict=True):
+                if result.get("success") and isinstance(result.get("id"), str):
+                    made[index] = result["id"]
+                else:
+                    results[index] = ItemResult(error=refusal(entity, None, result))
+            if entity is EntityKind.NOTE and self.notes.content and made:
+                await self._link(made, items, results)
+            await self._read_back(entity, made, results)
+        return [result or ItemResult(error=ConnectorError("not written")) for result in results]
+
+    async def _link(
+        self,
+        made: dict[int, str],
+        items: Sequence[Mapping[str, Scalar]],
+        results: list[ItemResult | None],
+    ) -> None:
+        """Put new ContentNotes under their Accounts; a note whose link is refused is
+        deleted again (unlinked, no run would ever find it)."""
+        order = list(made)
+        links = [self.notes.link(made[i], str(items[i].get("company_id") or "")) for i in order]
+        saved = await self.api.create(links)
+        orphans = []
+        for index, result in zip(order, saved, strict=True):
+            if not result.get("success"):
+                results[index] = ItemResult(error=refusal(EntityKind.NOTE, made[index], result))
+                orphans.append(made.pop(index))
+        if orphans:
+            await self.api.delete(orphans)
+
+    async def _read_back(
+        self, entity: EntityKind, written: dict[int, str], results: list[ItemResult | None]
+    ) -> None:
+        if not written:
+            return
+        found = {r.id: r for r in await self._fetch(entity, list(written.values()))}
+        for index, record_id in written.items():
+            record = found.get(record_id)
+            results[index] = ItemResult(
+                record=record,
+                error=None
+                if record is not None
+                else NotFound(f"{entity} {record_id} not found after writing it", status=404),
+            )
+
+    async def update_many(
+        self,
+        entity: EntityKind,
+        items: Sequence[tuple[str, Mapping[str, Scalar]]],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        results: list[ItemResult | None] = [None] * len(items)
+        outgoing: list[tuple[int, str, dict[str, Any]]] = []
+        current: dict[str, Record] = {}
+        if entity is EntityKind.NOTE:
+            known = [record_id for record_id, _ in items if is_record_id(record_id)]
+            current = {r.id: r for r in await self.get_many(entity, known)}
+        for index, (record_id, changes) in enumerate(items):
+            if not is_record_id(record_id):
+                results[index] = ItemResult(error=_not_found(entity, record_id))
+                continue
+            try:
+                if entity is EntityKind.NOTE:
+                    if record_id not in current:
+                        results[index] = ItemResult(error=_not_found(entity, record_id))
+                        continue
+                    self.notes.check_move(current[record_id], changes)
+                    changes = {**current[record_id].fields, **changes}
+                body = self._fields_for(entity, changes, creating=False)
+            except ValidationFailed as error:
+                results[index] = ItemResult(error=error)
+                continue
+            record = {"attributes": self._attributes(entity), "id": record_id, **body}
+            outgoing.append((index, record_id, record))
+        for chunk in _chunks(outgoing):
+            saved = await self.api.update([record for _, _, record in chunk])
+            done: dict[int, str] = {}
+            for (index, record_id, _), result in zip(chunk, saved, strict=True):
+                if result.get("success"):
+                    done[index] = record_id
+                else:
+                    results[index] = ItemResult(error=refusal(entity, record_id, result))
+            await self._read_back(entity, done, results)
+        return [result or ItemResult(error=ConnectorError("not written")) for result in results]
+
+    async def delete_many(
+        self,
+        entity: EntityKind,
+        ids: Sequence[str],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        results: list[ItemResult | None] = [None] * len(ids)
+        outgoing: list[tuple[int, str]] = []
+        for index, record_id in enumerate(ids):
+            if is_record_id(record_id):
+                outgoing.append((index, record_id))
+            else:
+                results[index] = ItemResult(error=_not_found(entity, record_id))
+        for chunk in _chunks(outgoing):
+            saved = await self.api.delete([record_id for _, record_id in chunk])
+            for (index, record_id), result in zip(chunk, saved, strict=True):
+                codes = {str(e.get("statusCode")) for e in result.get("errors") or []}
+                if result.get("success") or codes == {"ENTITY_IS_DELETED"}:
+                    results[index] = ItemResult()
+                else:
+                    results[index] = ItemResult(error=refusal(entity, record_id, result))
+        return [result or ItemResult(error=ConnectorError("not deleted")) for result in results]
+
+
+def _not_found(entity: EntityKind, record_id: str) -> NotFound:
+    return NotFound(f"{entity} {record_id!r} is no Salesforce record id", status=404)
+
+
+def _one(results: list[ItemResult]) -> Record:
+    [result] = results
+    if result.error is not None:
+        raise result.error
+    assert result.record is not None
+    return result.record
