@@ -16,7 +16,7 @@ stored is what Salesforce holds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -75,9 +75,10 @@ class SalesforceConnector(Connector):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.api = SalesforceApi(settings, transport=transport)
+        self.api = SalesforceApi(settings, transport=transport, sleep=sleep)
         self._now = now
         self._layout = FieldLayout()
         self._objects: dict[str, ObjectLayout] = {}
@@ -281,7 +282,8 @@ class SalesforceConnector(Connector):
                 f"{self.describe()}: {sobject} deletes are kept 15 days; the cursor "
                 f"{start.isoformat()} is older"
             )
-        end = max(now, start + timedelta(minutes=1))
+        # Salesforce ignores the seconds: ending a minute on covers the current one.
+        end = max(now, start) + timedelta(minutes=1)
         try:
             body = await self.api.deleted(
                 sobject, replication_datetime(start), replication_datetime(end)
