@@ -73,3 +73,4 @@ def serve_in_thread(org: Org) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+        loop.close()
