@@ -31,10 +31,16 @@ from connectors.salesforce._session import ApiUsage, SessionTransport, TokenSour
 from connectors.salesforce._settings import SalesforceSettings
 from sync.errors import ApiError, AuthenticationError, BudgetExhausted, Violation
 
-__all__ = ["COLLECTION_SIZE", "SALESFORCE", "SalesforceApi", "SaveResult"]
+__all__ = ["COLLECTION_SIZE", "SALESFORCE", "SalesforceApi", "SaveResult", "chunks"]
 
 COLLECTION_SIZE = 200
 """Records per sObject Collections call (Salesforce's bound)."""
+
+
+def chunks(items: Sequence[Any], size: int = COLLECTION_SIZE) -> list[Sequence[Any]]:
+    """``items`` in runs of ``size`` (one collections call each)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
 
 SALESFORCE = Side("salesforce", "Salesforce", "crm")
 

@@ -25,17 +25,17 @@ import httpx
 from connectors._mapping import FieldLayout, fold
 from connectors.base import Capability, ChangeBatch, Connector, Cursor, ItemResult
 from connectors.http import RequestStats
-from connectors.salesforce._api import COLLECTION_SIZE, SalesforceApi
+from connectors.salesforce._api import SalesforceApi, chunks
 from connectors.salesforce._fields import Described, ObjectLayout, account_layout, contact_layout
 from connectors.salesforce._notes import NoteObject
-from connectors.salesforce._records import parse, payload, refusal
+from connectors.salesforce._records import parse
 from connectors.salesforce._settings import SalesforceSettings
 from connectors.salesforce._soql import is_record_id, parse_datetime, replication_datetime, select
+from connectors.salesforce._writes import CollectionWrites
 from connectors.setup import CustomField
 from sync.errors import (
     ConnectorError,
     CursorExpired,
-    NotFound,
     RecordError,
     ValidationFailed,
 )
@@ -56,10 +56,6 @@ _ALL = frozenset(
     }
 )
 _COMPANIES = (EntityKind.CLIENT, EntityKind.COUNTERPARTY)
-
-
-def _chunks(items: Sequence[Any], size: int = COLLECTION_SIZE) -> list[Sequence[Any]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 class SalesforceConnector(Connector):
@@ -83,6 +79,7 @@ class SalesforceConnector(Connector):
         self._layout = FieldLayout()
         self._objects: dict[str, ObjectLayout] = {}
         self.notes = NoteObject(self.api, settings.notes)
+        self._writes = CollectionWrites(self.api, self.notes, self._object, self._fetch)
 
     @classmethod
     def from_settings(
@@ -310,7 +307,7 @@ class SalesforceConnector(Connector):
         """The records asked for, by collections GET (notes by one query), in order."""
         wanted = [one for one in dict.fromkeys(ids) if is_record_id(one)]
         found: dict[str, Record] = {}
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             for record in await self._fetch(entity, chunk):
                 found[record.id] = record
         return [found[one] for one in dict.fromkeys(ids) if one in found]
@@ -350,17 +347,6 @@ class SalesforceConnector(Connector):
         if result.error is not None:
             raise result.error
 
-    def _attributes(self, entity: EntityKind) -> dict[str, str]:
-        sobject = self.notes.sobject if entity is EntityKind.NOTE else self._object(entity).sobject
-        return {"type": sobject}
-
-    def _fields_for(
-        self, entity: EntityKind, values: Mapping[str, Scalar], *, creating: bool
-    ) -> dict[str, Any]:
-        if entity is EntityKind.NOTE:
-            return self.notes.fields_for(values, creating=creating)
-        return payload(self._object(entity), entity, values, creating=creating)
-
     async def create_many(
         self,
         entity: EntityKind,
@@ -368,61 +354,7 @@ class SalesforceConnector(Connector):
         *,
         limit: asyncio.Semaphore | None = None,
     ) -> list[ItemResult]:
-        results: list[ItemResult | None] = [None] * len(items)
-        outgoing: list[tuple[int, dict[str, Any]]] = []
-        for index, values in enumerate(items):
-            try:
-                body = self._fields_for(entity, values, creating=True)
-            except ValidationFailed as error:
-                results[index] = ItemResult(error=error)
-                continue
-            outgoing.append((index, {"attributes": self._attributes(entity), **body}))
-        for chunk in _chunks(outgoing):
-            saved = await self.api.create([record for _, record in chunk])
-            made: dict[int, str] = {}
-            for (index, _), result in zip(chunk, saved, strict=True):
-                if result.get("success") and isinstance(result.get("id"), str):
-                    made[index] = result["id"]
-                else:
-                    results[index] = ItemResult(error=refusal(entity, None, result))
-            if entity is EntityKind.NOTE and self.notes.content and made:
-                await self._link(made, items, results)
-            await self._read_back(entity, made, results)
-        return [result or ItemResult(error=ConnectorError("not written")) for result in results]
-
-    async def _link(
-        self,
-        made: dict[int, str],
-        items: Sequence[Mapping[str, Scalar]],
-        results: list[ItemResult | None],
-    ) -> None:
-        """Put new ContentNotes under their Accounts; a note whose link is refused is
-        deleted again (unlinked, no run would ever find it)."""
-        order = list(made)
-        links = [self.notes.link(made[i], str(items[i].get("company_id") or "")) for i in order]
-        saved = await self.api.create(links)
-        orphans = []
-        for index, result in zip(order, saved, strict=True):
-            if not result.get("success"):
-                results[index] = ItemResult(error=refusal(EntityKind.NOTE, made[index], result))
-                orphans.append(made.pop(index))
-        if orphans:
-            await self.api.delete(orphans)
-
-    async def _read_back(
-        self, entity: EntityKind, written: dict[int, str], results: list[ItemResult | None]
-    ) -> None:
-        if not written:
-            return
-        found = {r.id: r for r in await self._fetch(entity, list(written.values()))}
-        for index, record_id in written.items():
-            record = found.get(record_id)
-            results[index] = ItemResult(
-                record=record,
-                error=None
-                if record is not None
-                else NotFound(f"{entity} {record_id} not found after writing it", status=404),
-            )
+        return await self._writes.create_many(entity, items)
 
     async def update_many(
         self,
@@ -431,39 +363,7 @@ class SalesforceConnector(Connector):
         *,
         limit: asyncio.Semaphore | None = None,
     ) -> list[ItemResult]:
-        results: list[ItemResult | None] = [None] * len(items)
-        outgoing: list[tuple[int, str, dict[str, Any]]] = []
-        current: dict[str, Record] = {}
-        if entity is EntityKind.NOTE:
-            known = [record_id for record_id, _ in items if is_record_id(record_id)]
-            current = {r.id: r for r in await self.get_many(entity, known)}
-        for index, (record_id, changes) in enumerate(items):
-            if not is_record_id(record_id):
-                results[index] = ItemResult(error=_not_found(entity, record_id))
-                continue
-            try:
-                if entity is EntityKind.NOTE:
-                    if record_id not in current:
-                        results[index] = ItemResult(error=_not_found(entity, record_id))
-                        continue
-                    self.notes.check_move(current[record_id], changes)
-                    changes = {**current[record_id].fields, **changes}
-                body = self._fields_for(entity, changes, creating=False)
-            except ValidationFailed as error:
-                results[index] = ItemResult(error=error)
-                continue
-            record = {"attributes": self._attributes(entity), "id": record_id, **body}
-            outgoing.append((index, record_id, record))
-        for chunk in _chunks(outgoing):
-            saved = await self.api.update([record for _, _, record in chunk])
-            done: dict[int, str] = {}
-            for (index, record_id, _), result in zip(chunk, saved, strict=True):
-                if result.get("success"):
-                    done[index] = record_id
-                else:
-                    results[index] = ItemResult(error=refusal(entity, record_id, result))
-            await self._read_back(entity, done, results)
-        return [result or ItemResult(error=ConnectorError("not written")) for result in results]
+        return await self._writes.update_many(entity, items)
 
     async def delete_many(
         self,
@@ -472,26 +372,7 @@ class SalesforceConnector(Connector):
         *,
         limit: asyncio.Semaphore | None = None,
     ) -> list[ItemResult]:
-        results: list[ItemResult | None] = [None] * len(ids)
-        outgoing: list[tuple[int, str]] = []
-        for index, record_id in enumerate(ids):
-            if is_record_id(record_id):
-                outgoing.append((index, record_id))
-            else:
-                results[index] = ItemResult(error=_not_found(entity, record_id))
-        for chunk in _chunks(outgoing):
-            saved = await self.api.delete([record_id for _, record_id in chunk])
-            for (index, record_id), result in zip(chunk, saved, strict=True):
-                codes = {str(e.get("statusCode")) for e in result.get("errors") or []}
-                if result.get("success") or codes == {"ENTITY_IS_DELETED"}:
-                    results[index] = ItemResult()
-                else:
-                    results[index] = ItemResult(error=refusal(entity, record_id, result))
-        return [result or ItemResult(error=ConnectorError("not deleted")) for result in results]
-
-
-def _not_found(entity: EntityKind, record_id: str) -> NotFound:
-    return NotFound(f"{entity} {record_id!r} is no Salesforce record id", status=404)
+        return await self._writes.delete_many(entity, ids)
 
 
 def _one(results: list[ItemResult]) -> Record:
