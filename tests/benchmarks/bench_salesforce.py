@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 
+import structlog  # noqa: E402 - grouped with the imports above
 from dataset import make_vat  # noqa: E402 - found through the path set above
 from fakes.salesforce import Org, serve_in_thread, transport  # noqa: E402 - likewise
-import structlog  # noqa: E402 - grouped with the imports above
 from pydantic import SecretStr  # noqa: E402 - grouped with the imports above
 
 from connectors.salesforce import SalesforceConnector, SalesforceSettings  # noqa: E402

@@ -245,20 +245,21 @@ class Org:
         self.records[sobject][record_id] = row
         return record_id
 
-    def update(self, record_id: str, values: dict[str, Any]) -> None:
+    def _existing(self, record_id: str) -> str:
+        """The sobject of a live record; a deleted or unknown one is refused as Salesforce does."""
         sobject = self.sobject_of(record_id)
-        if sobject is None:
-            if record_id in self.bin:
-                raise SaveError("ENTITY_IS_DELETED", "entity is deleted")
-            raise SaveError(
-                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}"
-            )
+        if sobject is not None:
+            return sobject
+        if record_id in self.bin:
+            raise SaveError("ENTITY_IS_DELETED", "entity is deleted")
+        raise SaveError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}")
+
+    def update(self, record_id: str, values: dict[str, Any]) -> None:
+        sobject = self._existing(record_id)
         fields = self._clean(sobject, values)
         if self.refuse is not None and (refused := self.refuse(sobject, fields)) is not None:
             raise refused
         row = self.records[sobject][record_id]
-        if sobject == "ContentNote" and "Content" in fields:
-            self.content[record_id] = _base64(str(fields.pop("Content") or ""))
         for required in _REQUIRED.get(sobject, ()):
             if required in fields and not fields[required]:
                 raise SaveError(
@@ -266,16 +267,12 @@ class Org:
                     f"Required fields are missing: [{required}]",
                     [required],
                 )
+        if sobject == "ContentNote" and "Content" in fields:
+            self.content[record_id] = _base64(str(fields.pop("Content") or ""))
         row.update(fields, SystemModstamp=self.now())
 
     def delete(self, record_id: str) -> None:
-        sobject = self.sobject_of(record_id)
-        if sobject is None:
-            if record_id in self.bin:
-                raise SaveError("ENTITY_IS_DELETED", "entity is deleted")
-            raise SaveError(
-                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}"
-            )
+        sobject = self._existing(record_id)
         row = self.records[sobject].pop(record_id)
         now = self.now()
         self.bin[record_id] = {**row, "IsDeleted": True, "SystemModstamp": now}
