@@ -206,7 +206,8 @@ class SalesforceConnector(Connector):
             if member is None:
                 break
         assert pending is not None
-        verdict = pages.verdict if since is None else None
+        # An increment that lost a page must not pass for whole either.
+        verdict = pages.verdict
         yield ChangeBatch(
             entity,
             records=pending.records,

@@ -14,9 +14,11 @@ from fakes.salesforce._soql import SoqlError
 from pydantic import SecretStr
 from vendor_specs import vendor_spec
 
+from connectors._mapping import FieldLayout
 from connectors.base import Cursor
 from connectors.salesforce import SalesforceConnector, SalesforceSettings
 from connectors.testing import by_id, read_all
+from sync.config import load_settings
 from sync.errors import (
     AuthenticationError,
     BudgetExhausted,
@@ -375,3 +377,41 @@ async def test_requests_follow_the_postman_templates(org: Org, clock: Clock) -> 
     assert all(
         record["attributes"]["type"] == "Account" and record["id"] for record in patch["records"]
     )
+
+
+async def test_the_user_s_field_names_and_kind_values_replace_the_defaults(
+    org: Org, clock: Clock
+) -> None:
+    layout = FieldLayout(
+        aliases={
+            entity: {"type": "kind", "accountnumber": "vat_number"} for entity in (CLIENT, SUPPLIER)
+        },
+        verbatim={entity: frozenset({"vat_number"}) for entity in (CLIENT, SUPPLIER)},
+        kinds={"customer": CLIENT, "vendor": SUPPLIER},
+        kind_labels={CLIENT: "Customer", SUPPLIER: "Vendor"},
+    )
+    side = connector(org, clock)
+    side.use_layout(layout)
+    async with side:
+        made = await side.create(SUPPLIER, {"name": "Seller", "vat_number": " pl 123 "})
+        names = {field.name for field in await side.custom_fields()}
+        assert made.get("vat_number") == "pl 123"
+        assert set(await by_id(side, SUPPLIER)) == {made.id}
+    row = org.records["Account"][made.id]
+    assert row["Type"] == "Vendor"
+    assert row["AccountNumber"] == " pl 123 "
+    assert row["Flowtly_kind__c"] is None
+    assert "Flowtly_kind__c" not in names
+    assert "Flowtly_vat_number__c" not in names
+
+
+def test_settings_secrets_name_the_client_secret_and_a_token(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[crm]\ntype = "salesforce"\ninstance_url = "https://acme.my.salesforce.com"\n'
+        'client_id = "id"\nclient_secret = "s3cret-client-value"\n'
+        'access_token = "00D-token-value"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert {"s3cret-client-value", "00D-token-value"} <= set(settings.secrets())

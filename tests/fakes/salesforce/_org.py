@@ -23,6 +23,7 @@ _STANDARD: dict[str, dict[str, str]] = {
         "Phone": "phone",
         "Website": "url",
         "Type": "picklist",
+        "AccountNumber": "string",
         "SystemModstamp": "datetime",
         "IsDeleted": "boolean",
     },
