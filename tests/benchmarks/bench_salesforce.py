@@ -13,6 +13,9 @@ in-process sandbox (``sandbox://FILE``) of the CLI process.
   Flowtly empty: everything is read from Salesforce and created in Flowtly;
 - ``noop``: the same command again with nothing changed: it must write nothing and read
   only what changed (incremental SOQL plus the delete log per entity);
+- ``to_salesforce`` (with ``--to-salesforce``): a new store and an empty org against the
+  Flowtly account ``initial`` filled: the engine creates every record in Salesforce, in
+  the chunks it sends (``[sync] concurrency`` x 8 records each, so 64 by default);
 - ``writes``: the connector alone creating every Account and Contact in an empty org,
   then updating each once (sObject Collections, 200 a call, each followed by one read
   back): what a sync towards Salesforce costs.
@@ -78,14 +81,14 @@ def seed(org: Org, accounts: int, contacts: int) -> None:
         )
 
 
-def _config(root: Path, url: str, org: Org) -> Path:
-    config = root / "config.toml"
+def _config(root: Path, url: str, org: Org, store: str = "state.db") -> Path:
+    config = root / f"config-{store}.toml"
     config.write_text(
         "[flowtly]\n"
         f'base_url = "sandbox://{root / "flowtly.db"}"\n'
         'token = "bench"\n'
         "[store]\n"
-        f'url = "sqlite:///{root / "state.db"}"\n'
+        f'url = "sqlite:///{root / store}"\n'
         "[crm]\n"
         'type = "salesforce"\n'
         f'instance_url = "{url}"\n'
@@ -126,30 +129,43 @@ def _figures(
     }
 
 
-def cli_scenarios(accounts: int, contacts: int, limit: int) -> list[dict[str, Any]]:
+def _run(name: str, config: Path, org: Org, records: int, limit: int) -> dict[str, Any]:
+    start, began = len(org.requests), time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "sync", "run", "--output", "json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=config.parent,
+    )
+    wall = time.perf_counter() - began
+    if done.returncode not in (0, 3):
+        raise SystemExit(f"{name}: exit {done.returncode}\n{done.stderr[-2000:]}")
+    figures = _figures(name, _calls(org, start), records, limit, wall)
+    figures["exit_code"] = done.returncode
+    figures["operations"] = len(json.loads(done.stdout)["operations"])
+    return figures
+
+
+def cli_scenarios(
+    accounts: int, contacts: int, limit: int, *, to_salesforce: bool
+) -> list[dict[str, Any]]:
     org = Org(api_limit=limit * 10)
     seed(org, accounts, contacts)
+    records = accounts + contacts
     results = []
     with tempfile.TemporaryDirectory() as tmp, serve_in_thread(org) as url:
         config = _config(Path(tmp), url, org)
         for name in ("initial", "noop"):
-            start, began = len(org.requests), time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "sync", "run", "--output", "json", "--config", str(config)],
-                capture_output=True,
-                text=True,
-                check=False,
-                cwd=tmp,
-            )
-            wall = time.perf_counter() - began
-            if done.returncode not in (0, 3):
-                raise SystemExit(f"{name}: exit {done.returncode}\n{done.stderr[-2000:]}")
-            figures = _figures(name, _calls(org, start), accounts + contacts, limit, wall)
-            figures["exit_code"] = done.returncode
-            figures["operations"] = len(json.loads(done.stdout)["operations"])
-            if name == "noop" and (figures["writes"] or figures["operations"]):
-                raise SystemExit(f"the no-op run wrote: {figures}")
-            results.append(figures)
+            results.append(_run(name, config, org, records, limit))
+        noop = results[-1]
+        if noop["writes"] or noop["operations"]:
+            raise SystemExit(f"the no-op run wrote: {noop}")
+        if to_salesforce:
+            empty = Org(api_limit=limit * 10)
+            with serve_in_thread(empty) as other:
+                config = _config(Path(tmp), other, empty, store="state-2.db")
+                results.append(_run("to_salesforce", config, empty, records, limit))
     return results
 
 
@@ -196,8 +212,11 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=30_000)
     parser.add_argument("--daily-limit", type=int, default=100_000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--to-salesforce", action="store_true")
     args = parser.parse_args()
-    results = cli_scenarios(args.accounts, args.contacts, args.daily_limit)
+    results = cli_scenarios(
+        args.accounts, args.contacts, args.daily_limit, to_salesforce=args.to_salesforce
+    )
     results.append(asyncio.run(writes_scenario(args.accounts, args.contacts, args.daily_limit)))
     print(
         "| scenario | records | API calls | writes | calls/record | share of daily limit | wall s |"
