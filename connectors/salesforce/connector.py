@@ -23,7 +23,14 @@ from typing import Any, Self
 import httpx
 
 from connectors._mapping import FieldLayout, fold
-from connectors.base import Capability, ChangeBatch, Connector, Cursor, ItemResult
+from connectors.base import (
+    Capability,
+    ChangeBatch,
+    Connector,
+    ConnectorSettings,
+    Cursor,
+    ItemResult,
+)
 from connectors.http import RequestStats
 from connectors.salesforce._api import SalesforceApi, chunks
 from connectors.salesforce._fields import Described, ObjectLayout, account_layout, contact_layout
@@ -83,8 +90,10 @@ class SalesforceConnector(Connector):
 
     @classmethod
     def from_settings(
-        cls, settings: Any, *, transport: httpx.AsyncBaseTransport | None = None
+        cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> Self:
+        if not isinstance(settings, SalesforceSettings):
+            raise TypeError(f"expected SalesforceSettings, got {type(settings).__name__}")
         return cls(settings, transport=transport)
 
     def use_layout(self, layout: FieldLayout) -> None:

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ _COUNTRIES = {"PL": "Poland", "DE": "Germany", "FR": "France", "NL": "Netherland
 
 
 def seed(org: Org, accounts: int, contacts: int) -> None:
+    """Accounts and Contacts last modified a day ago, as in an org in use (records changed
+    within the overlap before a cursor are read again, so fresh ones all would be)."""
+    clock = org.clock
+    org.clock = lambda: clock() - timedelta(days=1)
     rng = random.Random(1)
     ids = []
     for number in range(accounts):
@@ -79,6 +84,7 @@ def seed(org: Org, accounts: int, contacts: int) -> None:
                 "AccountId": clients[number % len(clients)],
             },
         )
+    org.clock = clock
 
 
 def _config(root: Path, url: str, org: Org, store: str = "state.db") -> Path:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fakes.salesforce import Org, SaveError, parse_query, transport
 from fakes.salesforce._soql import SoqlError
@@ -415,3 +416,32 @@ def test_settings_secrets_name_the_client_secret_and_a_token(tmp_path: Path) -> 
     )
     settings = load_settings(config)
     assert {"s3cret-client-value", "00D-token-value"} <= set(settings.secrets())
+
+
+async def test_the_fake_keeps_deleted_records_in_its_recycle_bin_and_logs(
+    org: Org, clock: Clock
+) -> None:
+    kept = org.create("Account", {"Name": "Kept"})
+    gone = org.create("Account", {"Name": "Gone"})
+    child = org.create("Contact", {"LastName": "Child", "AccountId": gone})
+    clock.advance(minutes=2)
+    org.delete(gone)
+    token = org.issue_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    base = "http://salesforce.test/services/data/v62.0"
+    window = {"start": "2026-03-02T08:00:00+00:00", "end": "2026-03-02T10:00:00+00:00"}
+    async with httpx.AsyncClient(transport=transport(org), headers=headers) as http:
+        live = (await http.get(f"{base}/query", params={"q": "SELECT Id FROM Account"})).json()
+        every = await http.get(
+            f"{base}/queryAll", params={"q": "SELECT Id, IsDeleted FROM Account"}
+        )
+        updated = (await http.get(f"{base}/sobjects/Account/updated/", params=window)).json()
+        deleted = (await http.get(f"{base}/sobjects/Contact/deleted/", params=window)).json()
+    assert [r["Id"] for r in live["records"]] == [kept]
+    assert {(r["Id"], r["IsDeleted"]) for r in every.json()["records"]} == {
+        (kept, False),
+        (gone, True),
+    }
+    assert every.headers["Sforce-Limit-Info"] == f"api-usage={org.api_used - 2}/100000"
+    assert updated["ids"] == [kept]
+    assert [d["id"] for d in deleted["deletedRecords"]] == [child]
