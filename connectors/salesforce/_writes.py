@@ -33,6 +33,7 @@ class CollectionWrites:
         object_of: Callable[[EntityKind], ObjectLayout],
         fetch: Callable[[EntityKind, Sequence[str]], Awaitable[list[Record]]],
     ) -> None:
+        """``fetch`` reads the records with some ids, in order (any number of them)."""
         self.api = api
         self.notes = notes
         self._object_of = object_of

@@ -86,7 +86,7 @@ class SalesforceConnector(Connector):
         self._layout = FieldLayout()
         self._objects: dict[str, ObjectLayout] = {}
         self.notes = NoteObject(self.api, settings.notes)
-        self._writes = CollectionWrites(self.api, self.notes, self._object, self._fetch)
+        self._writes = CollectionWrites(self.api, self.notes, self._object, self.get_many)
 
     @classmethod
     def from_settings(
