@@ -53,6 +53,12 @@ __all__ = ["SalesforceConnector"]
 DELETE_LOG = timedelta(days=15)
 """How far back ``/deleted`` reaches at most."""
 
+SETTLED = timedelta(hours=1)
+"""Changes older than this before a read are taken as committed: a read ends on a cursor
+no earlier than its start minus this (or ``overlap_seconds``, if longer), so an entity
+nobody edits does not keep its cursor at its last change until the delete log has
+passed it (and every read would be a complete one)."""
+
 _ALL = frozenset(
     {
         Capability.READ,
@@ -184,13 +190,12 @@ class SalesforceConnector(Connector):
     ) -> AsyncIterator[ChangeBatch]:
         """A complete listing, or the changes and deletes since ``since`` (inclusive)."""
         started = self._now()
+        overlap = timedelta(seconds=self.settings.overlap_seconds)
         sobject = self.notes.sobject if entity is EntityKind.NOTE else self._object(entity).sobject
         start: datetime | None = None
         deleted: list[str] = []
         if since is not None:
-            start = (since.timestamp or started - DELETE_LOG) - timedelta(
-                seconds=self.settings.overlap_seconds
-            )
+            start = (since.timestamp or started - DELETE_LOG) - overlap
             if Capability.DELETES_FEED in self.capabilities_for(entity):
                 deleted = await self._deleted(sobject, start, started)
         fields = self.notes.select() if entity is EntityKind.NOTE else self._object(entity).select()
@@ -223,7 +228,7 @@ class SalesforceConnector(Connector):
             deleted_ids=deleted,
             rejected=pending.rejected,
             present_ids=pending.present_ids,
-            cursor=pending.cursor,
+            cursor=_settled(pending.cursor, started - max(SETTLED, overlap)),
             left_ids=pending.left_ids,
             incomplete=verdict,
         )
@@ -383,6 +388,13 @@ class SalesforceConnector(Connector):
         limit: asyncio.Semaphore | None = None,
     ) -> list[ItemResult]:
         return await self._writes.delete_many(entity, ids)
+
+
+def _settled(cursor: Cursor | None, horizon: datetime) -> Cursor:
+    """``cursor``, or ``horizon`` where that is later (everything before it was read)."""
+    if cursor is None or cursor.timestamp is None or cursor.timestamp < horizon:
+        return Cursor(horizon)
+    return cursor
 
 
 def _one(results: list[ItemResult]) -> Record:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import random
@@ -53,10 +54,13 @@ _COUNTRIES = {"PL": "Poland", "DE": "Germany", "FR": "France", "NL": "Netherland
 
 
 def seed(org: Org, accounts: int, contacts: int) -> None:
-    """Accounts and Contacts last modified a day ago, as in an org in use (records changed
-    within the overlap before a cursor are read again, so fresh ones all would be)."""
+    """Accounts and Contacts last modified over the past 30 days, one after another, as in
+    an org in use (an increment reads again what changed within ``overlap_seconds`` before
+    its cursor, so records all modified in the same minute would all be read again)."""
     clock = org.clock
-    org.clock = lambda: clock() - timedelta(days=1)
+    step = timedelta(days=30) / max(1, accounts + contacts)
+    stamps = (clock() - timedelta(days=31) + step * n for n in itertools.count())
+    org.clock = lambda: next(stamps)
     rng = random.Random(1)
     ids = []
     for number in range(accounts):

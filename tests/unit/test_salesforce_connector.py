@@ -445,3 +445,15 @@ async def test_the_fake_keeps_deleted_records_in_its_recycle_bin_and_logs(
     assert every.headers["Sforce-Limit-Info"] == f"api-usage={org.api_used - 2}/100000"
     assert updated["ids"] == [kept]
     assert [d["id"] for d in deleted["deletedRecords"]] == [child]
+
+
+async def test_a_quiet_entity_s_cursor_moves_on_so_it_never_expires(org: Org, clock: Clock) -> None:
+    async with connector(org, clock) as side:
+        await side.create(CLIENT, {"name": "Acme"})
+        clock.advance(days=10)
+        cursor = (await read_all(side, CLIENT))[-1].cursor
+        assert cursor is not None
+        assert cursor.timestamp == clock.now - timedelta(hours=1)
+        clock.advance(days=10)
+        batches = await read_all(side, CLIENT, cursor)
+    assert [r for b in batches for r in b.records] == []
