@@ -210,3 +210,33 @@ def test_the_daily_budget_stops_the_run_with_exit_1(env: SalesforceEnv) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     assert "daily API budget" in out.stderr
     assert env.org.api_used <= 950
+
+
+def test_deletes_come_from_the_delete_log_and_a_purged_log_means_a_complete_read(
+    env: SalesforceEnv,
+) -> None:
+    assert env.run("run").returncode == 0
+    contact = next(iter(env.org.records["Contact"]))
+    env.org.delete(contact)
+    env.org.requests.clear()
+    first = env.run("run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert any("/sobjects/Contact/deleted/" in p for _, p, _ in env.org.requests)
+    api = FlowtlyApi(env.sandbox.url)
+    try:
+        assert len(api.members("/client-contacts")) == 9
+    finally:
+        api.close()
+    account = next(iter(env.org.records["Account"].values()))
+    env.org.update(account["Id"], {"Phone": "+48 22 000 00 00"})
+    env.org.log_purged_until = env.org.now()
+    env.org.requests.clear()
+    second = env.run("run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    account_queries = [p for m, p, _ in env.org.requests if "/query?" in p and "FROM+Account" in p]
+    assert any("WHERE" not in p for p in account_queries), account_queries
+    api = FlowtlyApi(env.sandbox.url)
+    try:
+        assert "+48 22 000 00 00" in json.dumps(api.members("/clients"))
+    finally:
+        api.close()

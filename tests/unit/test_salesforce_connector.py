@@ -457,3 +457,18 @@ async def test_a_quiet_entity_s_cursor_moves_on_so_it_never_expires(org: Org, cl
         clock.advance(days=10)
         batches = await read_all(side, CLIENT, cursor)
     assert [r for b in batches for r in b.records] == []
+
+
+async def test_a_note_whose_link_is_refused_is_deleted_again(org: Org, clock: Clock) -> None:
+    org.refuse = lambda sobject, fields: (
+        SaveError("INSUFFICIENT_ACCESS_OR_READONLY", "no access to the record")
+        if sobject == "ContentDocumentLink"
+        else None
+    )
+    async with connector(org, clock) as side:
+        company = await side.create(CLIENT, {"name": "Acme"})
+        [result] = await side.create_many(
+            EntityKind.NOTE, [{"company_id": company.id, "body": "Hello"}]
+        )
+    assert "INSUFFICIENT_ACCESS_OR_READONLY" in str(result.error)
+    assert org.records["ContentNote"] == {}
