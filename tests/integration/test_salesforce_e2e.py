@@ -157,7 +157,10 @@ def test_sync_then_a_second_run_writes_nothing_and_reads_only_changes(env: Sales
     listings = [p for p in queries if "ContentDocumentLink" not in p]
     assert all("SystemModstamp+%3E%3D" in p for p in listings), listings
     report = (env.root / "report.json").read_text(encoding="utf-8")
-    assert SECRET not in _everything(env, first, second) + report
+    seen = _everything(env, first, second) + report
+    assert SECRET not in seen
+    assert env.org.tokens
+    assert not any(token in seen for token in env.org.tokens), "a session token leaked"
 
 
 def test_an_edit_in_salesforce_reaches_flowtly_and_diff_shows_it_first(env: SalesforceEnv) -> None:
