@@ -18,8 +18,8 @@ from typing import Any
 
 import pycountry
 
-from connectors._mapping import FieldLayout, fold
 from connectors.setup import CustomField
+from sync.mapping.layout import FieldLayout, fold
 from sync.model import SCHEMAS, EntityKind, FieldSpec, FieldType, Scalar
 from sync.normalize import NormalizationError, normalize_value
 

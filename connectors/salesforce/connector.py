@@ -22,7 +22,6 @@ from typing import Any, Self
 
 import httpx
 
-from connectors._mapping import FieldLayout, fold
 from connectors.base import (
     Capability,
     ChangeBatch,
@@ -46,6 +45,7 @@ from sync.errors import (
     RecordError,
     ValidationFailed,
 )
+from sync.mapping.layout import FieldLayout, fold
 from sync.model import EntityKind, Record, Scalar
 
 __all__ = ["SalesforceConnector"]

@@ -15,7 +15,6 @@ from fakes.salesforce._soql import SoqlError
 from pydantic import SecretStr
 from vendor_specs import vendor_spec
 
-from connectors._mapping import FieldLayout
 from connectors.base import Cursor
 from connectors.salesforce import SalesforceConnector, SalesforceSettings
 from connectors.testing import by_id, read_all
@@ -27,6 +26,7 @@ from sync.errors import (
     NotFound,
     ValidationFailed,
 )
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind
 
 CLIENT, SUPPLIER, CONTACT = EntityKind.CLIENT, EntityKind.COUNTERPARTY, EntityKind.CONTACT
