@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from connectors._mapping import FieldLayout
 from connectors.base import Capability, ChangeBatch, Connector, Cursor
@@ -22,7 +23,7 @@ from connectors.sql import _queries as q
 from connectors.sql._database import Database
 from connectors.sql._rows import ParsedRow, parse_row
 from connectors.sql._schema import Group, TableMap, reflect
-from connectors.sql._settings import SqlSettings, TableSettings
+from connectors.sql._settings import SqlSettings, TableSettings, public_url
 from connectors.sql._writing import Writer
 from sync.errors import ConnectorError, RecordError
 from sync.model import EntityKind, Record, Scalar
@@ -133,10 +134,11 @@ class SqlConnector(Connector):
     async def identity(self) -> str:
         """The database (URL without password or driver), the schema and the tables."""
         url = self._db.url
-        plain = url.set(drivername=url.get_backend_name(), password=None)
+        plain = make_url(public_url(url)).set(drivername=url.get_backend_name())
         tables = ",".join(f"{group}={table.table}" for group, table in self._configured().items())
         schema = self.settings.db_schema or ""
-        return f"sql:{plain.render_as_string(hide_password=False)} schema={schema} tables={tables}"
+        shown = plain.render_as_string(hide_password=False)
+        return f"sql:{shown} schema={schema} tables={tables}"
 
     def entities(self) -> frozenset[EntityKind]:
         """Clients (and counterparties with a kind column), contacts and notes as configured."""

@@ -31,7 +31,9 @@ def parse_url(secret: SecretStr) -> URL:
 
 def public_url(url: URL) -> str:
     """``url`` as it may be shown: without its password (not even masked)."""
-    return url.set(password=None).render_as_string(hide_password=False)
+    # URL.set() takes None as "unchanged": the password is dropped by the tuple's own
+    # _replace, so it is not even shown masked.
+    return url._replace(password=None).render_as_string(hide_password=False)
 
 
 class TableSettings(ConnectorSettings):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from e2e_support import (
 from sql_databases import PG_URL, Database, pg_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+PASSWORD = "Crm-Db-Passw0rd-e2e"
 
 TABLES = """
 CREATE TABLE customers (
@@ -101,6 +103,13 @@ class SqlEnv:
     engine: sa.Engine
     sandbox: SandboxProcess
     api: FlowtlyApi
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The CRM URL with a password (the test server trusts any): it must never show."""
+        with_password = sa.make_url(self.db.url).set(password=PASSWORD)
+        return with_password.render_as_string(hide_password=False)
 
     def config(
         self,
@@ -120,7 +129,7 @@ class SqlEnv:
             f"url = {json.dumps('sqlite:///' + str(self.root / 'state.db'))}\n"
             "[crm]\n"
             'type = "sql"\n'
-            f"url = {json.dumps(url or self.db.url)}\n"
+            f"url = {json.dumps(url or self.url)}\n"
             f"schema = {json.dumps(self.db.schema)}\n"
             "[crm.tables.company]\n"
             f"table = {json.dumps(company)}\n"
@@ -141,7 +150,9 @@ class SqlEnv:
         return path
 
     def run(self, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return run_cli("run", "--output", "json", config=config or self.config())
+        result = run_cli("run", "--output", "json", config=config or self.config())
+        self.outputs += [result.stdout, result.stderr]
+        return result
 
     def rows(self, table: str, order: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -254,6 +265,14 @@ def test_a_postgres_crm_with_its_own_names_syncs_both_ways(env: SqlEnv) -> None:
     assert soft.returncode == 0, _explain(soft)
     assert "PL6971045178" not in _by(env.api.members("/counterparties"), "vatNumber")
     assert len(env.rows("customers", "customer_id")) == 5
+
+    # The password of the CRM URL is nowhere: output, reports, logs, the store.
+    assert all(PASSWORD not in text for text in env.outputs)
+    for table, column, text in store_text(env.root / "state.db"):
+        assert PASSWORD not in text, (table, column)
+    assert any(
+        "sql:postgresql://postgres@127.0.0.1" in t for _, _, t in store_text(env.root / "state.db")
+    )
 
 
 @pytest.mark.parametrize(
