@@ -302,3 +302,48 @@ async def test_a_wrong_password_fails_in_one_line_without_it() -> None:
     assert "cannot connect" in message
     assert "Access denied" in message
     assert MARIADB_URL.split("@")[1].split("/")[0] in message
+
+
+# -- ids and time zones -------------------------------------------------------------------
+
+
+async def test_an_integer_id_without_a_default_is_the_next_number(tmp_path: Path) -> None:
+    with sqlite_database(tmp_path) as db:
+        engine = db.engine()
+        with engine.begin() as conn:
+            # BIGINT is not SQLite's rowid alias: the database numbers nothing here.
+            conn.exec_driver_sql("CREATE TABLE companies (id BIGINT PRIMARY KEY, name TEXT)")
+            conn.exec_driver_sql("INSERT INTO companies VALUES (41, 'Existing')")
+        engine.dispose()
+        config = SqlSettings.model_validate(
+            {"url": db.url, "tables": {"company": {"table": "companies"}}}
+        )
+        async with SqlConnector(config) as connector:
+            first = await connector.create(CLIENT, {"name": "New"})
+            second = await connector.create(CLIENT, {"name": "Newer"})
+            await connector.commit()
+        assert (first.id, second.id) == ("42", "43")
+
+
+async def test_naive_timestamps_are_read_in_the_configured_zone(sqlite_db: Database) -> None:
+    engine = sqlite_db.engine()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO notes (body, created_at) VALUES ('winter', '2024-01-02 04:04:05')"
+        )
+    engine.dispose()
+    zoned = settings(sqlite_db, notes=True, timezone="Europe/Warsaw")
+    async with SqlConnector(zoned) as connector:
+        [note] = records(await read_all(connector, EntityKind.NOTE)).values()
+        assert note.get("created_at") == "2024-01-02T03:04:05+00:00"
+        written = await connector.create(
+            EntityKind.NOTE, {"body": "b", "created_at": "2024-07-01T10:00:00+00:00"}
+        )
+        await connector.commit()
+    engine = sqlite_db.engine()
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            f"SELECT created_at FROM notes WHERE id = {int(written.id)}"  # noqa: S608
+        ).scalar()
+    engine.dispose()
+    assert str(stored).startswith("2024-07-01 12:00:00")
