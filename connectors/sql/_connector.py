@@ -8,6 +8,7 @@ stream (`_queries.Stream`); writes wait in one transaction until `SqlConnector.c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -199,8 +200,11 @@ class SqlConnector(Connector):
         best: tuple[datetime, Any] | None = None
         stream = await self._db.run(self._stream, statement)
         pending: ChangeBatch | None = None
+        # The worker fetches the next partition while this one is parsed here.
+        fetching = asyncio.ensure_future(self._db.run(self._fetch, stream))
         try:
-            while rows := await self._db.run(self._fetch, stream):
+            while rows := await fetching:
+                fetching = asyncio.ensure_future(self._db.run(self._fetch, stream))
                 part = _Collected()
                 for row in rows:
                     parsed = parse_row(tm, self._layout, row, entity)
@@ -212,6 +216,9 @@ class SqlConnector(Connector):
                     yield pending
                 pending = self._batch(entity, part, self._cursor(best, since))
         finally:
+            # Closed only once the fetch in flight is over (it failed, or is not wanted).
+            with contextlib.suppress(Exception):
+                await fetching
             await self._db.run(stream.close)
         deleted: list[str] = []
         if incremental and tm.deleted_at is not None:
@@ -268,10 +275,11 @@ class SqlConnector(Connector):
         if best is None:
             return since
         moment, raw_id = best
-        mine = Cursor(moment.astimezone(UTC), str(raw_id))
-        if since is not None and since.timestamp is not None and since.timestamp > mine.timestamp:  # type: ignore[operator]
+        moment = moment.astimezone(UTC)
+        # Never back: the row at the cursor may have gone, leaving only older ones.
+        if since is not None and since.timestamp is not None and since.timestamp > moment:
             return since
-        return mine
+        return Cursor(moment, str(raw_id))
 
     def _soft_deleted(self, tm: TableMap, start: datetime | None) -> list[str]:
         conn = self._writer.conn or self._db.connect()

@@ -126,12 +126,14 @@ class TableMap:
     def name(self) -> str:
         return self.table.name
 
-    @property
-    def entities(self) -> tuple[EntityKind, ...]:
-        """The entity kinds held here (companies without a kind column are clients)."""
-        if self.group is Group.COMPANY and self.kind is None:
-            return (EntityKind.CLIENT,)
-        return self.group.entities
+    entities: tuple[EntityKind, ...] = ()
+    """The entity kinds held here (companies without a kind column are clients)."""
+
+    def __post_init__(self) -> None:
+        lone = self.group is Group.COMPANY and self.kind is None
+        held = (EntityKind.CLIENT,) if lone else self.group.entities
+        # Computed once: every row read asks for it.
+        object.__setattr__(self, "entities", held)
 
     def column(self, name: str) -> sa.Column[object]:
         return self.table.columns[name]

@@ -116,6 +116,9 @@ class Column:
         """A raw cell as normalization takes it; ``verbatim`` gives text."""
         if raw is None:
             return None
+        if type(raw) is str and self.category is Category.TEXT:
+            # The common case first: this runs for every cell of every row read.
+            return (raw.strip() or None) if verbatim else raw
         if isinstance(raw, bytes | bytearray | memoryview):
             raise ValueRefused("binary data, not a value")
         if self.category is Category.DATETIME or (

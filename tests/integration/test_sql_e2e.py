@@ -157,7 +157,7 @@ class SqlEnv:
     def rows(self, table: str, order: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             result = conn.exec_driver_sql(
-                f'SELECT * FROM "{self.db.schema}"."{table}" ORDER BY {order}'  # noqa: S608
+                f'SELECT * FROM "{self.db.schema}"."{table}" ORDER BY {order}'  # noqa: S608 - the test's own names
             )
             return [dict(row) for row in result.mappings()]
 

@@ -343,7 +343,7 @@ async def test_naive_timestamps_are_read_in_the_configured_zone(sqlite_db: Datab
     engine = sqlite_db.engine()
     with engine.connect() as conn:
         stored = conn.exec_driver_sql(
-            f"SELECT created_at FROM notes WHERE id = {int(written.id)}"  # noqa: S608
+            f"SELECT created_at FROM notes WHERE id = {int(written.id)}"  # noqa: S608 - the test's own names
         ).scalar()
     engine.dispose()
     assert str(stored).startswith("2024-07-01 12:00:00")
