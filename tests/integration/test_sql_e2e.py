@@ -30,7 +30,7 @@ from e2e_support import (
     start_sandbox,
     store_text,
 )
-from sql_databases import PG_URL, Database, pg_schema
+from sql_databases import PG_URL, Database, mariadb_database, pg_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -313,3 +313,36 @@ def test_the_url_may_come_from_the_environment(env: SqlEnv) -> None:
     )
     assert result.returncode == 0, _explain(result)
     assert len(env.api.members("/clients")) == 3
+
+
+@pytest.mark.mariadb
+def test_a_wrong_password_exits_1_and_the_password_is_nowhere(tmp_path: Path) -> None:
+    password = "Wrong-Maria-Passw0rd"
+    with mariadb_database() as db:
+        url = sa.make_url(db.url).set(password=password).render_as_string(hide_password=False)
+        config = tmp_path / "config.toml"
+        config.write_text(
+            "[flowtly]\n"
+            f"base_url = {json.dumps('sandbox://' + str(tmp_path / 'flowtly.db'))}\n"
+            'token = "t"\n'
+            "[store]\n"
+            f"url = {json.dumps('sqlite:///' + str(tmp_path / 'state.db'))}\n"
+            "[crm]\n"
+            'type = "sql"\n'
+            f"url = {json.dumps(url)}\n"
+            "[crm.tables.company]\n"
+            'table = "companies"\n'
+            "[logging]\n"
+            'format = "json"\n'
+            'level = "debug"\n',
+            encoding="utf-8",
+        )
+        result = run_cli("run", "--output", "json", config=config)
+    assert result.returncode == 1, _explain(result)
+    assert password not in result.stdout + result.stderr
+    [failure] = [line for line in result.stderr.splitlines() if line.startswith("flowtly-sync:")]
+    assert "Access denied" in failure
+    for path in tmp_path.iterdir():
+        if path.suffix == ".db":
+            for table, column, text in store_text(path):
+                assert password not in text, (path.name, table, column)
