@@ -327,6 +327,12 @@ def _crm_secrets(table: Mapping[str, Any]) -> set[str]:
             found |= _crm_secrets(value)
         elif is_secret_key(key) and value not in (None, ""):
             found.add(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+        elif key == "url" and isinstance(value, str | SecretStr):
+            # A database URL (the sql connector's) carries its password inside.
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            password = urlsplit(text).password
+            if password:
+                found.add(unquote(password))
     return found
 
 
