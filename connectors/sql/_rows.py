@@ -13,10 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors._mapping import FieldLayout
 from connectors.sql._schema import TableMap
 from connectors.sql._values import ValueRefused, as_text
 from sync.errors import RecordError
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError, normalize_value
 

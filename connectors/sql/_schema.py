@@ -15,10 +15,10 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from connectors._mapping import FieldLayout, fold
 from connectors.sql._settings import TableSettings
 from connectors.sql._values import Category, Column
 from sync.errors import ConfigError
+from sync.mapping.layout import FieldLayout, fold
 from sync.model import SCHEMAS, EntityKind, FieldSpec
 
 __all__ = ["FieldColumn", "Group", "IdSource", "TableMap", "reflect"]

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from connectors.base import ConnectorSettings
-from sync.config import Seconds
+from sync.settings_base import Seconds
 
 __all__ = ["SqlSettings", "TableSettings", "TablesSettings", "parse_url", "public_url"]
 

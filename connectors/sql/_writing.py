@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from connectors._mapping import FieldLayout
 from connectors.sql import _queries as q
 from connectors.sql._database import Database
 from connectors.sql._rows import ParsedRow, parse_row
 from connectors.sql._schema import IdSource, TableMap
 from connectors.sql._values import Category, ValueRefused
 from sync.errors import NotFound, ValidationFailed, Violation
+from sync.mapping.layout import FieldLayout
 from sync.model import SCHEMAS, EntityKind, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
 

@@ -22,12 +22,12 @@ from sql_databases import (
     sqlite_database,
 )
 
-from connectors._mapping import FieldLayout
 from connectors.base import ChangeBatch, Cursor
 from connectors.sql import SqlConnector, SqlSettings
 from connectors.testing import read_all
 from sync.config import Settings
 from sync.errors import ConfigError, ConnectorError
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind
 
 CLIENT = EntityKind.CLIENT
