@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from sync.mapping.layout import FieldLayout
 from connectors.base import Capability, ChangeBatch, Connector, Cursor
 from connectors.listing import ListingAudit
 from connectors.sql import _queries as q
@@ -26,8 +27,7 @@ from connectors.sql._schema import Group, TableMap, reflect
 from connectors.sql._settings import SqlSettings, TableSettings, public_url
 from connectors.sql._writing import Writer
 from sync.errors import ConnectorError, RecordError
-from sync.mapping.layout import FieldLayout
-from sync.model import EntityKind, Record, Scalar
+from sync.model import EntityKind, Record, Scalar, Side
 
 __all__ = ["SqlConnector"]
 
@@ -208,8 +208,10 @@ class SqlConnector(Connector):
                 part = _Collected()
                 for row in rows:
                     parsed = parse_row(tm, self._layout, row, entity)
-                    if audit is not None:
-                        audit.member(parsed.record_id, f"id {parsed.record_id}")
+                    if audit is not None and not audit.member(
+                        parsed.record_id, f"id {parsed.record_id}"
+                    ):
+                        parsed = _repeated(tm, parsed)
                     best = _later(best, parsed)
                     self._sort(tm, entity, parsed, part)
                 if pending is not None:
@@ -356,3 +358,19 @@ def _later(best: tuple[datetime, Any] | None, parsed: ParsedRow) -> tuple[dateti
         return mine if mine > best else best
     except TypeError:  # ids of mixed types (SQLite's dynamic typing): compared as text
         return mine if (mine[0], str(mine[1])) > (best[0], str(best[1])) else best
+
+
+def _repeated(tm: TableMap, parsed: ParsedRow) -> ParsedRow:
+    """A row whose id an earlier row of the listing had: rejected, the first one kept
+    (the listing is then incomplete, so nothing is taken for deleted)."""
+    if parsed.record_id is None:
+        return parsed
+    error = RecordError(
+        str(parsed.entity or tm.entities[0]),
+        Side.CRM,
+        parsed.record_id,
+        f"table {tm.name} id {parsed.record_id}: duplicate id; the first row with it is kept",
+        "id",
+        parsed.record_id,
+    )
+    return replace(parsed, record=None, errors=(error,))

@@ -69,7 +69,7 @@ class Writer:
     def create(
         self, tm: TableMap, layout: FieldLayout, entity: EntityKind, values: Mapping[str, Scalar]
     ) -> Record:
-        cells = _cells(tm, entity, values, self._db.public)
+        cells = _cells(tm, entity, values)
         conn = self.connection()
 
         def insert() -> Record:
@@ -101,7 +101,7 @@ class Writer:
         record_id: str,
         changes: Mapping[str, Scalar],
     ) -> Record:
-        cells = _cells(tm, entity, changes, self._db.public)
+        cells = _cells(tm, entity, changes)
         conn = self.connection()
         key, current = self._existing(conn, tm, layout, entity, record_id)
         if current.record is not None:
@@ -241,9 +241,7 @@ def _canonical(tm: TableMap, entity: EntityKind, name: str, value: Scalar) -> Sc
         return None
 
 
-def _cells(
-    tm: TableMap, entity: EntityKind, values: Mapping[str, Scalar], where: str
-) -> dict[str, Any]:
+def _cells(tm: TableMap, entity: EntityKind, values: Mapping[str, Scalar]) -> dict[str, Any]:
     """Column name -> value to store, for the values this table carries; refuses values
     that have no canonical form or that their column cannot hold (`ValidationFailed`)."""
     by_name = {field.name: field for field in tm.fields[entity]}

@@ -347,3 +347,27 @@ async def test_naive_timestamps_are_read_in_the_configured_zone(sqlite_db: Datab
         ).scalar()
     engine.dispose()
     assert str(stored).startswith("2024-07-01 12:00:00")
+
+
+async def test_a_listing_with_repeated_or_missing_ids_is_incomplete(tmp_path: Path) -> None:
+    with sqlite_database(tmp_path) as db:
+        engine = db.engine()
+        with engine.begin() as conn:
+            # No primary key: nothing but the listing itself says the ids are unique.
+            conn.exec_driver_sql("CREATE TABLE companies (code TEXT, name TEXT)")
+            conn.exec_driver_sql(
+                "INSERT INTO companies VALUES ('A', 'One'), ('A', 'Twin'), (NULL, 'Lost'),"
+                " ('B', 'Fine')"
+            )
+        engine.dispose()
+        config = SqlSettings.model_validate(
+            {"url": db.url, "tables": {"company": {"table": "companies", "id": "code"}}}
+        )
+        async with SqlConnector(config) as connector:
+            batches = await read_all(connector, CLIENT)
+    verdict = batches[-1].incomplete
+    assert verdict is not None
+    assert "without an id" in verdict
+    assert "repeated 1 id" in verdict
+    assert [e.field for b in batches for e in b.rejected] == ["id", "id"]
+    assert {r.get("name") for r in records(batches).values()} == {"One", "Fine"}
