@@ -110,7 +110,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             started = datetime.now(UTC)
             try:
                 result = scrubbed(asyncio.run(_run(one, store, dry_run, allow)), scrub)
-            except ConfigError:
+            except ConfigError as exc:
+                # Still a usage error (exit 2, said by the caller), but reported: a script
+                # must not read the previous run's report as this one's.
+                failure = RunFailure(
+                    one.sync.name, dry_run, type(exc).__name__, scrub(str(exc)), started
+                )
+                _write_outcomes(args, [*outcomes, failure], fmt, explicit, sensitive)
                 raise
             except SyncError as exc:
                 outcomes.append(_failed(one, dry_run, exc, started, several))

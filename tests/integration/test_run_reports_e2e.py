@@ -89,3 +89,17 @@ def test_the_report_file_format_follows_output_else_the_extension(
     assert written.startswith(starts), written[:200]
     if starts == "{":
         assert json.loads(written)["status"] == "ok"
+
+
+def test_a_configuration_error_at_run_time_exits_2_and_still_reports(tmp_path: Path) -> None:
+    config = _embedded(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    broken = text.replace('type = "files"\n', 'type = "files"\ndelimiter = ";;"\n')
+    config.write_text(broken, encoding="utf-8")
+    report = tmp_path / "report.json"
+    report.write_text(YESTERDAY, encoding="utf-8")
+    result = run_cli("run", "--report", str(report), config=config)
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert (result.returncode, written["status"]) == (2, "failed"), result.stderr
+    assert "crm.delimiter" in written["error"]["message"]
+    assert result.stderr.count("crm.delimiter") == 1

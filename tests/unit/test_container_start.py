@@ -3,10 +3,15 @@ image (``python -m sync.cli.container``) with the image's environment pointed at
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import httpx
 
 from sync.cli import CONFIG_ENV
 from sync.cli.container import prepare
@@ -67,3 +72,44 @@ def test_the_default_configuration_ships_in_the_package() -> None:
     from importlib.resources import files
 
     assert files("sync").joinpath("container.toml").is_file()
+
+
+def test_the_daemon_starts_on_an_empty_volume_and_is_healthy(tmp_path: Path) -> None:
+    """The image's default command, ``daemon``, with the image's environment and a token."""
+    env = {
+        **CLEAN_ENV,
+        CONFIG_ENV: str(tmp_path / "config.toml"),
+        "FLOWTLY_SYNC_DAEMON__LISTEN": "127.0.0.1:0",
+        "FLOWTLY_SYNC_LOGGING__FORMAT": "json",
+        "FLOWTLY_SYNC_FLOWTLY__BASE_URL": f"sandbox://{tmp_path / 'flowtly.db'}",
+        "FLOWTLY_SYNC_FLOWTLY__TOKEN": "container-token-3318",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync.container", "daemon"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.stderr is not None
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    events: list[dict[str, object]] = []
+    try:
+        for line in proc.stderr:
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+            if events and events[-1].get("event") == "tick_finished":
+                break
+        started = next(e for e in events if e.get("event") == "daemon_started")
+        health = httpx.get(f"{started['url']}/healthz", timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait() == 0, rest
+    finally:
+        watchdog.cancel()
+        proc.stderr.close()
+    assert health.status_code == 200, health.text
+    assert events[-1]["outcome"] == "ok"
+    assert "container-token-3318" not in json.dumps(events) + rest
