@@ -85,7 +85,7 @@ def test_the_daemon_starts_on_an_empty_volume_and_is_healthy(tmp_path: Path) -> 
         "FLOWTLY_SYNC_FLOWTLY__TOKEN": "container-token-3318",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync.container", "daemon"],
+        [sys.executable, "-m", "sync.cli.container", "daemon"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
