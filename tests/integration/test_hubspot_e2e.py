@@ -1,0 +1,169 @@
+"""The CLI end to end with HubSpot as the CRM: ``crm setup``, ``check``, ``run``, ``diff``
+against the HubSpot fake served on 127.0.0.1 and the Flowtly sandbox, both over HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import TOKEN, FlowtlyApi, SandboxProcess, run_cli, start_sandbox, store_text
+from fakes.hubspot import FakeHubSpot
+from fakes.hubspot.server import serve
+
+pytestmark = pytest.mark.slow
+
+HUBSPOT_TOKEN = "pat-eu1-5d2c1f0e-e2e-secret-token"
+WRITES = ("/batch/create", "/batch/update", "/batch/archive")
+
+
+def _config(path: Path, *, flowtly: str, hubspot: str, store: Path, token: str) -> Path:
+    path.write_text(
+        "[flowtly]\n"
+        f"base_url = {json.dumps(flowtly)}\n"
+        f"token = {json.dumps(TOKEN)}\n"
+        "rate_limit = 0\n"
+        "[store]\n"
+        f"url = {json.dumps('sqlite:///' + str(store))}\n"
+        "[crm]\n"
+        'type = "hubspot"\n'
+        f"base_url = {json.dumps(hubspot)}\n"
+        f"token = {json.dumps(token)}\n"
+        "[logging]\n"
+        'format = "json"\n'
+        'level = "info"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _seed(state: FakeHubSpot) -> dict[str, str]:
+    acme = state.create(
+        "companies",
+        {"name": "Acme Sp. z o.o.", "country": "Poland", "city": "Warszawa", "zip": "00-001"},
+    )
+    vendor = state.create("companies", {"name": "Supplies Ltd", "country": "GBR", "type": "VENDOR"})
+    jan = state.create(
+        "contacts",
+        {
+            "firstname": "Jan",
+            "lastname": "Kowalski",
+            "email": "jan@acme.example",
+            "jobtitle": "CFO",
+        },
+    )
+    state.associate("contacts", jan.id, acme.id, 1)
+    note = state.create(
+        "notes",
+        {
+            "hs_note_body": "<p>Called about <b>invoice 7</b>.</p>",
+            "hs_timestamp": "2024-01-02T03:04:05.000Z",
+        },
+    )
+    state.associate("notes", note.id, acme.id, 190)
+    return {"acme": acme.id, "vendor": vendor.id, "jan": jan.id, "note": note.id}
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
+    started = start_sandbox(tmp_path, db=tmp_path / "flowtly.db")
+    yield started
+    started.stop()
+
+
+def _flowtly(sandbox: SandboxProcess, collection: str) -> list[dict[str, Any]]:
+    api = FlowtlyApi(sandbox.url)
+    try:
+        return api.members(collection)
+    finally:
+        api.close()
+
+
+def _writes(state: FakeHubSpot, since: int) -> list[tuple[str, str]]:
+    return [r for r in state.requests[since:] if r[1].endswith(WRITES)]
+
+
+def test_setup_check_run_and_a_second_run_that_writes_nothing(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    state = FakeHubSpot(token=HUBSPOT_TOKEN)
+    ids = _seed(state)
+    store = tmp_path / "state.db"
+    with serve(state) as url:
+        config = _config(
+            tmp_path / "config.toml",
+            flowtly=sandbox.url,
+            hubspot=url,
+            store=store,
+            token=HUBSPOT_TOKEN,
+        )
+        listed = run_cli("crm", "setup", config=config)
+        assert "missing" in listed.stdout and "flowtly_vat_number" in listed.stdout, listed.stderr
+        applied = run_cli("crm", "setup", "--apply", config=config)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "flowtly_vat_number" in state.properties["companies"]
+        assert "every custom field is present" in applied.stdout
+
+        checked = run_cli("check", config=config)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        first = run_cli("run", "--output", "json", config=config)
+        assert first.returncode == 0, first.stdout + first.stderr
+        report = json.loads(first.stdout)
+        assert report["errors"] == []
+        clients = _flowtly(sandbox, "/clients")
+        assert {c["name"] for c in clients} >= {"Acme Sp. z o.o."}
+        counterparties = _flowtly(sandbox, "/counterparties")
+        assert "Supplies Ltd" in json.dumps(counterparties), counterparties
+        assert len(_flowtly(sandbox, "/client-contacts")) == 1
+        [note] = _flowtly(sandbox, "/client-notes")
+        assert "Called about invoice 7." in json.dumps(note)
+
+        before = len(state.requests)
+        second = run_cli("run", "--output", "json", config=config)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert _writes(state, before) == []
+        listings = [r for r in state.requests[before:] if r[0] == "GET" and "/objects/" in r[1]]
+        assert listings == [], "a no-op run re-listed HubSpot before full_scan was due"
+
+        # An edit in HubSpot reaches Flowtly through the incremental search.
+        acme_object = state.objects["companies"][ids["acme"]]
+        acme_object.properties["city"] = "Kraków"
+        state.stamp("companies", acme_object)
+        third = run_cli("run", "--output", "json", config=config)
+        assert third.returncode == 0, third.stdout + third.stderr
+        [acme] = [c for c in _flowtly(sandbox, "/clients") if c["name"] == "Acme Sp. z o.o."]
+        assert "Kraków" in json.dumps(acme, ensure_ascii=False)
+
+        diffed = run_cli("diff", config=config)
+        assert diffed.returncode == 0, diffed.stdout + diffed.stderr
+
+        outputs = [listed, applied, checked, first, second, third, diffed]
+    for result in outputs:
+        assert HUBSPOT_TOKEN not in result.stdout + result.stderr
+    assert all(HUBSPOT_TOKEN not in text for _, _, text in store_text(store))
+
+
+def test_a_wrong_token_exits_1_at_once_with_one_line_and_writes_nothing(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    state = FakeHubSpot(token=HUBSPOT_TOKEN)
+    _seed(state)
+    wrong = "pat-eu1-revoked-0000-token"
+    with serve(state) as url:
+        config = _config(
+            tmp_path / "config.toml",
+            flowtly=sandbox.url,
+            hubspot=url,
+            store=tmp_path / "s.db",
+            token=wrong,
+        )
+        result = run_cli("run", config=config, timeout=30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert wrong not in result.stdout + result.stderr
+    assert "401" in result.stderr or "HubSpot" in result.stderr
+    assert state.requests == [], "nothing may be read or written with a refused token"
+    assert _flowtly(sandbox, "/clients") == []
