@@ -156,7 +156,9 @@ class Pacing(httpx.AsyncBaseTransport):
             [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
         )
         if "Retry-After" not in headers:
-            secondly = policy == "SECONDLY" or "secondly" in str(message or "").lower()
+            said = str(message or "").lower()
+            rolling = policy == "TEN_SECONDLY_ROLLING" or "ten_secondly" in said
+            secondly = not rolling and (policy == "SECONDLY" or "secondly" in said)
             wait = 1.0 if secondly else self.window.seconds
             headers["Retry-After"] = f"{wait:g}"
         return httpx.Response(429, headers=headers, content=body, request=request)

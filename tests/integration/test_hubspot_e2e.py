@@ -100,7 +100,8 @@ def test_setup_check_run_and_a_second_run_that_writes_nothing(
             token=HUBSPOT_TOKEN,
         )
         listed = run_cli("crm", "setup", config=config)
-        assert "missing" in listed.stdout and "flowtly_vat_number" in listed.stdout, listed.stderr
+        assert "MISSING" in listed.stdout, listed.stderr
+        assert "flowtly_vat_number" in listed.stdout
         applied = run_cli("crm", "setup", "--apply", config=config)
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert "flowtly_vat_number" in state.properties["companies"]

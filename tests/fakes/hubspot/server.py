@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+
 from fakes.hubspot.app import hubspot_app
 from fakes.hubspot.state import FakeHubSpot
 

@@ -1,0 +1,283 @@
+"""The HubSpot connector against the fake: limits, search windows, partial failures,
+values, and the fake's answers checked against the official SDK's models."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fakes.hubspot import FakeHubSpot, Limits, hubspot_app
+from hubspot.crm.companies import ApiClient as CompaniesSdk
+from pydantic import SecretStr
+
+from connectors._mapping import FieldLayout
+from connectors.base import ChangeBatch, Cursor
+from connectors.hubspot import HubSpotConnector, HubSpotSettings
+from connectors.setup import missing_fields
+from sync.errors import AuthenticationError, BudgetExhausted, NotFound, ValidationFailed
+from sync.model import EntityKind
+
+
+class Clock:
+    """Simulated time shared by the fake and the connector; sleeping moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+def _connector(state: FakeHubSpot, clock: Clock, **options: object) -> HubSpotConnector:
+    settings = HubSpotSettings(
+        base_url="https://api.hubapi.test", token=SecretStr(state.token), **options
+    )
+    transport = httpx.ASGITransport(app=hubspot_app(state))
+    return HubSpotConnector(settings, transport=transport, clock=clock, sleep=clock.sleep)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(clock: Clock) -> FakeHubSpot:
+    return FakeHubSpot(clock=clock)
+
+
+@pytest.fixture
+async def hubspot(state: FakeHubSpot, clock: Clock) -> AsyncIterator[HubSpotConnector]:
+    async with _connector(state, clock) as connector:
+        await connector.create_fields(missing_fields(await connector.custom_fields()))
+        yield connector
+
+
+async def _all(
+    connector: HubSpotConnector, entity: EntityKind, since: Cursor | None = None
+) -> list[ChangeBatch]:
+    return [batch async for batch in connector.read(entity, since)]
+
+
+def _ids(batches: list[ChangeBatch]) -> list[str]:
+    return [record.id for batch in batches for record in batch.records]
+
+
+async def test_a_refused_token_fails_at_open(state: FakeHubSpot, clock: Clock) -> None:
+    settings = HubSpotSettings(base_url="https://api.hubapi.test", token=SecretStr("pat-wrong"))
+    connector = HubSpotConnector(
+        settings,
+        transport=httpx.ASGITransport(app=hubspot_app(state)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(AuthenticationError) as refused:
+        await connector.open()
+    assert "pat-wrong" not in str(refused.value)
+    await connector.close()
+
+
+async def test_values_are_read_from_hubspot_text(
+    hubspot: HubSpotConnector, state: FakeHubSpot
+) -> None:
+    poland = state.create(
+        "companies", {"name": "Acme", "country": "Poland", "flowtly_due_days": "14.0"}
+    )
+    germany = state.create("companies", {"name": "Beta", "country": "Deutschland"})
+    vendor = state.create("companies", {"name": "Gamma", "country": "FRA", "type": "VENDOR"})
+    bad = state.create("companies", {"name": "Delta", "country": "Atlantis"})
+    batches = await _all(hubspot, EntityKind.CLIENT)
+    records = {r.id: r for b in batches for r in b.records}
+    assert records[poland.id].get("country") == "PL"
+    assert records[poland.id].get("due_days") == 14
+    assert records[germany.id].get("country") == "DE"
+    assert vendor.id in {i for b in batches for i in b.left_ids}
+    [rejected] = [e for b in batches for e in b.rejected]
+    assert (rejected.record_id, rejected.field) == (bad.id, "country")
+    assert "'country'" in rejected.reason
+    assert bad.id in {i for b in batches for i in b.present_ids}
+    suppliers = await _all(hubspot, EntityKind.COUNTERPARTY)
+    assert _ids(suppliers) == [vendor.id]
+    assert suppliers[-1].records[0].get("country") == "FR"
+
+
+async def test_names_are_split_at_the_last_space_and_notes_are_html(
+    hubspot: HubSpotConnector, state: FakeHubSpot
+) -> None:
+    company = await hubspot.create(EntityKind.CLIENT, {"name": "Acme"})
+    contact = await hubspot.create(
+        EntityKind.CONTACT, {"name": "Jan Maria Kowalski", "company_id": company.id}
+    )
+    stored = state.objects["contacts"][contact.id].properties
+    assert (stored["firstname"], stored["lastname"]) == ("Jan Maria", "Kowalski")
+    assert (company.id, 1) in {(c, t) for k, o, c, t in state.associations if o == contact.id}
+    note = await hubspot.create(
+        EntityKind.NOTE, {"body": "Line <1>\nLine 2", "company_id": company.id}
+    )
+    assert (
+        state.objects["notes"][note.id].properties["hs_note_body"]
+        == "<p>Line &lt;1&gt;<br>Line 2</p>"
+    )
+    listed = {r.id: r for b in await _all(hubspot, EntityKind.NOTE) for r in b.records}
+    assert listed[note.id].get("body") == "Line <1>\nLine 2"
+    assert listed[note.id].get("company_id") == company.id
+
+
+async def test_a_company_change_moves_the_association(
+    hubspot: HubSpotConnector, state: FakeHubSpot
+) -> None:
+    first = await hubspot.create(EntityKind.CLIENT, {"name": "First"})
+    second = await hubspot.create(EntityKind.CLIENT, {"name": "Second"})
+    contact = await hubspot.create(EntityKind.CONTACT, {"name": "Jan", "company_id": first.id})
+    moved = await hubspot.update(EntityKind.CONTACT, contact.id, {"company_id": second.id})
+    assert moved.get("company_id") == second.id
+    assert set(state.companies_of("contacts", contact.id)) == {second.id}
+
+
+async def test_a_batch_refusal_rejects_only_the_inputs_at_fault(
+    hubspot: HubSpotConnector, state: FakeHubSpot
+) -> None:
+    company = await hubspot.create(EntityKind.CLIENT, {"name": "Acme"})
+    # A property deleted in HubSpot after the connector looked: HubSpot refuses the batch.
+    del state.properties["companies"]["flowtly_currency"]
+    results = await hubspot.create_many(
+        EntityKind.CLIENT,
+        [{"name": "One"}, {"name": "Two", "currency": "EUR"}, {"name": "Three"}],
+    )
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, ValidationFailed)
+    assert "flowtly_currency" in str(results[1].error)
+    updated = await hubspot.update_many(
+        EntityKind.CLIENT, [(company.id, {"city": "Kraków"}), ("999999", {"city": "X"})]
+    )
+    assert updated[0].record is not None
+    assert updated[0].record.get("city") == "Kraków"
+    assert isinstance(updated[1].error, NotFound)
+
+
+async def test_search_delay_is_covered_by_the_overlap(state: FakeHubSpot, clock: Clock) -> None:
+    state.search_delay = 5.0
+    async with _connector(state, clock, search_overlap=30) as connector:
+        early = state.create("companies", {"name": "Early"})
+        clock.now += 60
+        start = (await _all(connector, EntityKind.CLIENT))[-1].cursor
+        assert start is not None
+        late = state.create("companies", {"name": "Late"})
+        clock.now += 1  # changed, but not searchable yet
+        assert late.id not in _ids(await _all(connector, EntityKind.CLIENT, start))
+        clock.now += 10
+        assert late.id in _ids(await _all(connector, EntityKind.CLIENT, start))
+        assert early.id in _ids(await _all(connector, EntityKind.CLIENT))
+
+
+async def test_an_increment_past_the_search_cap_restarts_the_query(
+    state: FakeHubSpot, clock: Clock
+) -> None:
+    async with _connector(state, clock, search_overlap=0) as connector:
+        start = (await _all(connector, EntityKind.CLIENT))[-1].cursor
+        assert start is not None
+        for n in range(10_450):
+            state.create("companies", {"name": f"Company {n}"})
+            if n % 7 == 0:
+                clock.now += 0.001
+        clock.now += 1
+        requests = len(state.requests)
+        found = _ids(await _all(connector, EntityKind.CLIENT, start))
+        assert len(found) == len(set(found)) == 10_450
+        searches = [r for r in state.requests[requests:] if r[1].endswith("/search")]
+        assert len(searches) >= 53  # 10,450 / 200 pages, plus the restart's overlap
+        assert state.rejected_429 == 0
+
+
+async def test_requests_stay_within_the_rolling_window(state: FakeHubSpot, clock: Clock) -> None:
+    async with _connector(state, clock) as connector:
+        for n in range(2_500):
+            state.create("companies", {"name": f"Company {n}"})
+        begun = clock.now
+        records = _ids(await _all(connector, EntityKind.CLIENT))
+        assert len(records) == 2_500
+        elapsed = clock.now - begun
+    assert state.rejected_429 == 0
+    # 25 pages plus 4 calls from open, at most 100 per 10 s.
+    assert elapsed >= 0
+    assert len(state.requests) <= 100 * (elapsed / 10 + 1)
+
+
+async def test_another_apps_burst_is_waited_out(state: FakeHubSpot, clock: Clock) -> None:
+    async with _connector(state, clock) as connector:
+        while state.admit(search=False) is None:
+            pass  # another app of the portal uses the window up
+        state.rejected_429 = 0
+        state.create("companies", {"name": "Acme"})
+        assert len(_ids(await _all(connector, EntityKind.CLIENT))) == 1
+    assert state.rejected_429 == 1
+    assert clock.slept >= 10
+
+
+async def test_the_daily_limit_stops_the_run(state: FakeHubSpot, clock: Clock) -> None:
+    state.limits = Limits(daily=4)  # open takes four
+    async with _connector(state, clock) as connector:
+        with pytest.raises(BudgetExhausted, match="daily API limit"):
+            await _all(connector, EntityKind.CLIENT)
+
+
+async def test_renamed_properties_come_from_the_layout(state: FakeHubSpot, clock: Clock) -> None:
+    state.properties["companies"]["legal_name"] = dict(
+        state.properties["companies"]["name"], name="legal_name"
+    )
+    connector = _connector(state, clock)
+    connector.use_layout(FieldLayout(aliases={EntityKind.CLIENT: {"legal_name": "name"}}))
+    async with connector:
+        made = state.create("companies", {"name": "Shown", "legal_name": "Acme S.A."})
+        [record] = [r for b in await _all(connector, EntityKind.CLIENT) for r in b.records]
+    assert (record.id, record.get("name")) == (made.id, "Acme S.A.")
+
+
+async def test_the_fakes_answers_fit_the_official_models(
+    hubspot: HubSpotConnector, state: FakeHubSpot, clock: Clock
+) -> None:
+    sdk = CompaniesSdk()
+    state.create("companies", {"name": "Acme"})
+    transport = httpx.ASGITransport(app=hubspot_app(state))
+    headers = {"Authorization": f"Bearer {state.token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://h.test", headers=headers
+    ) as http:
+        listing = (await http.get("/crm/v3/objects/companies", params={"limit": 1})).text
+        search = (await http.post("/crm/v3/objects/companies/search", json={"limit": 5})).text
+        created = (
+            await http.post(
+                "/crm/v3/objects/companies/batch/create",
+                json={"inputs": [{"properties": {"name": "B"}}]},
+            )
+        ).text
+        partial = (
+            await http.post(
+                "/crm/v3/objects/companies/batch/read",
+                json={"inputs": [{"id": "1"}], "properties": []},
+            )
+        ).text
+    checks = [
+        (listing, "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging"),
+        (search, "CollectionResponseWithTotalSimplePublicObjectForwardPaging"),
+        (created, "BatchResponseSimplePublicObject"),
+        (partial, "BatchResponseSimplePublicObjectWithErrors"),
+    ]
+    for text, model in checks:
+        parsed = sdk.deserialize(_Raw(text), model)
+        assert parsed is not None, model
+    assert datetime.now(UTC) > datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class _Raw:
+    """What the SDK's deserializer reads a response body from."""
+
+    def __init__(self, data: str) -> None:
+        self.data = data
