@@ -106,8 +106,8 @@ class PropertySpec:
         }
         if self.type == "bool":
             body["options"] = [
-                {"label": "Yes", "value": "true", "displayOrder": 0},
-                {"label": "No", "value": "false", "displayOrder": 1},
+                {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+                {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
             ]
         return body
 

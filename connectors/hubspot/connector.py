@@ -37,6 +37,7 @@ from connectors.hubspot._records import COMPANY_ASSOCIATION, RecordCodec
 from connectors.hubspot._writing import send_in_batches
 from connectors.setup import CustomField
 from sync.errors import (
+    AuthenticationError,
     ConnectorError,
     MethodNotAllowed,
     NotFound,
@@ -144,10 +145,25 @@ class HubSpotConnector(Connector):
 
     async def open(self) -> None:
         """Check the token (one call names the portal) and learn which properties exist."""
-        account = await self.api.account()
-        portal = account.get("portalId")
-        self._portal = str(portal) if portal is not None else None
-        await self._load_properties()
+        try:
+            account = await self.api.account()
+            portal = account.get("portalId")
+            self._portal = str(portal) if portal is not None else None
+            await self._load_properties()
+        except AuthenticationError as refused:
+            await self.client.aclose()
+            raise AuthenticationError(
+                "HubSpot refused the private app token (crm.token, or FLOWTLY_SYNC_CRM__TOKEN): "
+                f"{refused}",
+                method=refused.method,
+                url=refused.url,
+                status=refused.status,
+                detail=refused.detail,
+                side=HUBSPOT.name,
+            ) from None
+        except BaseException:
+            await self.client.aclose()  # no __aexit__ follows a failed open
+            raise
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -19,7 +19,11 @@ HUBSPOT_TOKEN = "pat-eu1-5d2c1f0e-e2e-secret-token"
 WRITES = ("/batch/create", "/batch/update", "/batch/archive")
 
 
-def _config(path: Path, *, flowtly: str, hubspot: str, store: Path, token: str) -> Path:
+def _config(
+    folder: Path, sandbox: SandboxProcess, hubspot: str, *, token: str = HUBSPOT_TOKEN
+) -> Path:
+    """``folder/config.toml`` for the sandbox and the HubSpot fake; the store beside it."""
+    path, store, flowtly = folder / "config.toml", folder / "state.db", sandbox.url
     path.write_text(
         "[flowtly]\n"
         f"base_url = {json.dumps(flowtly)}\n"
@@ -92,13 +96,7 @@ def test_setup_check_run_and_a_second_run_that_writes_nothing(
     ids = _seed(state)
     store = tmp_path / "state.db"
     with serve(state) as url:
-        config = _config(
-            tmp_path / "config.toml",
-            flowtly=sandbox.url,
-            hubspot=url,
-            store=store,
-            token=HUBSPOT_TOKEN,
-        )
+        config = _config(tmp_path, sandbox, url)
         listed = run_cli("crm", "setup", config=config)
         assert "MISSING" in listed.stdout, listed.stderr
         assert "flowtly_vat_number" in listed.stdout
@@ -154,17 +152,36 @@ def test_a_wrong_token_exits_1_at_once_with_one_line_and_writes_nothing(
     _seed(state)
     wrong = "pat-eu1-revoked-0000-token"
     with serve(state) as url:
-        config = _config(
-            tmp_path / "config.toml",
-            flowtly=sandbox.url,
-            hubspot=url,
-            store=tmp_path / "s.db",
-            token=wrong,
-        )
+        config = _config(tmp_path, sandbox, url, token=wrong)
         result = run_cli("run", config=config, timeout=30)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert wrong not in result.stdout + result.stderr
-    assert "401" in result.stderr or "HubSpot" in result.stderr
+    said = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(said) == 1, result.stderr
+    assert "HubSpot refused the private app token" in said[0]
     assert state.requests == [], "nothing may be read or written with a refused token"
     assert _flowtly(sandbox, "/clients") == []
+
+
+def test_the_daily_limit_ends_the_run_with_exit_1_and_the_next_run_completes(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    state = FakeHubSpot(token=HUBSPOT_TOKEN)
+    _seed(state)
+    for n in range(250):
+        state.create("companies", {"name": f"Company {n}", "country": "PL"})
+    with serve(state) as url:
+        config = _config(tmp_path, sandbox, url)
+        # Enough for open and the first listing pages, not for the whole run.
+        state.limits.daily = 6
+        stopped = run_cli("run", "--output", "json", config=config)
+        assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+        assert "daily API limit" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        state.limits.daily = 250_000  # midnight in the portal's time zone
+        resumed = run_cli("run", "--output", "json", config=config)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert json.loads(resumed.stdout)["errors"] == []
+    names = [c["name"] for c in _flowtly(sandbox, "/clients")]
+    assert len(names) == len(set(names)) == 251

@@ -17,11 +17,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fakes.hubspot.models import ShapeDrift, check
 from fakes.hubspot.state import ASSOCIATION_NAMES, OBJECT_TYPES, FakeHubSpot, iso
 
 __all__ = ["hubspot_app"]
 
 SEARCH_CAP = 10_000
+LISTING = "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging"
+SEARCH = "CollectionResponseWithTotalSimplePublicObjectForwardPaging"
+BATCH = "BatchResponseSimplePublicObject"
+PARTIAL = "BatchResponseSimplePublicObjectWithErrors"
+V4_READ = "BatchResponsePublicAssociationMultiWithLabel"
+V4_CREATE = "BatchResponseLabelsBetweenObjectPair"
 
 
 def _error(status: int, message: str, category: str, **extra: Any) -> JSONResponse:
@@ -33,6 +40,21 @@ def _error(status: int, message: str, category: str, **extra: Any) -> JSONRespon
         **extra,
     }
     return JSONResponse(body, status_code=status)
+
+
+def _validate(request: Request, response: Response, models: dict[str, str]) -> None:
+    kind = request.path_params.get("kind", "companies")
+    api = models.get("api", kind)
+    status = response.status_code
+    if status == 429 or status == 204 or request.url.path.startswith("/account-info"):
+        return  # rate-limit bodies and the account endpoint have no model in this SDK
+    if status >= 400:
+        check(api, "Error", bytes(response.body))
+        return
+    model = models.get("partial" if status == 207 else "ok")
+    if model is None:
+        raise ShapeDrift(f"{request.method} {request.url.path} answered {status}: no model")
+    check(api, model, bytes(response.body))
 
 
 def hubspot_app(state: FakeHubSpot) -> Starlette:
@@ -58,9 +80,15 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
             response.headers.update(state.limit_headers())
         return response
 
-    def route(path: str, handler: Any, method: str) -> Route:
+    def route(path: str, handler: Any, method: str, **models: str) -> Route:
+        """``models`` names the SDK model of each status's answer (``ok``: 200/201,
+        ``partial``: 207); error answers are checked as the SDK's ``Error``."""
+
         async def endpoint(request: Request) -> Response:
-            return await guarded(request, handler)
+            response = await guarded(request, handler)
+            if state.validate:
+                _validate(request, response, models)
+            return response
 
         return Route(path, endpoint, methods=[method])
 
@@ -110,7 +138,10 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
             "type": body["type"],
             "fieldType": body["fieldType"],
             "groupName": body["groupName"],
-            "options": body.get("options", []),
+            "options": [
+                {"hidden": False, "displayOrder": n, **option}
+                for n, option in enumerate(body.get("options", []))
+            ],
             "description": "",
             "createdAt": now,
             "updatedAt": now,
@@ -344,7 +375,7 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
                     "from": {"id": str(item["id"])},
                     "to": [
                         {
-                            "toObjectId": int(company),
+                            "toObjectId": company,
                             "associationTypes": [
                                 {
                                     "category": "HUBSPOT_DEFINED",
@@ -371,9 +402,9 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
             results.append(
                 {
                     "fromObjectTypeId": "0-1",
-                    "fromObjectId": int(one),
+                    "fromObjectId": one,
                     "toObjectTypeId": "0-2",
-                    "toObjectId": int(company),
+                    "toObjectId": company,
                     "labels": [],
                 }
             )
@@ -391,17 +422,35 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
     return Starlette(
         routes=[
             route("/account-info/v3/details", account, "GET"),
-            route("/crm/v3/properties/{kind}", list_properties, "GET"),
-            route("/crm/v3/properties/{kind}", create_property, "POST"),
-            route("/crm/v3/properties/{kind}/groups", create_group, "POST"),
-            route(objects, list_objects, "GET"),
-            route(f"{objects}/search", search, "POST"),
-            route(f"{objects}/batch/read", batch_read, "POST"),
-            route(f"{objects}/batch/create", batch_create, "POST"),
-            route(f"{objects}/batch/update", batch_update, "POST"),
+            route(
+                "/crm/v3/properties/{kind}",
+                list_properties,
+                "GET",
+                api="properties",
+                ok="CollectionResponsePropertyNoPaging",
+            ),
+            route(
+                "/crm/v3/properties/{kind}",
+                create_property,
+                "POST",
+                api="properties",
+                ok="ModelProperty",
+            ),
+            route(
+                "/crm/v3/properties/{kind}/groups",
+                create_group,
+                "POST",
+                api="properties",
+                ok="PropertyGroup",
+            ),
+            route(objects, list_objects, "GET", ok=LISTING),
+            route(f"{objects}/search", search, "POST", ok=SEARCH),
+            route(f"{objects}/batch/read", batch_read, "POST", ok=BATCH, partial=PARTIAL),
+            route(f"{objects}/batch/create", batch_create, "POST", ok=BATCH, partial=PARTIAL),
+            route(f"{objects}/batch/update", batch_update, "POST", ok=BATCH, partial=PARTIAL),
             route(f"{objects}/batch/archive", batch_archive, "POST"),
-            route(f"{v4}/read", associations_read, "POST"),
-            route(f"{v4}/create", associations_create, "POST"),
-            route(f"{v4}/archive", associations_archive, "POST"),
+            route(f"{v4}/read", associations_read, "POST", api="associations", ok=V4_READ),
+            route(f"{v4}/create", associations_create, "POST", api="associations", ok=V4_CREATE),
+            route(f"{v4}/archive", associations_archive, "POST", api="associations"),
         ]
     )

@@ -109,6 +109,8 @@ class FakeHubSpot:
     token: str = "pat-fake-token"
     portal_id: int = 4242
     search_delay: float = 0.0
+    validate: bool = True
+    """Check every answer against the official SDK's models (`fakes.hubspot.models`)."""
     clock: Callable[[], float] = time.time
     limits: Limits = field(default_factory=Limits)
     objects: dict[str, dict[str, HubObject]] = field(
