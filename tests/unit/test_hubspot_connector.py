@@ -117,7 +117,7 @@ async def test_names_are_split_at_the_last_space_and_notes_are_html(
     )
     stored = state.objects["contacts"][contact.id].properties
     assert (stored["firstname"], stored["lastname"]) == ("Jan Maria", "Kowalski")
-    assert (company.id, 1) in {(c, t) for k, o, c, t in state.associations if o == contact.id}
+    assert 1 in state.companies_of("contacts", contact.id)[company.id]
     note = await hubspot.create(
         EntityKind.NOTE, {"body": "Line <1>\nLine 2", "company_id": company.id}
     )

@@ -118,8 +118,8 @@ class FakeHubSpot:
     )
     properties: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     groups: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in OBJECT_TYPES})
-    associations: set[tuple[str, str, str, int]] = field(default_factory=set)
-    """(from type, from id, to company id, type id)."""
+    associations: dict[tuple[str, str], dict[str, set[int]]] = field(default_factory=dict)
+    """(from type, from id) -> company id -> association type ids."""
     requests: list[tuple[str, str]] = field(default_factory=list)
     """(method, path) of every request that was let through."""
     rejected_429: int = 0
@@ -287,21 +287,18 @@ class FakeHubSpot:
         return problems
 
     def associate(self, kind: str, object_id: str, company_id: str, type_id: int) -> None:
-        self.associations.add((kind, object_id, company_id, type_id))
+        types = self.associations.setdefault((kind, object_id), {}).setdefault(company_id, set())
+        types.add(type_id)
         if kind == "contacts" and type_id == 1:
-            # A primary contact-company association comes with the unlabeled one.
-            self.associations.add((kind, object_id, company_id, 279))
+            types.add(279)  # a primary contact-company association comes with the unlabeled one
 
     def companies_of(self, kind: str, object_id: str) -> dict[str, list[int]]:
-        found: dict[str, list[int]] = {}
-        for source, one, company, type_id in sorted(self.associations):
-            if source == kind and one == object_id and self.live("companies", company):
-                found.setdefault(company, []).append(type_id)
-        return found
+        found = self.associations.get((kind, object_id), {})
+        return {
+            company: sorted(types)
+            for company, types in sorted(found.items())
+            if self.live("companies", company)
+        }
 
     def dissociate(self, kind: str, object_id: str, company_id: str) -> None:
-        self.associations = {
-            a
-            for a in self.associations
-            if not (a[0] == kind and a[1] == object_id and a[2] == company_id)
-        }
+        self.associations.get((kind, object_id), {}).pop(company_id, None)
