@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import TOKEN, FlowtlyApi, SandboxProcess, run_cli, start_sandbox, store_text
+from e2e_support import (
+    TOKEN,
+    FlowtlyApi,
+    SandboxProcess,
+    new_flowtly_client,
+    run_cli,
+    start_sandbox,
+    store_text,
+)
 from fakes.hubspot import FakeHubSpot
 from fakes.hubspot.server import serve
 
@@ -20,7 +28,12 @@ WRITES = ("/batch/create", "/batch/update", "/batch/archive")
 
 
 def _config(
-    folder: Path, sandbox: SandboxProcess, hubspot: str, *, token: str = HUBSPOT_TOKEN
+    folder: Path,
+    sandbox: SandboxProcess,
+    hubspot: str,
+    *,
+    token: str = HUBSPOT_TOKEN,
+    sync: str = "",
 ) -> Path:
     """``folder/config.toml`` for the sandbox and the HubSpot fake; the store beside it."""
     path, store, flowtly = folder / "config.toml", folder / "state.db", sandbox.url
@@ -35,6 +48,7 @@ def _config(
         'type = "hubspot"\n'
         f"base_url = {json.dumps(hubspot)}\n"
         f"token = {json.dumps(token)}\n"
+        f"[sync]\n{sync}"
         "[logging]\n"
         'format = "json"\n'
         'level = "info"\n',
@@ -185,3 +199,53 @@ def test_the_daily_limit_ends_the_run_with_exit_1_and_the_next_run_completes(
         assert json.loads(resumed.stdout)["errors"] == []
     names = [c["name"] for c in _flowtly(sandbox, "/clients")]
     assert len(names) == len(set(names)) == 251
+
+
+def test_both_ways_a_bad_record_alone_rejected_and_a_delete_at_the_full_scan(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    state = FakeHubSpot(token=HUBSPOT_TOKEN)
+    ids = _seed(state)
+    bad = state.create("companies", {"name": "Nowhere Inc", "country": "Atlantis"})
+    for n in range(3):  # the one supplier archived below is a quarter of them
+        state.create("companies", {"name": f"Vendor {n}", "country": "DE", "type": "VENDOR"})
+    api = FlowtlyApi(sandbox.url)
+    try:
+        new_flowtly_client(api, "Nordlicht Medien GmbH", "DE845721337", "Hamburg")
+    finally:
+        api.close()
+    with serve(state) as url:
+        # Every run reads HubSpot whole: deletes show only in complete listings.
+        config = _config(tmp_path, sandbox, url, sync='full_scan = "1s"\n')
+        unset = run_cli("check", config=config)
+        assert "custom fields missing" in unset.stdout + unset.stderr
+        assert "flowtly_vat_number" in unset.stdout + unset.stderr
+        assert run_cli("crm", "setup", "--apply", config=config).returncode == 0
+
+        first = run_cli("run", "--output", "json", config=config)
+        report = json.loads(first.stdout)
+        [error] = [e for e in report["errors"] if bad.id in json.dumps(e)]
+        assert "country" in json.dumps(error)
+        assert "Atlantis" not in {c["name"] for c in _flowtly(sandbox, "/clients")}
+        assert "Acme Sp. z o.o." in {c["name"] for c in _flowtly(sandbox, "/clients")}
+        [created] = [
+            o
+            for o in state.objects["companies"].values()
+            if o.properties.get("name") == "Nordlicht Medien GmbH"
+        ]
+        assert created.properties["country"] == "DE"
+        assert created.properties["flowtly_vat_number"] == "DE845721337"
+        assert created.properties["city"] == "Hamburg"
+
+        # The supplier archived in HubSpot: the next complete listing no longer has it.
+        state.objects["companies"][ids["vendor"]].archived = True
+        second = run_cli("run", "--output", "json", config=config)
+        operations = json.loads(second.stdout)["operations"]
+        assert [
+            (op["entity"], op["action"], op["target"])
+            for op in operations
+            if op["target"] == "flowtly"
+        ] == [("counterparty", "delete", "flowtly")], second.stdout
+        names = json.dumps(_flowtly(sandbox, "/counterparties"))
+        assert "Supplies Ltd" not in names
+        assert "Vendor 0" in names
