@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any, Self
 
 import httpx
-from pydantic import Field, SecretStr
 
 from connectors._mapping import FieldLayout
 from connectors.base import (
@@ -28,44 +27,28 @@ from connectors.base import (
     Cursor,
     ItemResult,
 )
-from connectors.http import ApiClient, HttpLimits, RequestStats, is_loopback, network_transport
+from connectors.http import ApiClient, RequestStats, is_loopback, network_transport
 from connectors.hubspot._api import HUBSPOT, HubSpotApi, error_reader
 from connectors.hubspot._pacing import Pacing
-from connectors.hubspot._properties import CUSTOM_GROUP, ObjectType, PropertyMap, object_type
+from connectors.hubspot._properties import ObjectType, PropertyMap, object_type
 from connectors.hubspot._reading import Reader
 from connectors.hubspot._records import COMPANY_ASSOCIATION, RecordCodec
+from connectors.hubspot._settings import HubSpotSettings
+from connectors.hubspot._setup import create_properties, listed_fields
 from connectors.hubspot._writing import send_in_batches
 from connectors.setup import CustomField
 from sync.errors import (
     AuthenticationError,
     ConnectorError,
-    MethodNotAllowed,
     NotFound,
     TransportSecurityError,
     ValidationFailed,
 )
 from sync.model import EntityKind, Record, Scalar
 
-__all__ = ["HubSpotConnector", "HubSpotSettings"]
+__all__ = ["HubSpotConnector"]
 
 _ASSOCIATION_CATEGORY = "HUBSPOT_DEFINED"
-
-
-class HubSpotSettings(ConnectorSettings):
-    """``[crm]`` keys of the HubSpot connector."""
-
-    base_url: str = "https://api.hubapi.com"
-    token: SecretStr
-    """A private app access token (``pat-...``); prefer FLOWTLY_SYNC_CRM__TOKEN."""
-    rate_limit: int = Field(100, ge=1)
-    """Requests per rolling 10 s window until HubSpot's headers state the account's own."""
-    search_rate: int = Field(5, ge=1)
-    """Search requests per second (HubSpot allows 5 per account)."""
-    search_overlap: float = Field(120.0, ge=0)
-    """Seconds an incremental read reaches back before its cursor: HubSpot's search
-    index trails writes by a few moments."""
-    concurrency: int = Field(4, ge=1)
-    max_retry_after: float = Field(300.0, gt=0)
 
 
 Clock = Callable[[], float]
@@ -97,11 +80,7 @@ class HubSpotConnector(Connector):
                 "would travel unencrypted; use https:// (http only for loopback hosts)",
                 side=HUBSPOT.name,
             )
-        limits = HttpLimits(
-            concurrency=settings.concurrency,
-            rate_limit=0,  # the rolling window below paces every request
-            max_retry_after=settings.max_retry_after,
-        )
+        limits = settings.http_limits()
         inner = transport or network_transport(httpx.Limits(max_connections=limits.concurrency))
         self.pacing = Pacing(
             inner,
@@ -385,50 +364,13 @@ class HubSpotConnector(Connector):
         """The ``flowtly_*`` company properties (and properties the mapping names that the
         portal lacks), each with whether the portal has it."""
         await self._load_properties()
-        fields: dict[tuple[ObjectType, str], CustomField] = {}
-        for entity in (
-            EntityKind.CLIENT,
-            EntityKind.COUNTERPARTY,
-            EntityKind.CONTACT,
-            EntityKind.NOTE,
-        ):
-            kind = object_type(entity)
-            present = self._present.get(kind, frozenset())
-            for spec in self.codec.map.specs(entity).values():
-                if not spec.custom or (kind, spec.name) in fields:
-                    continue
-                options = ("true", "false") if spec.type == "bool" else ()
-                fields[(kind, spec.name)] = CustomField(
-                    entity, spec.name, spec.canonical, spec.type, spec.name in present, options
-                )
-        return list(fields.values())
+        return listed_fields(self.codec.map, self._present)
 
     async def create_fields(self, missing: Sequence[CustomField]) -> list[CustomField]:
         """Create the ``flowtly`` group where needed, then each missing property."""
-        created: list[CustomField] = []
-        grouped: set[ObjectType] = set()
-        for field in missing:
-            kind = object_type(field.entity)
-            spec = self.codec.map.specs(field.entity)[field.canonical]
-            if kind not in grouped:
-                await _unless_exists(self.api.create_group(kind, CUSTOM_GROUP, "Flowtly"))
-                grouped.add(kind)
-            await _unless_exists(self.api.create_property(kind, spec.create_body()))
-            created.append(
-                CustomField(
-                    field.entity, field.name, field.canonical, field.type, True, field.options
-                )
-            )
+        created = await create_properties(self.api, self.codec.map, missing)
         await self._load_properties()
         return created
-
-
-async def _unless_exists(call: Awaitable[None]) -> None:
-    try:
-        await call
-    except MethodNotAllowed as error:
-        if error.status != 409:  # 409: it exists already, which is what we wanted
-            raise
 
 
 def _association(kind: ObjectType, company: str) -> dict[str, object]:
