@@ -1,7 +1,9 @@
 """Writing HubSpot through its batch endpoints, 100 inputs a call.
 
 Results are matched to inputs by what HubSpot echoes (the ``objectWriteTraceId`` we give
-each create, the id of each update), never by position. A 207 names the inputs it
+each create, the id of each update), never by position; a create result without a trace
+id (older API versions do not echo it) is paired with the one input whose properties it
+holds, or not at all. A 207 names the inputs it
 refused in ``errors[].context`` (``ids`` or ``objectWriteTraceId``): those are rejected
 alone with HubSpot's message. A 400 or 404 for a whole batch does not say which inputs
 were at fault, so the batch is split in halves until each refusal has one input, and the
@@ -93,11 +95,15 @@ async def _send(
         for key in keys:
             outcome.objects[key] = {}
         return
+    unkeyed: list[Mapping[str, Any]] = []
     for item in answer.get("results") or ():
         if isinstance(item, Mapping):
             found = key_of(item)
             if found is not None and found in keys:
                 outcome.objects[found] = item
+            elif found is None:
+                unkeyed.append(item)
+    _match_by_content(unkeyed, inputs, outcome)
     for error in answer.get("errors") or ():
         if isinstance(error, Mapping):
             for key in _named(error):
@@ -108,3 +114,30 @@ async def _send(
             f"HubSpot batch/{action} answered without a result or an error for this item",
             side="hubspot",
         )
+
+
+def _match_by_content(
+    items: Sequence[Mapping[str, Any]],
+    inputs: Sequence[tuple[str, Mapping[str, object]]],
+    outcome: BatchOutcome,
+) -> None:
+    """Pair results that echo no trace id (HubSpot's older answers) with the one input
+    whose every property they hold; a result two inputs fit stays unpaired."""
+    open_inputs = [(key, payload) for key, payload in inputs if key not in outcome.objects]
+    fits: dict[int, list[str]] = {}
+    for n, item in enumerate(items):
+        held = item.get("properties")
+        if not isinstance(held, Mapping):
+            continue
+        fits[n] = [key for key, payload in open_inputs if _holds(held, payload)]
+    claimed = [key for keys in fits.values() for key in keys]
+    for n, keys in fits.items():
+        if len(keys) == 1 and claimed.count(keys[0]) == 1:
+            outcome.objects[keys[0]] = items[n]
+
+
+def _holds(held: Mapping[str, Any], payload: Mapping[str, object]) -> bool:
+    sent = payload.get("properties")
+    if not isinstance(sent, Mapping):
+        return False
+    return all(held.get(name) == value for name, value in sent.items() if value != "")

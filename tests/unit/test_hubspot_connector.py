@@ -162,6 +162,20 @@ async def test_a_batch_refusal_rejects_only_the_inputs_at_fault(
     assert isinstance(updated[1].error, NotFound)
 
 
+async def test_creates_without_trace_ids_are_paired_by_content_never_by_position(
+    hubspot: HubSpotConnector, state: FakeHubSpot
+) -> None:
+    state.echo_trace_ids = False
+    results = await hubspot.create_many(
+        EntityKind.CLIENT, [{"name": "Twin"}, {"name": "Twin"}, {"name": "Single"}]
+    )
+    single = results[2].record
+    assert single is not None
+    assert state.objects["companies"][single.id].properties["name"] == "Single"
+    # Two inputs fit either result: which is which cannot be told, so neither is claimed.
+    assert [r.ok for r in results[:2]] == [False, False]
+
+
 async def test_search_delay_is_covered_by_the_overlap(state: FakeHubSpot, clock: Clock) -> None:
     state.search_delay = 5.0
     async with _connector(state, clock, search_overlap=30) as connector:

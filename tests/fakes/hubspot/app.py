@@ -322,7 +322,7 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
                         kind, obj.id, str(association["to"]["id"]), spec["associationTypeId"]
                     )
             answer = obj.payload(None)
-            if item.get("objectWriteTraceId") is not None:
+            if state.echo_trace_ids and item.get("objectWriteTraceId") is not None:
                 answer["objectWriteTraceId"] = item["objectWriteTraceId"]
             results.append(answer)
         return JSONResponse(batch_envelope(results, [], started), status_code=201)

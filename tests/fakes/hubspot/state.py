@@ -110,6 +110,8 @@ class FakeHubSpot:
     portal_id: int = 4242
     search_delay: float = 0.0
     validate: bool = True
+    echo_trace_ids: bool = True
+    """Whether batch/create results carry the input's ``objectWriteTraceId``."""
     """Check every answer against the official SDK's models (`fakes.hubspot.models`)."""
     clock: Callable[[], float] = time.time
     limits: Limits = field(default_factory=Limits)
