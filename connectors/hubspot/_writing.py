@@ -5,7 +5,8 @@ each create, the id of each update), never by position; a create result without 
 id (older API versions do not echo it) is paired with the one input whose properties it
 holds, or not at all. A 207 names the inputs it
 refused in ``errors[].context`` (``ids`` or ``objectWriteTraceId``): those are rejected
-alone with HubSpot's message. A 400 or 404 for a whole batch does not say which inputs
+alone with HubSpot's message. A 400, 404 or 409 (a contact's e-mail taken) for a whole
+batch does not say which inputs
 were at fault, so the batch is split in halves until each refusal has one input, and the
 rest go through. An input HubSpot answered nothing about is reported as a transient
 failure (a create that may have landed is found by the engine's next pass, not re-sent).
@@ -18,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.hubspot._api import BATCH_SIZE
-from sync.errors import ConnectorError, NotFound, TransientError, ValidationFailed
+from sync.errors import (
+    ConnectorError,
+    MethodNotAllowed,
+    NotFound,
+    TransientError,
+    ValidationFailed,
+)
 
 __all__ = ["BatchOutcome", "send_in_batches"]
 
@@ -82,7 +89,9 @@ async def _send(
 ) -> None:
     try:
         answer = await send([payload for _, payload in inputs])
-    except (ValidationFailed, NotFound) as refused:
+    except (ValidationFailed, NotFound, MethodNotAllowed) as refused:
+        if isinstance(refused, MethodNotAllowed) and refused.status != 409:
+            raise  # a protocol mismatch of ours, not an input HubSpot refused
         if len(inputs) == 1:
             outcome.errors[inputs[0][0]] = refused
             return

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 import httpx
@@ -49,6 +49,7 @@ from sync.model import EntityKind, Record, Scalar
 __all__ = ["HubSpotConnector"]
 
 _ASSOCIATION_CATEGORY = "HUBSPOT_DEFINED"
+NOTE_TIMESTAMP = "hs_timestamp"
 
 
 Clock = Callable[[], float]
@@ -219,6 +220,11 @@ class HubSpotConnector(Connector):
             if refused:
                 results[key] = ItemResult(error=_refusal(entity, refused))
                 continue
+            if kind is ObjectType.NOTES and not properties.get(NOTE_TIMESTAMP):
+                # HubSpot requires one; a note without a date is dated when it is written.
+                properties[NOTE_TIMESTAMP] = self.codec.map.write_value(
+                    entity, "created_at", datetime.now(UTC).isoformat()
+                )
             if kind is ObjectType.COMPANIES:
                 label = self.codec.map.kind_value(entity)
                 if label is not None:

@@ -176,6 +176,25 @@ async def test_creates_without_trace_ids_are_paired_by_content_never_by_position
     assert [r.ok for r in results[:2]] == [False, False]
 
 
+async def test_a_taken_email_rejects_that_contact_alone(
+    hubspot: HubSpotConnector, state: FakeHubSpot
+) -> None:
+    company = await hubspot.create(EntityKind.CLIENT, {"name": "Acme"})
+    await hubspot.create(EntityKind.CONTACT, {"name": "Jan", "email": "jan@acme.example"})
+    results = await hubspot.create_many(
+        EntityKind.CONTACT,
+        [
+            {"name": "Anna Nowak", "email": "anna@acme.example", "company_id": company.id},
+            {"name": "Jan Again", "email": "JAN@acme.example", "company_id": company.id},
+        ],
+    )
+    assert results[0].ok
+    assert results[1].error is not None
+    assert "Contact already exists" in str(results[1].error)
+    note = await hubspot.create(EntityKind.NOTE, {"body": "undated", "company_id": company.id})
+    assert note.get("created_at") is not None
+
+
 async def test_search_delay_is_covered_by_the_overlap(state: FakeHubSpot, clock: Clock) -> None:
     state.search_delay = 5.0
     async with _connector(state, clock, search_overlap=30) as connector:

@@ -311,8 +311,13 @@ def hubspot_app(state: FakeHubSpot) -> Starlette:
         if len(inputs) > 100:
             return _error(400, "at most 100 inputs", "VALIDATION_ERROR")
         problems = [p for item in inputs for p in state.invalid(kind, item.get("properties", {}))]
+        if kind == "notes" and any(not i.get("properties", {}).get("hs_timestamp") for i in inputs):
+            problems.append({"message": "hs_timestamp is required", "code": "REQUIRED_FIELD"})
         if problems:
             return refuse_invalid(problems)
+        taken = state.taken_email(kind, inputs)
+        if taken is not None:
+            return _error(409, f"Contact already exists. Existing ID: {taken}", "CONFLICT")
         results = []
         for item in inputs:
             obj = state.create(kind, item.get("properties", {}))

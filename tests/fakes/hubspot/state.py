@@ -238,6 +238,24 @@ class FakeHubSpot:
         self.objects[kind][object_id] = obj
         return obj
 
+    def taken_email(self, kind: str, inputs: list[dict[str, Any]]) -> str | None:
+        """The id of a contact already holding an e-mail one of ``inputs`` asks for
+        (HubSpot keeps contacts' e-mails unique and refuses the whole batch)."""
+        if kind != "contacts":
+            return None
+        held = {
+            o.properties["email"].lower(): o.id
+            for o in self.objects[kind].values()
+            if not o.archived and o.properties.get("email")
+        }
+        for item in inputs:
+            email = str(item.get("properties", {}).get("email") or "").lower()
+            if email and email in held:
+                return held[email]
+            if email:
+                held[email] = "(this batch)"
+        return None
+
     def live(self, kind: str, object_id: str) -> HubObject | None:
         obj = self.objects[kind].get(object_id)
         return obj if obj is not None and not obj.archived else None
