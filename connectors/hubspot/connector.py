@@ -103,22 +103,21 @@ class HubSpotConnector(Connector):
             clock=clock,
         )
         self.api = HubSpotApi(self.client)
-        self._layout = FieldLayout()
         self._present: dict[ObjectType, frozenset[str]] = {}
         self._portal: str | None = None
-        self.codec = RecordCodec(PropertyMap.build(self._layout), self._present)
+        self.codec = RecordCodec(PropertyMap.build(FieldLayout()), self._present)
         self.reader = Reader(self.api, self.codec, timedelta(seconds=settings.search_overlap))
 
     @classmethod
     def from_settings(
         cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> Self:
-        assert isinstance(settings, HubSpotSettings)
+        if not isinstance(settings, HubSpotSettings):
+            raise TypeError(f"HubSpot settings expected, got {type(settings).__name__}")
         return cls(settings, transport=transport)
 
     def use_layout(self, layout: FieldLayout) -> None:
         """Read and write under the user's property names and kind values."""
-        self._layout = layout
         self.codec.map = PropertyMap.build(layout)
 
     # -- lifecycle ---------------------------------------------------------------------
