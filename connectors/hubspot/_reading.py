@@ -15,7 +15,9 @@ Archived objects never appear in search: deletes come from complete listings onl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,21 +71,70 @@ class _Latest:
             self.cursor = Cursor(moment, str(item.get("id")))
 
 
-class Reader:
-    """Listings and searches of one connector (its API and its codec)."""
+@dataclass(frozen=True, slots=True)
+class _Sibling:
+    """What a complete companies listing saw of the other company entity."""
 
-    def __init__(self, api: HubSpotApi, codec: RecordCodec, overlap: timedelta) -> None:
+    entity: EntityKind
+    items: list[Mapping[str, Any]]
+    others: list[str]
+    """Ids of the companies that are not ``entity`` (its left ids)."""
+    cursor: Cursor
+    verdict: str | None
+    at: float
+
+
+class Reader:
+    """Listings and searches of one connector (its API and its codec).
+
+    Clients and suppliers are both HubSpot companies, so one complete listing of the
+    companies serves both: what a listing of one saw of the other is kept and replayed
+    for the other's listing if it comes within `SIBLING_TTL` and no company was written
+    meanwhile (`forget`), halving the requests of a full scan of the companies.
+    """
+
+    SIBLING_TTL = 600.0
+
+    def __init__(
+        self,
+        api: HubSpotApi,
+        codec: RecordCodec,
+        overlap: timedelta,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.api = api
         self.codec = codec
         self.overlap = overlap
+        self._clock = clock
+        self._sibling: _Sibling | None = None
+
+    def forget(self) -> None:
+        """Drop the kept companies listing (a company is about to be written)."""
+        self._sibling = None
 
     # -- complete listings ------------------------------------------------------------
 
     async def listing(self, entity: EntityKind) -> AsyncIterator[ChangeBatch]:
         kind = object_type(entity)
+        sibling, self._sibling = self._sibling, None
+        if (
+            sibling is not None
+            and sibling.entity is entity
+            and self._clock() - sibling.at < self.SIBLING_TTL
+        ):
+            async for batch in self._replay(sibling):
+                yield batch
+            return
+        companies = kind is ObjectType.COMPANIES
+        other = EntityKind.CLIENT if entity is EntityKind.COUNTERPARTY else EntityKind.COUNTERPARTY
+        # A companies listing asks for every company property, so it serves both kinds.
         properties = self.codec.wanted(entity)
+        if companies:
+            properties = list(dict.fromkeys([*properties, *self.codec.wanted(other)]))
         associations = ["companies"] if entity.parent is not None else []
         latest = _Latest(None)
+        kept: list[Mapping[str, Any]] = []
+        others: list[str] = []
 
         async def fetch(after: str | None) -> Page[str]:
             answer = await self.api.list_page(kind, after, properties, associations)
@@ -101,6 +152,11 @@ class Reader:
         async for item in pages.members():
             latest.see(kind, item)
             chunk.append(item)
+            if companies:
+                if self.codec.entity_of(entity, item) is other:
+                    kept.append(item)
+                elif item.get("id") is not None:
+                    others.append(str(item["id"]))
             if len(chunk) >= BATCH_SIZE:
                 if pending is not None:
                     yield pending
@@ -112,6 +168,8 @@ class Reader:
             pending = self._batch(entity, chunk, inline=True)
         # An empty account still gives a cursor: the next read searches from the start.
         cursor = latest.cursor or Cursor(_EPOCH, None)
+        if companies:
+            self._sibling = _Sibling(other, kept, others, cursor, pages.verdict, self._clock())
         yield ChangeBatch(
             entity,
             records=pending.records,
@@ -120,6 +178,23 @@ class Reader:
             left_ids=pending.left_ids,
             cursor=cursor,
             incomplete=pages.verdict,
+        )
+
+    async def _replay(self, sibling: _Sibling) -> AsyncIterator[ChangeBatch]:
+        items = sibling.items
+        chunks = [items[start : start + BATCH_SIZE] for start in range(0, len(items), BATCH_SIZE)]
+        *before, final = chunks or [[]]
+        for chunk in before:
+            yield self._batch(sibling.entity, chunk, inline=True)
+        last = self._batch(sibling.entity, final, inline=True)
+        yield ChangeBatch(
+            sibling.entity,
+            records=last.records,
+            rejected=last.rejected,
+            present_ids=last.present_ids,
+            left_ids=[*last.left_ids, *sibling.others],
+            cursor=sibling.cursor,
+            incomplete=sibling.verdict,
         )
 
     # -- incremental reads -----------------------------------------------------------

@@ -106,7 +106,9 @@ class HubSpotConnector(Connector):
         self._present: dict[ObjectType, frozenset[str]] = {}
         self._portal: str | None = None
         self.codec = RecordCodec(PropertyMap.build(FieldLayout()), self._present)
-        self.reader = Reader(self.api, self.codec, timedelta(seconds=settings.search_overlap))
+        self.reader = Reader(
+            self.api, self.codec, timedelta(seconds=settings.search_overlap), clock
+        )
 
     @classmethod
     def from_settings(
@@ -210,6 +212,7 @@ class HubSpotConnector(Connector):
         limit: asyncio.Semaphore | None = None,
     ) -> list[ItemResult]:
         kind = object_type(entity)
+        self._before_write(kind)
         results: dict[str, ItemResult] = {}
         inputs: list[tuple[str, Mapping[str, object]]] = []
         companies: dict[str, str | None] = {}
@@ -261,6 +264,7 @@ class HubSpotConnector(Connector):
         limit: asyncio.Semaphore | None = None,
     ) -> list[ItemResult]:
         kind = object_type(entity)
+        self._before_write(kind)
         errors: dict[str, ItemResult] = {}
         inputs: list[tuple[str, Mapping[str, object]]] = []
         moves: dict[str, str | None] = {}
@@ -309,6 +313,7 @@ class HubSpotConnector(Connector):
         one that is not there (or is of another entity) is reported NotFound.
         """
         kind = object_type(entity)
+        self._before_write(kind)
         existing = await self.reader.records(entity, list(dict.fromkeys(ids)))
         outcome = await send_in_batches(
             "archive",
@@ -325,6 +330,10 @@ class HubSpotConnector(Connector):
             else:
                 results.append(ItemResult())
         return results
+
+    def _before_write(self, kind: ObjectType) -> None:
+        if kind is ObjectType.COMPANIES:
+            self.reader.forget()  # a kept listing of the companies would miss this write
 
     async def _move(self, kind: ObjectType, moves: Mapping[str, str | None]) -> None:
         """Point contacts or notes at their new company (associations v4): the old

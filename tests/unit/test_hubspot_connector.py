@@ -195,6 +195,34 @@ async def test_a_taken_email_rejects_that_contact_alone(
     assert note.get("created_at") is not None
 
 
+async def test_one_companies_listing_serves_clients_and_suppliers(
+    hubspot: HubSpotConnector, state: FakeHubSpot, clock: Clock
+) -> None:
+    for n in range(250):
+        state.create("companies", {"name": f"C{n}", "type": "VENDOR" if n % 5 == 0 else ""})
+
+    def listings() -> int:
+        return sum(1 for m, p in state.requests if m == "GET" and p.endswith("/companies"))
+
+    clients = _ids(await _all(hubspot, EntityKind.CLIENT))
+    first = listings()
+    suppliers = await _all(hubspot, EntityKind.COUNTERPARTY)
+    assert listings() == first, "the suppliers came from the clients' listing"
+    assert len(clients) == 200
+    assert len(_ids(suppliers)) == 50
+    assert set(suppliers[-1].left_ids) == set(clients)
+    assert suppliers[-1].cursor is not None
+    # A company written in between, or too long a pause, and the suppliers are listed anew.
+    await _all(hubspot, EntityKind.CLIENT)
+    await hubspot.create(EntityKind.COUNTERPARTY, {"name": "New vendor"})
+    assert len(_ids(await _all(hubspot, EntityKind.COUNTERPARTY))) == 51
+    await _all(hubspot, EntityKind.CLIENT)
+    clock.now += 3600
+    before = listings()
+    await _all(hubspot, EntityKind.COUNTERPARTY)
+    assert listings() > before
+
+
 async def test_search_delay_is_covered_by_the_overlap(state: FakeHubSpot, clock: Clock) -> None:
     state.search_delay = 5.0
     async with _connector(state, clock, search_overlap=30) as connector:
