@@ -29,10 +29,11 @@ from connectors.base import (
 )
 from connectors.http import ApiClient, RequestStats, is_loopback, network_transport
 from connectors.hubspot._api import HUBSPOT, HubSpotApi, error_reader
+from connectors.hubspot._associations import association_to, move_to_companies
 from connectors.hubspot._pacing import Pacing
 from connectors.hubspot._properties import ObjectType, PropertyMap, object_type
 from connectors.hubspot._reading import Reader
-from connectors.hubspot._records import COMPANY_ASSOCIATION, RecordCodec
+from connectors.hubspot._records import RecordCodec
 from connectors.hubspot._settings import HubSpotSettings
 from connectors.hubspot._setup import create_properties, listed_fields
 from connectors.hubspot._writing import send_in_batches
@@ -48,7 +49,6 @@ from sync.model import EntityKind, Record, Scalar
 
 __all__ = ["HubSpotConnector"]
 
-_ASSOCIATION_CATEGORY = "HUBSPOT_DEFINED"
 NOTE_TIMESTAMP = "hs_timestamp"
 
 
@@ -235,7 +235,7 @@ class HubSpotConnector(Connector):
             company = values.get("company_id") if entity.parent is not None else None
             if company:
                 companies[key] = str(company)
-                payload["associations"] = [_association(kind, str(company))]
+                payload["associations"] = [association_to(kind, str(company))]
             inputs.append((key, payload))
         outcome = await send_in_batches(
             "create",
@@ -287,7 +287,9 @@ class HubSpotConnector(Connector):
         for record_id, error in outcome.errors.items():
             errors[record_id] = ItemResult(error=error)
         if moves:
-            await self._move(kind, {k: v for k, v in moves.items() if k not in errors})
+            await move_to_companies(
+                self.api, kind, {k: v for k, v in moves.items() if k not in errors}
+            )
         wanted = [record_id for record_id, _ in items if record_id not in errors]
         found = await self.reader.records(entity, wanted)
         results: list[ItemResult] = []
@@ -335,40 +337,6 @@ class HubSpotConnector(Connector):
         if kind is ObjectType.COMPANIES:
             self.reader.forget()  # a kept listing of the companies would miss this write
 
-    async def _move(self, kind: ObjectType, moves: Mapping[str, str | None]) -> None:
-        """Point contacts or notes at their new company (associations v4): the old
-        company association goes, the new one is created with the defining type."""
-        if not moves:
-            return
-        current: dict[str, list[str]] = {}
-        answer = await self.api.associations_read(kind, ObjectType.COMPANIES, list(moves))
-        for result in answer.get("results") or ():
-            source = str((result.get("from") or {}).get("id"))
-            current[source] = [str(t.get("toObjectId")) for t in result.get("to") or ()]
-        stale = [
-            {"from": {"id": one}, "to": [{"id": company} for company in current[one]]}
-            for one, target in moves.items()
-            if current.get(one) and current[one] != [target]
-        ]
-        if stale:
-            await self.api.associations_write(kind, ObjectType.COMPANIES, "archive", stale)
-        fresh = [
-            {
-                "from": {"id": one},
-                "to": {"id": target},
-                "types": [
-                    {
-                        "associationCategory": _ASSOCIATION_CATEGORY,
-                        "associationTypeId": COMPANY_ASSOCIATION[kind],
-                    }
-                ],
-            }
-            for one, target in moves.items()
-            if target is not None and current.get(one) != [target]
-        ]
-        if fresh:
-            await self.api.associations_write(kind, ObjectType.COMPANIES, "create", fresh)
-
     # -- setup -------------------------------------------------------------------------
 
     def creates_fields(self) -> bool:
@@ -385,18 +353,6 @@ class HubSpotConnector(Connector):
         created = await create_properties(self.api, self.codec.map, missing)
         await self._load_properties()
         return created
-
-
-def _association(kind: ObjectType, company: str) -> dict[str, object]:
-    return {
-        "to": {"id": company},
-        "types": [
-            {
-                "associationCategory": _ASSOCIATION_CATEGORY,
-                "associationTypeId": COMPANY_ASSOCIATION[kind],
-            }
-        ],
-    }
 
 
 def _text(value: Any) -> str | None:

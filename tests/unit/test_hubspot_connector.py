@@ -136,9 +136,14 @@ async def test_a_company_change_moves_the_association(
     first = await hubspot.create(EntityKind.CLIENT, {"name": "First"})
     second = await hubspot.create(EntityKind.CLIENT, {"name": "Second"})
     contact = await hubspot.create(EntityKind.CONTACT, {"name": "Jan", "company_id": first.id})
+    other = await hubspot.create(EntityKind.CLIENT, {"name": "Also related"})
+    state.associate("contacts", contact.id, other.id, 279)  # added by a HubSpot user
     moved = await hubspot.update(EntityKind.CONTACT, contact.id, {"company_id": second.id})
     assert moved.get("company_id") == second.id
-    assert set(state.companies_of("contacts", contact.id)) == {second.id}
+    assert state.companies_of("contacts", contact.id) == {other.id: [279], second.id: [1, 279]}
+    cleared = await hubspot.update(EntityKind.CONTACT, contact.id, {"company_id": None})
+    assert cleared.get("company_id") is None
+    assert set(state.companies_of("contacts", contact.id)) == {other.id}
 
 
 async def test_a_batch_refusal_rejects_only_the_inputs_at_fault(
