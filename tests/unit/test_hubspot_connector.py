@@ -84,6 +84,27 @@ async def test_a_refused_token_fails_at_open(state: FakeHubSpot, clock: Clock) -
     await connector.close()
 
 
+async def test_a_missing_custom_property_is_simply_not_synced(
+    state: FakeHubSpot, clock: Clock
+) -> None:
+    state.create("companies", {"name": "Acme", "country": "PL"})
+    async with _connector(state, clock) as connector:
+        carried = connector.fields(EntityKind.CLIENT)
+        assert {"name", "country", "city"} <= carried
+        assert "vat_number" not in carried
+        missing = {f.name for f in missing_fields(await connector.custom_fields())}
+        assert "flowtly_vat_number" in missing
+        batches = await _all(connector, EntityKind.CLIENT)
+        assert [e for b in batches for e in b.rejected] == []
+        [record] = [r for b in batches for r in b.records]
+        assert "vat_number" not in record.fields
+        [made] = await connector.create_many(
+            EntityKind.CLIENT, [{"name": "Beta", "vat_number": "PL5260250274"}]
+        )
+        assert made.record is not None
+        assert "flowtly_vat_number" not in state.objects["companies"][made.record.id].properties
+
+
 async def test_values_are_read_from_hubspot_text(
     hubspot: HubSpotConnector, state: FakeHubSpot
 ) -> None:
