@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from connectors._mapping import FieldLayout, fold
 from connectors.hubspot._html import html_from_text, text_from_html
-from sync._country_names import country_from_name
+from sync.mapping.countries import country_from_name
+from sync.mapping.layout import FieldLayout, fold
 from sync.model import SCHEMAS, EntityKind, FieldSpec, FieldType, Scalar
 from sync.normalize import NormalizationError, normalize_value
 

@@ -18,7 +18,6 @@ from typing import Any, Self
 
 import httpx
 
-from connectors._mapping import FieldLayout
 from connectors.base import (
     Capability,
     ChangeBatch,
@@ -45,6 +44,7 @@ from sync.errors import (
     TransportSecurityError,
     ValidationFailed,
 )
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind, Record, Scalar
 
 __all__ = ["HubSpotConnector"]

@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from sync.mapping.layout import FieldLayout
 from connectors.base import Capability, ChangeBatch, Connector, Cursor
 from connectors.listing import ListingAudit
 from connectors.sql import _queries as q
@@ -27,6 +26,7 @@ from connectors.sql._schema import Group, TableMap, reflect
 from connectors.sql._settings import SqlSettings, TableSettings, public_url
 from connectors.sql._writing import Writer
 from sync.errors import ConnectorError, RecordError
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind, Record, Scalar, Side
 
 __all__ = ["SqlConnector"]

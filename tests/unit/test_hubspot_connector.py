@@ -12,11 +12,11 @@ from fakes.hubspot import FakeHubSpot, Limits, hubspot_app
 from fakes.hubspot.models import ShapeDrift, check
 from pydantic import SecretStr
 
-from connectors._mapping import FieldLayout
 from connectors.base import ChangeBatch, Cursor
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
 from connectors.setup import missing_fields
 from sync.errors import AuthenticationError, BudgetExhausted, NotFound, ValidationFailed
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind
 
 

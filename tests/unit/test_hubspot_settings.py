@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from connectors.hubspot import HubSpotConnector
+from connectors.mapped import MappingConnector
 from sync.config import load_settings
 from sync.errors import ConfigError, TransportSecurityError
-from sync.mapping import MappingConnector
 from sync.model import EntityKind
 from sync.wiring import build_crm
 
