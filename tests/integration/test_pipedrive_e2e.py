@@ -1,0 +1,223 @@
+"""The real command line against a Pipedrive fake on 127.0.0.1 and the Flowtly sandbox:
+``crm setup``, ``check``, ``run`` (initial and no-op), ``diff``, a wrong token and a spent
+daily budget. Every request the CLI sends the fake is validated against Pipedrive's
+OpenAPI documents."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from e2e_support import (
+    TOKEN,
+    FlowtlyApi,
+    SandboxProcess,
+    free_port,
+    pl_vat,
+    run_cli,
+    start_sandbox,
+    store_text,
+)
+
+from tests.fakes.pipedrive import PipedriveFake, provision
+from tests.fakes.pipedrive._spec import openapi_of
+
+pytestmark = pytest.mark.slow
+
+PD_TOKEN = "pd-SECRET-e2e-41c7be09"
+
+
+@dataclass
+class Served:
+    fake: PipedriveFake
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _serve(fake: PipedriveFake) -> Served:
+    port = free_port()
+    config = uvicorn.Config(fake.asgi, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Pipedrive fake did not start")
+        time.sleep(0.02)
+    return Served(fake, f"http://127.0.0.1:{port}", server, thread)
+
+
+def _config(path: Path, *, flowtly: str, pipedrive: str, store: Path, token: str) -> Path:
+    path.write_text(
+        "[flowtly]\n"
+        f"base_url = {json.dumps(flowtly)}\n"
+        f"token = {json.dumps(TOKEN)}\n"
+        "rate_limit = 0\ntimeout = 10\nmax_retries = 2\n"
+        "[store]\n"
+        f"url = {json.dumps('sqlite:///' + str(store))}\n"
+        "[crm]\n"
+        'type = "pipedrive"\n'
+        f"base_url = {json.dumps(pipedrive)}\n"
+        f"token = {json.dumps(token)}\n"
+        "max_retries = 1\n"
+        "[sync]\n"
+        'conflict_policy = "crm"\n'
+        "[logging]\n"
+        'format = "json"\nlevel = "debug"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _seed(fake: PipedriveFake, count: int) -> None:
+    state = fake.state
+    vat = state.field_code("organization", "Flowtly vat_number")
+    assert vat is not None
+    for n in range(count):
+        record_id = state.new_id()
+        moment = state.tick().strftime("%Y-%m-%dT%H:%M:%SZ")
+        custom = dict.fromkeys(state.custom_codes("organization"))
+        custom[vat] = pl_vat(n + 1)
+        state.organizations[record_id] = {
+            "id": record_id,
+            "name": f"Klient {n}",
+            "add_time": moment,
+            "update_time": moment,
+            "is_deleted": False,
+            "address": {"locality": "Warszawa", "country": "Poland", "postal_code": "00-001"},
+            "website": None,
+            "custom_fields": custom,
+        }
+        state.record("organization", record_id)
+
+
+@pytest.fixture(scope="module")
+def _specs() -> None:
+    openapi_of("v1")  # built before any server thread needs them
+    openapi_of("v2")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
+    started = start_sandbox(tmp_path, db=tmp_path / "flowtly.db")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def pipedrive(_specs: None) -> Iterator[Served]:
+    served = _serve(PipedriveFake(token=PD_TOKEN))
+    yield served
+    served.stop()
+    assert served.fake.violations == [], "traffic broke Pipedrive's OpenAPI documents"
+
+
+def test_setup_check_run_noop_and_diff_through_the_cli(
+    tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
+) -> None:
+    fake = pipedrive.fake
+    config = _config(
+        tmp_path / "config.toml",
+        flowtly=sandbox.url,
+        pipedrive=pipedrive.url,
+        store=tmp_path / "state.db",
+        token=PD_TOKEN,
+    )
+    listed = run_cli("crm", "setup", config=config)
+    assert listed.returncode != 0, listed.stdout
+    assert "Flowtly vat_number" in listed.stdout
+    assert "MISSING" in listed.stdout
+    applied = run_cli("crm", "setup", "--apply", config=config)
+    assert applied.returncode == 0, applied.stdout + applied.stderr[-2000:]
+    assert "every custom field is present" in applied.stdout
+    _seed(fake, 12)
+
+    checked = run_cli("check", config=config)
+    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+
+    first = run_cli("run", "--report", str(tmp_path / "first.json"), config=config)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    api = FlowtlyApi(sandbox.url, token=TOKEN)
+    try:
+        clients = api.members("/clients")
+    finally:
+        api.close()
+    assert sorted(c["vatNumber"] for c in clients) == sorted(pl_vat(n + 1) for n in range(12))
+
+    writes = fake.writes()
+    fake.queries.clear()
+    second = run_cli("run", "--report", str(tmp_path / "second.json"), config=config)
+    assert second.returncode == 0, second.stdout + second.stderr[-3000:]
+    assert fake.writes() == writes, "a run with nothing changed wrote to Pipedrive"
+    # Only what changed: organizations since the cursor; persons and notes, of which
+    # there are none (so no cursor either), are listed whole, which is as cheap.
+    organizations = [q for q in fake.queries if q[1] == "/api/v2/organizations"]
+    assert organizations
+    assert all("updated_since" in query for _, _, query in organizations), organizations
+    assert fake.state.persons == {}
+    assert fake.state.notes == {}
+    diffed = run_cli("diff", config=config)
+    assert diffed.returncode == 0, diffed.stdout + diffed.stderr[-2000:]
+    for text in (first.stdout, first.stderr, second.stdout, second.stderr, diffed.stdout):
+        assert PD_TOKEN not in text
+    for report in ("first.json", "second.json"):
+        assert PD_TOKEN not in (tmp_path / report).read_text(encoding="utf-8")
+    assert not any(PD_TOKEN in cell for *_, cell in store_text(tmp_path / "state.db"))
+
+
+def test_a_wrong_token_exits_1_at_once_in_one_line_and_writes_nothing(
+    tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
+) -> None:
+    wrong = "pd-SECRET-wrong-90d2aa"
+    config = _config(
+        tmp_path / "config.toml",
+        flowtly=sandbox.url,
+        pipedrive=pipedrive.url,
+        store=tmp_path / "state.db",
+        token=wrong,
+    )
+    started = time.monotonic()
+    done = run_cli("run", "--report", str(tmp_path / "report.json"), config=config)
+    assert done.returncode == 1
+    assert time.monotonic() - started < 30
+    lines = [line for line in done.stderr.splitlines() if line.startswith("flowtly-sync:")]
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert "crm.token" in lines[0]
+    assert pipedrive.fake.writes() == 0
+    everything = done.stdout + done.stderr
+    report = tmp_path / "report.json"
+    if report.exists():
+        everything += report.read_text(encoding="utf-8")
+    assert wrong not in everything
+    assert PD_TOKEN not in everything
+
+
+def test_a_spent_daily_budget_ends_the_run_with_exit_1_and_says_so(
+    tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
+) -> None:
+    provision(pipedrive.fake)
+    _seed(pipedrive.fake, 3)
+    pipedrive.fake.daily_tokens = 25  # the fields listings (20) and not one more listing
+    config = _config(
+        tmp_path / "config.toml",
+        flowtly=sandbox.url,
+        pipedrive=pipedrive.url,
+        store=tmp_path / "state.db",
+        token=PD_TOKEN,
+    )
+    done = run_cli("run", config=config)
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    assert "daily API token budget is spent" in done.stderr
+    assert pipedrive.fake.writes() == 0
