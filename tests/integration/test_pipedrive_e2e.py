@@ -59,7 +59,9 @@ def _serve(fake: PipedriveFake) -> Served:
     return Served(fake, f"http://127.0.0.1:{port}", server, thread)
 
 
-def _config(path: Path, *, flowtly: str, pipedrive: str, store: Path, token: str) -> Path:
+def _config(tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served, token: str) -> Path:
+    """A config.toml over the sandbox, the Pipedrive fake and a SQLite store."""
+    flowtly, store, path = sandbox.url, tmp_path / "state.db", tmp_path / "config.toml"
     path.write_text(
         "[flowtly]\n"
         f"base_url = {json.dumps(flowtly)}\n"
@@ -69,7 +71,7 @@ def _config(path: Path, *, flowtly: str, pipedrive: str, store: Path, token: str
         f"url = {json.dumps('sqlite:///' + str(store))}\n"
         "[crm]\n"
         'type = "pipedrive"\n'
-        f"base_url = {json.dumps(pipedrive)}\n"
+        f"base_url = {json.dumps(pipedrive.url)}\n"
         f"token = {json.dumps(token)}\n"
         "max_retries = 1\n"
         "[sync]\n"
@@ -82,25 +84,13 @@ def _config(path: Path, *, flowtly: str, pipedrive: str, store: Path, token: str
 
 
 def _seed(fake: PipedriveFake, count: int) -> None:
-    state = fake.state
-    vat = state.field_code("organization", "Flowtly vat_number")
+    vat = fake.state.field_code("organization", "Flowtly vat_number")
     assert vat is not None
+    address = {"locality": "Warszawa", "country": "Poland", "postal_code": "00-001"}
     for n in range(count):
-        record_id = state.new_id()
-        moment = state.tick().strftime("%Y-%m-%dT%H:%M:%SZ")
-        custom = dict.fromkeys(state.custom_codes("organization"))
-        custom[vat] = pl_vat(n + 1)
-        state.organizations[record_id] = {
-            "id": record_id,
-            "name": f"Klient {n}",
-            "add_time": moment,
-            "update_time": moment,
-            "is_deleted": False,
-            "address": {"locality": "Warszawa", "country": "Poland", "postal_code": "00-001"},
-            "website": None,
-            "custom_fields": custom,
-        }
-        state.record("organization", record_id)
+        fake.state.put(
+            "organization", name=f"Klient {n}", address=address, custom_fields={vat: pl_vat(n + 1)}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -128,13 +118,7 @@ def test_setup_check_run_noop_and_diff_through_the_cli(
     tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
 ) -> None:
     fake = pipedrive.fake
-    config = _config(
-        tmp_path / "config.toml",
-        flowtly=sandbox.url,
-        pipedrive=pipedrive.url,
-        store=tmp_path / "state.db",
-        token=PD_TOKEN,
-    )
+    config = _config(tmp_path, sandbox, pipedrive, PD_TOKEN)
     listed = run_cli("crm", "setup", config=config)
     assert listed.returncode != 0, listed.stdout
     assert "Flowtly vat_number" in listed.stdout
@@ -181,13 +165,7 @@ def test_a_wrong_token_exits_1_at_once_in_one_line_and_writes_nothing(
     tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
 ) -> None:
     wrong = "pd-SECRET-wrong-90d2aa"
-    config = _config(
-        tmp_path / "config.toml",
-        flowtly=sandbox.url,
-        pipedrive=pipedrive.url,
-        store=tmp_path / "state.db",
-        token=wrong,
-    )
+    config = _config(tmp_path, sandbox, pipedrive, wrong)
     started = time.monotonic()
     done = run_cli("run", "--report", str(tmp_path / "report.json"), config=config)
     assert done.returncode == 1
@@ -210,13 +188,7 @@ def test_a_spent_daily_budget_ends_the_run_with_exit_1_and_says_so(
     provision(pipedrive.fake)
     _seed(pipedrive.fake, 3)
     pipedrive.fake.daily_tokens = 25  # the fields listings (20) and not one more listing
-    config = _config(
-        tmp_path / "config.toml",
-        flowtly=sandbox.url,
-        pipedrive=pipedrive.url,
-        store=tmp_path / "state.db",
-        token=PD_TOKEN,
-    )
+    config = _config(tmp_path, sandbox, pipedrive, PD_TOKEN)
     done = run_cli("run", config=config)
     assert done.returncode == 1, done.stdout + done.stderr[-2000:]
     assert "daily API token budget is spent" in done.stderr

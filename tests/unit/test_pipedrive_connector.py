@@ -46,15 +46,7 @@ async def crm(fake: PipedriveFake, time: FakeTime) -> AsyncIterator[PipedriveCon
 
 
 def _org(fake: PipedriveFake, **item: Any) -> int:
-    """An organization put straight into the fake, as a user would have made it."""
-    state = fake.state
-    record_id = state.new_id()
-    moment = state.tick().strftime("%Y-%m-%dT%H:%M:%SZ")
-    base = {"id": record_id, "add_time": moment, "update_time": moment, "is_deleted": False}
-    base["custom_fields"] = dict.fromkeys(state.custom_codes("organization"))
-    state.organizations[record_id] = {**base, **item}
-    state.record("organization", record_id)
-    return record_id
+    return fake.state.put("organization", **item)
 
 
 def _records(batches: list[ChangeBatch]) -> dict[str, dict[str, object]]:

@@ -87,6 +87,23 @@ class FakeState:
     def record(self, item: str, record_id: int) -> None:
         self.changes.append(Change(self.now, item, record_id))
 
+    def put(self, item: str, **values: Any) -> int:
+        """An item put straight into the account, as a user of Pipedrive's UI makes one."""
+        record_id = self.new_id()
+        moment = self.tick()
+        base: dict[str, Any] = {"id": record_id}
+        if item == "note":
+            stamp = v1_stamp(moment)
+            base.update(add_time=stamp, update_time=stamp, active_flag=True)
+        else:
+            stamp = v2_stamp(moment)
+            base.update(add_time=stamp, update_time=stamp, is_deleted=False)
+            base["custom_fields"] = dict.fromkeys(self.custom_codes(item))
+            base["custom_fields"].update(values.pop("custom_fields", {}))
+        self.collection(item)[record_id] = {**base, **values}
+        self.record(item, record_id)
+        return record_id
+
     def add_field(self, entity: str, name: str, kind: str, options: list[str]) -> dict[str, Any]:
         code = hashlib.sha1(f"{entity}:{name}".encode()).hexdigest()  # noqa: S324 - an id, not a secret
         definition = {
