@@ -15,10 +15,13 @@ not send; a 429 gets one here from ``x-ratelimit-reset`` (at least 2 s, a window
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
 import httpx
@@ -106,6 +109,8 @@ class PipedriveLimits(httpx.AsyncBaseTransport):
         self._window_ends = float("-inf")
         self.paced = 0.0
         """Seconds waited for a burst window to end."""
+        self.server_time: datetime | None = None
+        """Pipedrive's clock as of the last answer (its ``Date`` header)."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         cost = token_cost(request.method, request.url.path)
@@ -162,6 +167,11 @@ class PipedriveLimits(httpx.AsyncBaseTransport):
             await self._sleep(wait)
 
     def _observe(self, headers: httpx.Headers) -> None:
+        date = headers.get("date")
+        if date:
+            # An unreadable Date only means the server's time is not learnt from it.
+            with contextlib.suppress(TypeError, ValueError):
+                self.server_time = parsedate_to_datetime(date)
         remaining = _header_int(headers, "x-ratelimit-remaining")
         reset = _header_int(headers, "x-ratelimit-reset")
         if remaining is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
 import httpx
@@ -237,6 +237,10 @@ class PipedriveConnector(Connector):
             listing = self._api.offset_listing(_PATHS[group], params)
         else:
             listing = self._api.cursor_listing(_PATHS[group], params)
+        # Offset paging over notes skips one when another is deleted after the first
+        # page: the server's time of that page lets recents tell whether any changed.
+        audit_notes = group is Group.NOTE and since is None
+        listed_from: datetime | None = None
         cursor = since or Cursor()
         seen: set[str] = set()
         records: list[Record] = []
@@ -245,6 +249,8 @@ class PipedriveConnector(Connector):
         left: list[str] = []
         pending: ChangeBatch | None = None
         async for item in listing.members():
+            if audit_notes and listed_from is None:
+                listed_from = self.limits.server_time
             record_id = item_id(item)
             if record_id is None or record_id in seen:
                 continue  # the audit counts it; the listing is then incomplete
@@ -261,6 +267,16 @@ class PipedriveConnector(Connector):
         deleted: list[str] = []
         if since is not None and since.timestamp is not None:
             deleted = await self._deleted(group, since.timestamp)
+        incomplete = listing.verdict
+        if group is Group.NOTE and since is None:
+            incomplete = (
+                "; ".join(
+                    reason
+                    for reason in (incomplete, await self._notes_moved(listed_from))
+                    if reason
+                )
+                or None
+            )
         if pending is not None:
             yield pending
         yield ChangeBatch(
@@ -271,7 +287,24 @@ class PipedriveConnector(Connector):
             present,
             cursor,
             left_ids=left,
-            incomplete=listing.verdict,
+            incomplete=incomplete,
+        )
+
+    async def _notes_moved(self, listed_from: datetime | None) -> str | None:
+        """Why the notes just listed may have missed one (None: none changed meanwhile)."""
+        if listed_from is None:
+            return (
+                "Pipedrive gave no server time (Date), so changes during the notes listing "
+                "cannot be ruled out"
+            )
+        # Whole seconds, and a Date a concurrent read may have moved on a little: two
+        # seconds earlier covers both.
+        changed = await self._recent(Group.NOTE, listed_from - timedelta(seconds=2))
+        if not changed:
+            return None
+        return (
+            f"{len(changed)} note(s) changed while the notes were listed (offset paging may "
+            "have skipped one); no deletes are inferred from this listing"
         )
 
     def _take(
@@ -311,18 +344,23 @@ class PipedriveConnector(Connector):
             records.append(record)
         rejected.extend(errors)
 
-    async def _deleted(self, group: Group, since: datetime) -> list[str]:
-        """Ids ``/v1/recents`` reports deleted since ``since`` (one ``items`` per call)."""
+    async def _recent(self, group: Group, since: datetime) -> list[Mapping[str, Any]]:
+        """What ``/v1/recents`` reports of ``group`` since ``since`` (one ``items`` a call)."""
         params = {"since_timestamp": v1_time(since), "items": _RECENT_ITEMS[group]}
         listing = self._api.offset_listing("/api/v1/recents", params)
+        return [
+            entry
+            async for entry in listing.members()
+            if item_id(entry) is not None and entry.get("item") == _RECENT_ITEMS[group]
+        ]
+
+    async def _deleted(self, group: Group, since: datetime) -> list[str]:
+        """Ids ``/v1/recents`` reports deleted since ``since`` (``active_flag: false``)."""
         deleted: list[str] = []
-        async for entry in listing.members():
+        for entry in await self._recent(group, since):
             data = entry.get("data")
-            record_id = item_id(entry)
-            if record_id is None or entry.get("item") != _RECENT_ITEMS[group]:
-                continue
             if not isinstance(data, Mapping) or data.get("active_flag") is False:
-                deleted.append(record_id)
+                deleted.append(str(item_id(entry)))
         return list(dict.fromkeys(deleted))
 
     async def fetch(self, entity: EntityKind, record_id: str) -> Record | None:

@@ -47,7 +47,10 @@ class Served:
 
 def _serve(fake: PipedriveFake) -> Served:
     port = free_port()
-    config = uvicorn.Config(fake.asgi, host="127.0.0.1", port=port, log_level="warning")
+    # The fake's own Date header tells its logical time; uvicorn's would tell the real one.
+    config = uvicorn.Config(
+        fake.asgi, host="127.0.0.1", port=port, log_level="warning", date_header=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -245,3 +245,31 @@ async def test_the_token_is_a_secret_of_the_configuration() -> None:
 async def test_reading_from_an_empty_cursor_lists_everything(crm: PipedriveConnector) -> None:
     first = await crm.create(CLIENT, {"name": "A"})
     assert first.id in _records(await read_all(crm, CLIENT, Cursor()))
+
+
+async def test_a_note_deleted_while_notes_are_listed_infers_no_deletes(
+    fake: PipedriveFake, time: FakeTime
+) -> None:
+    async with connector_for(fake, time, page_size=2) as crm:
+        org = await crm.create(CLIENT, {"name": "Acme"})
+        notes = [
+            await crm.create(NOTE, {"company_id": org.id, "body": f"Note {n}"}) for n in range(5)
+        ]
+
+        def delete_the_first(method: str, path: str) -> None:
+            if path == "/api/v1/notes" and fake.after_answer is not None:
+                fake.after_answer = None
+                first = fake.state.notes[int(notes[0].id)]
+                first["active_flag"] = False
+                fake.state.tick()
+                fake.state.record("note", int(notes[0].id))
+
+        fake.after_answer = delete_the_first
+        batches = await read_all(crm, NOTE)
+        listed = {r.id for batch in batches for r in batch.records}
+        assert len(listed) < 5  # offset paging skipped one
+        assert batches[-1].incomplete is not None
+        assert "changed while the notes were listed" in batches[-1].incomplete
+        await time.sleep(5)  # a quiet while: nothing changes during the next listing
+        quiet = await read_all(crm, NOTE)
+        assert quiet[-1].incomplete is None

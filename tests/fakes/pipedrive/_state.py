@@ -6,7 +6,7 @@ change log ``/v1/recents`` reads, and a logical clock that ticks one second per 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,9 +71,20 @@ class FakeState:
         }
     )
 
-    def tick(self) -> datetime:
-        self.now += timedelta(seconds=1)
+    elapsed: Callable[[], float] = lambda: 0.0
+    """Seconds the fake has been up: its clock runs on between writes, like a server's."""
+
+    writes: int = 0
+
+    def current(self) -> datetime:
+        """The fake's time now: a second on per write, and on with ``elapsed``."""
+        self.now = START + timedelta(seconds=self.writes + self.elapsed())
         return self.now
+
+    def tick(self) -> datetime:
+        """The time of a new write: a second after the last one at least."""
+        self.writes += 1
+        return self.current()
 
     def new_id(self) -> int:
         self.next_id += 1

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -60,7 +61,8 @@ class PipedriveFake:
         daily_tokens: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.state = FakeState()
+        started = clock()
+        self.state = FakeState(elapsed=lambda: clock() - started)
         self.token = token
         self.burst_limit = burst_limit
         self.daily_tokens = daily_tokens
@@ -71,6 +73,8 @@ class PipedriveFake:
         self.rate_limited = 0
         self.queries: list[tuple[str, str, dict[str, str]]] = []
         self.faults: list[tuple[str, int]] = []
+        self.after_answer: Callable[[str, str], None] | None = None
+        """Called after each answer is made: a user's edit between two pages."""
         self._window_start = float("-inf")
         self._window_count = 0
         self.app = Starlette(routes=self._routes())
@@ -161,7 +165,10 @@ class PipedriveFake:
         ]
 
     def _answer(self, request: Request, body: Mapping[str, Any], status: int = 200) -> Response:
-        headers = request.scope.get("state", {}).get("limit_headers", {})
+        headers = dict(request.scope.get("state", {}).get("limit_headers", {}))
+        headers["Date"] = format_datetime(self.state.current(), usegmt=True)
+        if self.after_answer is not None:
+            self.after_answer(request.method, request.url.path)
         return JSONResponse(dict(body), status_code=status, headers=headers)
 
     async def _fields(self, request: Request) -> Response:
