@@ -195,7 +195,9 @@ class PipedriveConnector(Connector):
         return Codec(self._binding(Group.of(entity)), self._layout)
 
     def describe(self) -> str:
-        return f"pipedrive:{httpx.URL(self.settings.base_url).host}"
+        """``pipedrive:<company domain>`` (with a port when the URL names one)."""
+        url = httpx.URL(self.settings.base_url)
+        return f"pipedrive:{url.host}" + (f":{url.port}" if url.port else "")
 
     def entities(self) -> frozenset[EntityKind]:
         kinds = {EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.NOTE}
@@ -319,6 +321,8 @@ class PipedriveConnector(Connector):
         left: list[str],
     ) -> None:
         """Sort one listed item into the batch being built."""
+        if entity is EntityKind.NOTE and not isinstance(item.get("org_id"), int):
+            return  # a note of a deal, lead or person only: no company's note to sync
         of, unreadable = codec.entity_of(item)
         if of is None:
             present.append(record_id)

@@ -244,7 +244,8 @@ def bind(group: Group, layout: FieldLayout, catalog: FieldCatalog) -> Binding:
             continue
         slot = _slot(group, canonical, name, catalog)
         if slot is None or slot.where is Where.CUSTOM:
-            wanted.append(Wanted(name, canonical, slot is not None, enum=canonical == KIND))
+            named = slot.field.name if slot is not None and slot.field is not None else name
+            wanted.append(Wanted(named, canonical, slot is not None, enum=canonical == KIND))
         if slot is None:
             continue
         if canonical == KIND:

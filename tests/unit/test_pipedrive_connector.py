@@ -273,3 +273,35 @@ async def test_a_note_deleted_while_notes_are_listed_infers_no_deletes(
         await time.sleep(5)  # a quiet while: nothing changes during the next listing
         quiet = await read_all(crm, NOTE)
         assert quiet[-1].incomplete is None
+
+
+async def test_kind_values_of_the_users_own_enum_field(fake: PipedriveFake, time: FakeTime) -> None:
+    made = fake.state.add_field("organization", "Customer type", "enum", ["Customer", "Vendor"])
+    layout = FieldLayout(
+        aliases={CLIENT: {"customer type": "kind"}, SUPPLIER: {"customer type": "kind"}},
+        kinds={"customer": CLIENT, "vendor": SUPPLIER},
+        kind_labels={CLIENT: "Customer", SUPPLIER: "Vendor"},
+    )
+    async with connector_for(fake, time) as crm:
+        crm.use_layout(layout)
+        [kind] = [f for f in await crm.custom_fields() if f.canonical == "kind"]
+        assert (kind.name, kind.present, kind.options) == (
+            "Customer type",
+            True,
+            ("Customer", "Vendor"),
+        )
+        supplier = await crm.create(SUPPLIER, {"name": "Supplies"})
+        stored = fake.state.organizations[int(supplier.id)]["custom_fields"][made["field_code"]]
+        assert stored == fake.state.option_id("organization", "Customer type", "Vendor")
+        assert supplier.id in _records(await read_all(crm, SUPPLIER))
+        assert supplier.id not in _records(await read_all(crm, CLIENT))
+
+
+async def test_notes_of_no_organization_are_not_synced(
+    crm: PipedriveConnector, fake: PipedriveFake
+) -> None:
+    fake.state.put("note", content="<p>About a deal</p>", deal_id=7)
+    org = await crm.create(CLIENT, {"name": "Acme"})
+    kept = await crm.create(NOTE, {"company_id": org.id, "body": "About Acme"})
+    batches = await read_all(crm, NOTE)
+    assert set(_records(batches)) == {kept.id}
