@@ -114,6 +114,7 @@ def pipedrive(_specs: None) -> Iterator[Served]:
     served = _serve(PipedriveFake(token=PD_TOKEN))
     yield served
     served.stop()
+    assert served.fake.asgi.checked > 0
     assert served.fake.violations == [], "traffic broke Pipedrive's OpenAPI documents"
 
 
@@ -157,6 +158,21 @@ def test_setup_check_run_noop_and_diff_through_the_cli(
     assert fake.state.notes == {}
     diffed = run_cli("diff", config=config)
     assert diffed.returncode == 0, diffed.stdout + diffed.stderr[-2000:]
+
+    # A delete in Pipedrive reaches Flowtly through recents: the client is archived.
+    [gone] = [i for i, o in fake.state.organizations.items() if o["name"] == "Klient 0"]
+    fake.state.organizations[gone]["is_deleted"] = True
+    fake.state.organizations[gone]["update_time"] = fake.state.tick().strftime("%Y-%m-%dT%H:%M:%SZ")
+    fake.state.record("organization", gone)
+    third = run_cli("run", config=config)
+    assert third.returncode == 0, third.stdout + third.stderr[-3000:]
+    api = FlowtlyApi(sandbox.url, token=TOKEN)
+    try:
+        statuses = {c["vatNumber"]: c["status"] for c in api.members("/clients")}
+    finally:
+        api.close()
+    assert statuses.pop(pl_vat(1)) == "archived"
+    assert "archived" not in statuses.values()
     for text in (first.stdout, first.stderr, second.stdout, second.stderr, diffed.stdout):
         assert PD_TOKEN not in text
     for report in ("first.json", "second.json"):
