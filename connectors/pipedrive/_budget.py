@@ -1,9 +1,9 @@
 """Pipedrive's limits, kept below the API client: the burst window and the daily tokens.
 
-Pipedrive meters two things (crm-apis: rate limiting). A burst limit per token and
-2-second window, told in ``x-ratelimit-limit`` / ``-remaining`` / ``-reset``; and a daily
-company budget of API *tokens*, each call costing what the OpenAPI documents say
-(``x-token-cost``), told in ``x-daily-ratelimit-token-remaining``. Clients that keep
+Pipedrive meters two things: a burst limit per token and 2-second window, told in
+``x-ratelimit-limit`` / ``-remaining`` / ``-reset``; and a daily company budget of API
+*tokens*, each call costing what the OpenAPI documents say (``x-token-cost``), told in
+``x-daily-ratelimit-token-remaining``. Clients that keep
 sending into 429s get blocked with 403, so this transport paces before it is told off:
 once a window is used up it waits for the window's end, and a call the day's remaining
 tokens cannot pay for is not sent at all: `BudgetExhausted` stops the run.

@@ -28,6 +28,9 @@ from sync.model import EntityKind, Record
 __all__ = ["PATHS", "Reader"]
 
 _BATCH: Final = 500
+_MARGIN: Final = timedelta(seconds=2)
+"""How far before the server's time (its ``Date``) a read looks: Pipedrive's stamps have
+whole seconds, and a concurrent read may have moved the last ``Date`` seen on a little."""
 PATHS: Mapping[Group, str] = {
     Group.ORGANIZATION: "/api/v2/organizations",
     Group.PERSON: "/api/v2/persons",
@@ -90,6 +93,10 @@ class Reader:
                     yield pending
                 pending = ChangeBatch(entity, records, (), rejected, present, cursor, left_ids=left)
                 records, rejected, present, left = [], [], [], []
+        if cursor.timestamp is None and self.limits.server_time is not None:
+            # Nothing listed to take a time from: the server's time of the listing is
+            # where the next read starts (what is made later has a later update_time).
+            cursor = Cursor(self.limits.server_time - _MARGIN, None)
         deleted: list[str] = []
         if since is not None and since.timestamp is not None:
             deleted = await self._deleted(group, since.timestamp)
@@ -123,9 +130,7 @@ class Reader:
                 "Pipedrive gave no server time (Date), so changes during the notes listing "
                 "cannot be ruled out"
             )
-        # Whole seconds, and a Date a concurrent read may have moved on a little: two
-        # seconds earlier covers both.
-        changed = await self._recent(Group.NOTE, listed_from - timedelta(seconds=2))
+        changed = await self._recent(Group.NOTE, listed_from - _MARGIN)
         if not changed:
             return None
         return (

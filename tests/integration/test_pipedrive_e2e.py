@@ -19,6 +19,8 @@ from e2e_support import (
     FlowtlyApi,
     SandboxProcess,
     free_port,
+    new_flowtly_client,
+    new_flowtly_contact,
     pl_vat,
     run_cli,
     start_sandbox,
@@ -144,18 +146,46 @@ def test_setup_check_run_noop_and_diff_through_the_cli(
         api.close()
     assert sorted(c["vatNumber"] for c in clients) == sorted(pl_vat(n + 1) for n in range(12))
 
+    # A client made in Flowtly, with a contact, reaches Pipedrive.
+    api = FlowtlyApi(sandbox.url, token=TOKEN)
+    try:
+        made = new_flowtly_client(api, "Berliner GmbH", "DE136695976", "Berlin")
+        new_flowtly_contact(api, made, "Anna Schmidt", "anna@berliner.example")
+    finally:
+        api.close()
+    pushed = run_cli("run", config=config)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr[-3000:]
+    [berliner] = [o for o in fake.state.organizations.values() if o["name"] == "Berliner GmbH"]
+    vat = fake.state.field_code("organization", "Flowtly vat_number")
+    kind = fake.state.field_code("organization", "Flowtly kind")
+    assert vat is not None
+    assert kind is not None
+    assert berliner["custom_fields"][vat] == "DE136695976"
+    assert berliner["custom_fields"][kind] == fake.state.option_id(
+        "organization", "Flowtly kind", "client"
+    )
+    assert (berliner["address"]["locality"], berliner["address"]["country"]) == (
+        "Berlin",
+        "Germany",
+    )
+    [anna] = fake.state.persons.values()
+    assert anna["org_id"] == berliner["id"]
+    assert anna["emails"] == [{"value": "anna@berliner.example", "primary": True, "label": "work"}]
+
     writes = fake.writes()
     fake.queries.clear()
     second = run_cli("run", "--report", str(tmp_path / "second.json"), config=config)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
     assert fake.writes() == writes, "a run with nothing changed wrote to Pipedrive"
-    # Only what changed: organizations since the cursor; persons and notes, of which
-    # there are none (so no cursor either), are listed whole, which is as cheap.
-    organizations = [q for q in fake.queries if q[1] == "/api/v2/organizations"]
-    assert organizations
-    assert all("updated_since" in query for _, _, query in organizations), organizations
-    assert fake.state.persons == {}
-    assert fake.state.notes == {}
+    # Only what changed: every listing since its cursor, and recents for the deletes.
+    listings = [q for q in fake.queries if q[0] == "GET" and q[1] != "/api/v1/recents"]
+    listings = [q for q in listings if not q[1].endswith("Fields")]
+    assert {q[1] for q in listings} == {
+        "/api/v2/organizations",
+        "/api/v2/persons",
+        "/api/v1/notes",
+    }
+    assert all("updated_since" in query for _, _, query in listings), listings
     diffed = run_cli("diff", config=config)
     assert diffed.returncode == 0, diffed.stdout + diffed.stderr[-2000:]
 
