@@ -64,8 +64,11 @@ def _serve(fake: PipedriveFake) -> Served:
     return Served(fake, f"http://127.0.0.1:{port}", server, thread)
 
 
-def _config(tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served, token: str) -> Path:
-    """A config.toml over the sandbox, the Pipedrive fake and a SQLite store."""
+def _config(
+    tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served, token: str, extra: str = ""
+) -> Path:
+    """A config.toml over the sandbox, the Pipedrive fake and a SQLite store (``extra``:
+    more TOML, such as ``[mapping.*]`` tables)."""
     flowtly, store, path = sandbox.url, tmp_path / "state.db", tmp_path / "config.toml"
     path.write_text(
         "[flowtly]\n"
@@ -82,7 +85,7 @@ def _config(tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served, token: s
         "[sync]\n"
         'conflict_policy = "crm"\n'
         "[logging]\n"
-        'format = "json"\nlevel = "debug"\n',
+        'format = "json"\nlevel = "debug"\n' + extra,
         encoding="utf-8",
     )
     return path
@@ -242,3 +245,42 @@ def test_a_spent_daily_budget_ends_the_run_with_exit_1_and_says_so(
     assert done.returncode == 1, done.stdout + done.stderr[-2000:]
     assert "daily API token budget is spent" in done.stderr
     assert pipedrive.fake.writes() == 0
+
+
+MAPPING = """
+[mapping.company]
+kinds = { "Customer" = "client", "Vendor" = "supplier" }
+[mapping.company.fields."Tax ID"]
+field = "vat_number"
+[mapping.company.fields."Customer type"]
+field = "kind"
+"""
+
+
+def test_the_users_own_fields_and_kind_values_through_the_mapping(
+    tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
+) -> None:
+    state = pipedrive.fake.state
+    tax = state.add_field("organization", "Tax ID", "varchar", [])["field_code"]
+    kind = state.add_field("organization", "Customer type", "enum", ["Customer", "Vendor"])
+    customer = state.option_id("organization", "Customer type", "Customer")
+    vendor = state.option_id("organization", "Customer type", "Vendor")
+    address = {"locality": "Poznań", "country": "Poland"}
+    for n, option in enumerate((customer, customer, vendor)):
+        custom = {tax: pl_vat(n + 40), kind["field_code"]: option}
+        state.put("organization", name=f"Firma {n}", address=address, custom_fields=custom)
+    config = _config(tmp_path, sandbox, pipedrive, PD_TOKEN, MAPPING)
+    listed = run_cli("crm", "setup", config=config)
+    [line] = [line for line in listed.stdout.splitlines() if "Customer type" in line]
+    assert "present" in line
+    assert "Flowtly vat_number" not in listed.stdout  # mapped to Tax ID instead
+    done = run_cli("run", config=config)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    api = FlowtlyApi(sandbox.url, token=TOKEN)
+    try:
+        clients = sorted(c["vatNumber"] for c in api.members("/clients"))
+        suppliers = [c["vatNumber"] for c in api.members("/counterparties")]
+    finally:
+        api.close()
+    assert clients == sorted([pl_vat(40), pl_vat(41)])
+    assert suppliers == [pl_vat(42)]
