@@ -106,6 +106,8 @@ class PipedriveLimits(httpx.AsyncBaseTransport):
         self._sleep = sleep
         self.meter = TokenMeter()
         self._window_left: int | None = None
+        self._told_left: int | None = None  # what the last answer said, before our own count
+        self._window_began = float("inf")
         self._window_ends = float("-inf")
         self.paced = 0.0
         """Seconds waited for a burst window to end."""
@@ -175,9 +177,14 @@ class PipedriveLimits(httpx.AsyncBaseTransport):
         remaining = _header_int(headers, "x-ratelimit-remaining")
         reset = _header_int(headers, "x-ratelimit-reset")
         if remaining is not None:
-            self._window_left = remaining
+            now = self._clock()
+            if self._told_left is None or remaining > self._told_left:
+                # A fresh window: it began before this answer arrived, so it ends at most
+                # one window length from now (``-reset`` is rounded to whole seconds).
+                self._window_began = now
+            self._told_left = self._window_left = remaining
             window = float(reset) if reset is not None else _MIN_WAIT
-            self._window_ends = self._clock() + max(window, 0.0)
+            self._window_ends = min(now + max(window, 0.0), self._window_began + _MIN_WAIT)
         daily = _header_int(headers, "x-daily-ratelimit-token-remaining")
         if daily is not None:
             self.meter.daily_remaining = daily

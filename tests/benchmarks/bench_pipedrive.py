@@ -58,6 +58,7 @@ class Figures:
     burst_bound_s: float
     paced_s: float
     paced_over_bound: float
+    http_429: int
     cpu_s: float
 
 
@@ -108,7 +109,8 @@ def figures(
     name: str,
     records: int,
     crm: PipedriveConnector,
-    before: tuple[int, int, float],
+    before: tuple[int, int, float, int],
+    fake: PipedriveFake,
     clock: FakeTime,
     args: argparse.Namespace,
     cpu: float,
@@ -128,6 +130,7 @@ def figures(
         round(bound, 2),
         round(paced, 2),
         round(paced / bound, 3) if bound else 0.0,
+        fake.rate_limited - before[3],
         round(cpu, 2),
     )
 
@@ -140,24 +143,33 @@ async def bench(args: argparse.Namespace) -> list[Figures]:
     results: list[Figures] = []
     async with connector(fake, clock) as crm:
         cursors: dict[EntityKind, Cursor | None] = {}
-        start, cpu = (crm.meter.requests, crm.meter.tokens, clock.now), time.process_time()
+        start, cpu = (
+            (crm.meter.requests, crm.meter.tokens, clock.now, fake.rate_limited),
+            time.process_time(),
+        )
         count = 0
         for entity in ENTITIES:
             async for batch in crm.read(entity):
                 count += len(batch.records)
                 cursors[entity] = batch.cursor
         results.append(
-            figures("initial", count, crm, start, clock, args, time.process_time() - cpu)
+            figures("initial", count, crm, start, fake, clock, args, time.process_time() - cpu)
         )
-        start, cpu = (crm.meter.requests, crm.meter.tokens, clock.now), time.process_time()
+        start, cpu = (
+            (crm.meter.requests, crm.meter.tokens, clock.now, fake.rate_limited),
+            time.process_time(),
+        )
         changed = 0
         for entity in ENTITIES:
             async for batch in crm.read(entity, cursors[entity] or Cursor()):
                 changed += len(batch.records)
-        noop = figures("noop", count, crm, start, clock, args, time.process_time() - cpu)
+        noop = figures("noop", count, crm, start, fake, clock, args, time.process_time() - cpu)
         results.append(noop)
         print(f"noop re-read {changed} record(s) at the inclusive cursors", file=sys.stderr)
-        start, cpu = (crm.meter.requests, crm.meter.tokens, clock.now), time.process_time()
+        start, cpu = (
+            (crm.meter.requests, crm.meter.tokens, clock.now, fake.rate_limited),
+            time.process_time(),
+        )
         org_ids = [str(i) for i in list(fake.state.organizations)[:100]]
         for n in range(args.creates):
             if n % 4 == 0:
@@ -166,7 +178,9 @@ async def bench(args: argparse.Namespace) -> list[Figures]:
                 values = {"name": f"Neu {n}", "email": f"neu{n}@example.com"}
                 await crm.create(EntityKind.CONTACT, {**values, "company_id": org_ids[n % 100]})
         results.append(
-            figures("create", args.creates, crm, start, clock, args, time.process_time() - cpu)
+            figures(
+                "create", args.creates, crm, start, fake, clock, args, time.process_time() - cpu
+            )
         )
     return results
 
