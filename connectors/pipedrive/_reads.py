@@ -66,9 +66,9 @@ class Reader:
             listing = self._api.offset_listing(PATHS[group], params)
         else:
             listing = self._api.cursor_listing(PATHS[group], params)
-        # Offset paging over notes skips one when another is deleted after the first
-        # page: the server's time of that page lets recents tell whether any changed.
-        audit_notes = group is Group.NOTE and since is None
+        # Offset paging over notes skips one when another changes after the first page:
+        # the server's time of that page lets recents tell whether any did.
+        offset_paged = group is Group.NOTE
         listed_from: datetime | None = None
         cursor = since or Cursor()
         seen: set[str] = set()
@@ -78,7 +78,7 @@ class Reader:
         left: list[str] = []
         pending: ChangeBatch | None = None
         async for item in listing.members():
-            if audit_notes and listed_from is None:
+            if offset_paged and listed_from is None:
                 listed_from = self.limits.server_time
             record_id = item_id(item)
             if record_id is None or record_id in seen:
@@ -99,9 +99,12 @@ class Reader:
             cursor = Cursor(self.limits.server_time - _MARGIN, None)
         deleted: list[str] = []
         if since is not None and since.timestamp is not None:
-            deleted = await self._deleted(group, since.timestamp)
+            recent = await self._recent(group, since.timestamp)
+            deleted = _deleted(recent)
+            if offset_paged and seen and _changed_after(recent, listed_from):
+                cursor = since  # a note may have been skipped: the next read covers it again
         incomplete = listing.verdict
-        if audit_notes and seen:
+        if offset_paged and since is None and seen:
             incomplete = (
                 "; ".join(
                     reason
@@ -188,14 +191,27 @@ class Reader:
             if item_id(entry) is not None and entry.get("item") == _RECENT_ITEMS[group]
         ]
 
-    async def _deleted(self, group: Group, since: datetime) -> list[str]:
-        """Ids ``/v1/recents`` reports deleted since ``since`` (``active_flag: false``)."""
-        deleted: list[str] = []
-        for entry in await self._recent(group, since):
-            data = entry.get("data")
-            if not isinstance(data, Mapping) or data.get("active_flag") is False:
-                deleted.append(str(item_id(entry)))
-        return list(dict.fromkeys(deleted))
+
+def _deleted(recent: list[Mapping[str, Any]]) -> list[str]:
+    """The ids of the ``/v1/recents`` entries that are deletes (``active_flag: false``)."""
+    deleted: list[str] = []
+    for entry in recent:
+        data = entry.get("data")
+        if not isinstance(data, Mapping) or data.get("active_flag") is False:
+            deleted.append(str(item_id(entry)))
+    return list(dict.fromkeys(deleted))
+
+
+def _changed_after(recent: list[Mapping[str, Any]], moment: datetime | None) -> bool:
+    """Whether an entry of ``recent`` changed at ``moment`` (less the margin) or later;
+    an entry without a readable time counts as such, and so does every entry when the
+    moment is unknown."""
+    for entry in recent:
+        data = entry.get("data")
+        changed = parse_time(data.get("update_time")) if isinstance(data, Mapping) else None
+        if moment is None or changed is None or changed >= moment - _MARGIN:
+            return True
+    return False
 
 
 def _later(cursor: Cursor, item: Mapping[str, Any], record_id: str) -> Cursor:

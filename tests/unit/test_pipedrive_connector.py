@@ -11,11 +11,11 @@ import pytest_asyncio
 
 from connectors._mapping import FieldLayout
 from connectors.base import ChangeBatch, Cursor
-from connectors.pipedrive import PipedriveConnector
+from connectors.pipedrive import PipedriveConnector, PipedriveSettings
 from connectors.setup import missing_fields
 from connectors.testing import read_all
 from sync.config import Settings
-from sync.errors import AuthenticationError, ValidationFailed
+from sync.errors import AuthenticationError, TransportSecurityError, ValidationFailed
 from sync.model import EntityKind
 from tests.fakes.pipedrive import TOKEN, FakeTime, PipedriveFake, connector_for, provision
 
@@ -305,3 +305,41 @@ async def test_notes_of_no_organization_are_not_synced(
     kept = await crm.create(NOTE, {"company_id": org.id, "body": "About Acme"})
     batches = await read_all(crm, NOTE)
     assert set(_records(batches)) == {kept.id}
+
+
+async def test_an_increment_of_notes_changed_meanwhile_keeps_its_cursor(
+    fake: PipedriveFake, time: FakeTime
+) -> None:
+    async with connector_for(fake, time, page_size=2) as crm:
+        org = await crm.create(CLIENT, {"name": "Acme"})
+        start = (await read_all(crm, NOTE))[-1].cursor
+        assert start is not None
+        notes = [
+            await crm.create(NOTE, {"company_id": org.id, "body": f"Note {n}"}) for n in range(5)
+        ]
+
+        def edit_the_first(method: str, path: str) -> None:
+            if path == "/api/v1/notes" and fake.after_answer is not None:
+                fake.after_answer = None
+                first = fake.state.notes[int(notes[0].id)]
+                first["update_time"] = fake.state.tick().strftime("%Y-%m-%d %H:%M:%S")
+                fake.state.record("note", int(notes[0].id))
+
+        fake.after_answer = edit_the_first
+        batches = await read_all(crm, NOTE, start)
+        assert batches[-1].cursor == start  # a note may have been skipped: read it again
+        await time.sleep(5)
+        again = await read_all(crm, NOTE, start)
+        assert {r.id for b in again for r in b.records} == {n.id for n in notes}
+        assert again[-1].cursor != start
+
+
+async def test_plain_http_is_refused_off_loopback() -> None:
+    settings = PipedriveSettings(base_url="http://acme.pipedrive.com", token="t")
+    with pytest.raises(TransportSecurityError, match="https"):
+        PipedriveConnector(settings)
+
+
+async def test_the_company_domain_is_taken_without_an_api_path() -> None:
+    settings = PipedriveSettings(base_url="https://acme.pipedrive.com/api/v2/", token="t")
+    assert settings.base_url == "https://acme.pipedrive.com"
