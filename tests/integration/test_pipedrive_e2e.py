@@ -6,6 +6,7 @@ OpenAPI documents."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ from e2e_support import (
     TOKEN,
     FlowtlyApi,
     SandboxProcess,
-    free_port,
     new_flowtly_client,
     new_flowtly_contact,
     pl_vat,
@@ -48,19 +48,15 @@ class Served:
 
 
 def _serve(fake: PipedriveFake) -> Served:
-    port = free_port()
+    """The fake on a socket bound and listening already: connections wait in its backlog
+    until uvicorn accepts them, so nothing polls for the server to come up."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
     # The fake's own Date header tells its logical time; uvicorn's would tell the real one.
-    config = uvicorn.Config(
-        fake.asgi, host="127.0.0.1", port=port, log_level="warning", date_header=False
-    )
+    config = uvicorn.Config(fake.asgi, log_level="warning", date_header=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the Pipedrive fake did not start")
-        time.sleep(0.02)
     return Served(fake, f"http://127.0.0.1:{port}", server, thread)
 
 
