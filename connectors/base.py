@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sync.errors import (
     AuthenticationError,
+    BudgetExhausted,
     ConnectorError,
     RecordError,
     TransportSecurityError,
@@ -63,7 +64,7 @@ _T = TypeVar("_T")
 DEFAULT_BATCH_CONCURRENCY: Final = 8
 """How many single calls the default batch methods have in flight without a ``limit``."""
 
-RUN_STOPPING_ERRORS: Final = (AuthenticationError, TransportSecurityError)
+RUN_STOPPING_ERRORS: Final = (AuthenticationError, TransportSecurityError, BudgetExhausted)
 """Failures that are no record's fault and would fail every other write alike: they stop
 the run instead of being recorded per record (and stop a default batch at once)."""
 

@@ -20,13 +20,11 @@ import httpx
 
 from connectors._mapping import FieldLayout
 from connectors.base import (
-    RUN_STOPPING_ERRORS,
     Capability,
     ChangeBatch,
     Connector,
     ConnectorSettings,
     Cursor,
-    ItemResult,
 )
 from connectors.http import ApiClient, HttpLimits, RequestStats, is_loopback, network_transport
 from connectors.pipedrive._api import PIPEDRIVE, PIPEDRIVE_ERRORS, PipedriveApi
@@ -40,7 +38,6 @@ from connectors.pipedrive._slots import Binding, Group, bind
 from connectors.setup import CustomField
 from sync.errors import (
     AuthenticationError,
-    BudgetExhausted,
     ConnectorError,
     NotFound,
     TransportSecurityError,
@@ -53,8 +50,6 @@ _FIELD_PATHS: Mapping[Group, str] = {
     Group.ORGANIZATION: "/api/v2/organizationFields",
     Group.PERSON: "/api/v2/personFields",
 }
-# A spent budget fails every later call alike: it stops the run, like a refused token.
-_STOPS_RUN = (*RUN_STOPPING_ERRORS, BudgetExhausted)
 
 
 class PipedriveConnector(Connector):
@@ -282,36 +277,3 @@ class PipedriveConnector(Connector):
         if record is None:
             raise ConnectorError("; ".join(str(error) for error in errors))
         return record
-
-    # -- batches: a spent budget stops them at once ---------------------------------------
-
-    async def create_many(
-        self,
-        entity: EntityKind,
-        items: Sequence[Mapping[str, Scalar]],
-        *,
-        limit: asyncio.Semaphore | None = None,
-    ) -> list[ItemResult]:
-        return _stopping(await super().create_many(entity, items, limit=limit))
-
-    async def update_many(
-        self,
-        entity: EntityKind,
-        items: Sequence[tuple[str, Mapping[str, Scalar]]],
-        *,
-        limit: asyncio.Semaphore | None = None,
-    ) -> list[ItemResult]:
-        return _stopping(await super().update_many(entity, items, limit=limit))
-
-    async def delete_many(
-        self, entity: EntityKind, ids: Sequence[str], *, limit: asyncio.Semaphore | None = None
-    ) -> list[ItemResult]:
-        return _stopping(await super().delete_many(entity, ids, limit=limit))
-
-
-def _stopping(results: list[ItemResult]) -> list[ItemResult]:
-    """The results, unless one is a run-stopping failure: that one is raised."""
-    for result in results:
-        if isinstance(result.error, _STOPS_RUN):
-            raise result.error
-    return results

@@ -26,6 +26,7 @@ from e2e_support import (
     start_sandbox,
     store_text,
 )
+from stdnum.iso7064 import mod_11_10
 
 from tests.fakes.pipedrive import PipedriveFake, provision
 from tests.fakes.pipedrive._spec import openapi_of
@@ -280,3 +281,26 @@ def test_the_users_own_fields_and_kind_values_through_the_mapping(
         api.close()
     assert clients == sorted([pl_vat(40), pl_vat(41)])
     assert suppliers == [pl_vat(42)]
+
+
+def test_a_budget_spent_while_writing_ends_the_run_with_exit_1(
+    tmp_path: Path, sandbox: SandboxProcess, pipedrive: Served
+) -> None:
+    provision(pipedrive.fake)
+    api = FlowtlyApi(sandbox.url, token=TOKEN)
+    try:
+        for n in range(6):
+            base = f"1366959{n}"
+            vat = f"DE{base}{mod_11_10.calc_check_digit(base)}"
+            new_flowtly_client(api, f"Kunde {n} GmbH", vat, "Köln")
+    finally:
+        api.close()
+    # Opening (20), the listings of clients and suppliers (10 each) and one create (5).
+    pipedrive.fake.daily_tokens = 45
+    config = _config(tmp_path, sandbox, pipedrive, PD_TOKEN)
+    done = run_cli("run", config=config)
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("flowtly-sync:")]
+    assert "daily API token budget is spent" in line
+    assert len(pipedrive.fake.state.organizations) == 1, pipedrive.fake.queries
+    assert pipedrive.fake.rate_limited == 0  # stopped before Pipedrive had to refuse
