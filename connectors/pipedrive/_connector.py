@@ -197,7 +197,8 @@ class PipedriveConnector(Connector):
         return True
 
     async def custom_fields(self) -> list[CustomField]:
-        return self._setup.listed(self._binding(Group.ORGANIZATION), self._layout)
+        groups = (Group.ORGANIZATION, Group.PERSON)
+        return self._setup.listed([self._binding(group) for group in groups], self._layout)
 
     async def create_fields(self, missing: Sequence[CustomField]) -> list[CustomField]:
         created = await self._setup.create(missing)

@@ -343,3 +343,22 @@ async def test_plain_http_is_refused_off_loopback() -> None:
 async def test_the_company_domain_is_taken_without_an_api_path() -> None:
     settings = PipedriveSettings(base_url="https://acme.pipedrive.com/api/v2/", token="t")
     assert settings.base_url == "https://acme.pipedrive.com"
+
+
+async def test_a_renamed_contact_field_the_account_lacks_is_created_for_persons(
+    fake: PipedriveFake, time: FakeTime
+) -> None:
+    layout = FieldLayout(
+        aliases={CONTACT: {"department": "type"}}, verbatim={CONTACT: frozenset({"type"})}
+    )
+    async with connector_for(fake, time) as crm:
+        crm.use_layout(layout)
+        assert "type" not in crm.fields(CONTACT)
+        [wanted] = [f for f in missing_fields(await crm.custom_fields()) if f.entity is CONTACT]
+        assert (wanted.name, wanted.canonical) == ("department", "type")
+        await crm.create_fields([wanted])
+        assert "type" in crm.fields(CONTACT)
+        person = await crm.create(CONTACT, {"name": "Jan", "type": "billing"})
+        code = fake.state.field_code("person", "department")
+        assert code is not None
+        assert fake.state.persons[int(person.id)]["custom_fields"][code] == "billing"
