@@ -83,3 +83,16 @@ async def test_the_reserve_is_left_for_other_integrations() -> None:
         with pytest.raises(BudgetExhausted, match="token_reserve"):
             await crm.create(CLIENT, {"name": "Acme 2"})
     assert fake.daily_tokens == 975
+
+
+@pytest.mark.asyncio
+async def test_a_passing_server_error_is_retried_within_the_listing() -> None:
+    time = FakeTime()
+    fake = PipedriveFake(clock=time.clock)
+    async with connector_for(fake, time) as crm:
+        created = await crm.create(CLIENT, {"name": "Acme"})
+        fake.fail_next("/api/v2/organizations", 503)
+        batches = await read_all(crm, CLIENT)
+    assert [r.id for b in batches for r in b.records] == [created.id]
+    assert batches[-1].incomplete is None
+    assert fake.violations == []
