@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors._mapping import FieldLayout
 from connectors.pipedrive._slots import Binding, Group, Slot, Where
 from connectors.pipedrive._values import (
     ADDRESS_PARTS,
@@ -24,6 +23,7 @@ from connectors.pipedrive._values import (
     write_text,
 )
 from sync.errors import RecordError, ValidationFailed, Violation
+from sync.mapping.layout import FieldLayout
 from sync.model import SCHEMAS, EntityKind, FieldSpec, Record, Scalar
 from sync.normalize import NormalizationError
 

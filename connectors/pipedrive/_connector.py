@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
-from connectors._mapping import FieldLayout
 from connectors.base import (
     Capability,
     ChangeBatch,
@@ -42,6 +41,7 @@ from sync.errors import (
     NotFound,
     TransportSecurityError,
 )
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind, Record, Scalar
 
 __all__ = ["PipedriveConnector"]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors._mapping import fold
+from sync.mapping.layout import fold
 
 __all__ = ["FieldCatalog", "PipedriveField", "field_of"]
 

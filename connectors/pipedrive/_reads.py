@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from connectors._mapping import FieldLayout
 from connectors.base import ChangeBatch, Cursor
 from connectors.pipedrive._api import PIPEDRIVE, PipedriveApi
 from connectors.pipedrive._budget import PipedriveLimits
@@ -23,6 +22,7 @@ from connectors.pipedrive._codec import Codec, item_id
 from connectors.pipedrive._slots import Group
 from connectors.pipedrive._time import parse_time, rfc3339, v1_time
 from sync.errors import RecordError
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind, Record
 
 __all__ = ["PATHS", "Reader"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors._mapping import FieldLayout
 from connectors.pipedrive._api import PipedriveApi
 from connectors.pipedrive._slots import KIND, Binding, Group, Wanted
 from connectors.setup import CustomField
+from sync.mapping.layout import FieldLayout
 from sync.model import SCHEMAS, EntityKind
 
 __all__ = ["FieldSetup"]

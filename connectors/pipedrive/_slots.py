@@ -21,8 +21,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Final
 
-from connectors._mapping import FieldLayout, fold
 from connectors.pipedrive._fields import FieldCatalog, PipedriveField
+from sync.mapping.layout import FieldLayout, fold
 from sync.model import SCHEMAS, EntityKind
 
 __all__ = [

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from connectors._mapping import FieldLayout
 from connectors.base import ChangeBatch, Cursor
 from connectors.pipedrive import PipedriveConnector, PipedriveSettings
 from connectors.setup import missing_fields
 from connectors.testing import read_all
 from sync.config import Settings
 from sync.errors import AuthenticationError, TransportSecurityError, ValidationFailed
+from sync.mapping.layout import FieldLayout
 from sync.model import EntityKind
 from tests.fakes.pipedrive import TOKEN, FakeTime, PipedriveFake, connector_for, provision
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from connectors._mapping import FieldLayout
 from connectors.pipedrive import PipedriveConnector, PipedriveSettings
 from connectors.pipedrive._fields import FieldCatalog
 from connectors.pipedrive._slots import Group, bind
+from sync.mapping.layout import FieldLayout
 from tests.fakes.pipedrive.app import TOKEN, PipedriveFake
 
 __all__ = ["TOKEN", "FakeTime", "PipedriveFake", "connector_for", "provision"]
