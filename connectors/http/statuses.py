@@ -128,8 +128,6 @@ def error_from_response(
     detail = reader.message(body)
     said = detail or response.reason_phrase or "no detail"
     message = f"{method} {path} failed: HTTP {status}: {said}"
-    if status == 401 and side.credentials:
-        message += f" - {side.label} refused the credentials or got none: check {side.credentials}"
     common: dict[str, Any] = {
         "method": method,
         "url": path,
@@ -137,6 +135,10 @@ def error_from_response(
         "detail": detail,
         "side": side.name,
     }
+    if status == 401 and side.credentials:
+        common["hint"] = (
+            f"{side.label} refused the credentials or got none: check {side.credentials}"
+        )
     if status in (401, 403):
         return AuthenticationError(message, **common)
     if status == 404:

@@ -20,7 +20,7 @@ from rich.console import Console
 from sync.cli.progress import RunProgress
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, SyncError, described
 from sync.exit_codes import ExitCode
 from sync.model import Side
 from sync.privacy.files import open_private_text
@@ -136,7 +136,7 @@ def _failed(
     one: Settings, dry_run: bool, exc: SyncError, started: datetime, several: bool
 ) -> RunFailure:
     """The failure of one sync, said on stderr (and logged) as it happens."""
-    message = scrub_message(scrubber_of(one)(str(exc)))
+    message = scrub_message(scrubber_of(one)(described(exc)))
     log.error("run_failed", sync=one.sync.name, error=message, error_type=type(exc).__name__)
     prefix = f"sync {one.sync.name}: " if several else ""
     sys.stderr.write(visible(f"flowtly-sync: {prefix}{message}") + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sync import __version__
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, SyncError, described
 from sync.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -101,13 +101,14 @@ def _parser() -> argparse.ArgumentParser:
             "-o",
             choices=OUTPUT_FORMATS,
             default=None,
-            help="report format on stdout (default: text), and of --report FILE",
+            help="report format on stdout (default: text), and of a --report FILE whose "
+            "extension names none",
         )
         cmd.add_argument(
             "--report",
             metavar="FILE",
             help="also write the report here, also when the run fails; the format is "
-            "--output's, else the extension's (.json, .md, .txt), else JSON",
+            "the extension's (.json, .md, .txt), else --output's, else JSON",
         )
         cmd.add_argument(
             "--show-sensitive",
@@ -278,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         structlog.get_logger("sync").error(
             "run_failed", error=str(exc), error_type=type(exc).__name__
         )
-        print(f"flowtly-sync: {scrub_message(str(exc))}", file=sys.stderr)
+        print(f"flowtly-sync: {scrub_message(described(exc))}", file=sys.stderr)
         return ExitCode.FAILED
     except KeyboardInterrupt:
         print("flowtly-sync: interrupted", file=sys.stderr)

@@ -54,11 +54,16 @@ def status_of(outcome: Outcome) -> str:
 
 
 def report_format(path: Path, explicit: OutputFormat | None) -> OutputFormat:
-    """The format of a ``--report`` file: ``--output`` when given, else the extension's
-    (``.json``, ``.md``, ``.txt``), else JSON."""
-    if explicit is not None:
-        return explicit
-    return _BY_EXTENSION.get(path.suffix.lower(), OutputFormat.JSON)
+    """The format of a ``--report`` file: its extension's (``.json``, ``.md``, ``.txt``),
+    else ``--output`` when given, else JSON.
+
+    The file's name is the most specific thing said about it: ``--output text --report
+    run.json`` shows text and keeps JSON for the script that reads the file.
+    """
+    by_name = _BY_EXTENSION.get(path.suffix.lower())
+    if by_name is not None:
+        return by_name
+    return explicit if explicit is not None else OutputFormat.JSON
 
 
 def _dump(value: object) -> str:

@@ -73,11 +73,12 @@ def test_several_syncs_print_one_json_document(tmp_path: Path) -> None:
         ("report.text", None, "sync default would change:"),
         ("report.json", None, "{"),
         ("report.out", None, "{"),
-        ("report.md", "json", "{"),
-        ("report.json", "markdown", "## "),
+        ("report.md", "json", "## sync default would change:"),
+        ("report.json", "markdown", "{"),
+        ("report.out", "markdown", "## "),
     ],
 )
-def test_the_report_file_format_follows_output_else_the_extension(
+def test_the_report_file_format_follows_the_extension_else_output(
     tmp_path: Path, name: str, output: str | None, starts: str
 ) -> None:
     config = _embedded(tmp_path)

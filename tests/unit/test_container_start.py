@@ -71,7 +71,7 @@ def test_a_configuration_on_the_volume_is_never_touched(tmp_path: Path) -> None:
 def test_the_default_configuration_ships_in_the_package() -> None:
     from importlib.resources import files
 
-    assert files("sync").joinpath("container.toml").is_file()
+    assert files("sync.cli").joinpath("container.toml").is_file()
 
 
 def test_the_daemon_starts_on_an_empty_volume_and_is_healthy(tmp_path: Path) -> None:
