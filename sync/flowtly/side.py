@@ -38,6 +38,7 @@ from sync.flowtly.assumptions import (
     ENRICH_BATCH_KEY,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
+    STABLE_ORDER,
 )
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.documents import ClientDocument, parse_document
@@ -218,7 +219,7 @@ class FlowtlySide(Connector):
         present: list[str] = []
         sent_any = False
         async for item in self._client.iterate(
-            routes.collection, page_size=MAX_ITEMS_PER_PAGE, audit=audit
+            routes.collection, STABLE_ORDER, page_size=MAX_ITEMS_PER_PAGE, audit=audit
         ):
             found = item_id(item)
             if not audit.member(found) and found is not None:
