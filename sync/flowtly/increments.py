@@ -7,11 +7,13 @@ no modification time, so they are always listed whole (concurrently, by page num
 Deletes never show in an increment: the engine's periodic complete listing (``[sync]
 full_scan``) finds them.
 
-``updatedAt`` is to the second and set by Flowtly's clock, so the cursor is kept in
-Flowtly's own terms: the latest ``updatedAt`` a read saw. A record edited while the read
-was under way, on a page already read, may carry an earlier stamp than one read later;
-the next read therefore starts `OVERLAP` before the cursor. Reading a record twice costs
-one member of a page; missing one would lose an edit.
+The cursor is the latest ``(updatedAt, id)`` a read saw, and an increment lists what
+changed at or after it (inclusive: the records stamped in that second come again). A
+record edited while the read was under way, on a page already read, carries a stamp no
+earlier than the read's start but perhaps earlier than one read later; so the cursor is
+never later than the read's start less `OVERLAP` (which also covers a Flowtly clock
+behind ours). Reading a record twice costs one member of a page; missing one would lose
+an edit. An account that is quiet re-reads only the records of its latest second.
 """
 
 from __future__ import annotations
@@ -29,18 +31,15 @@ __all__ = ["INCREMENTAL_ENTITIES", "OVERLAP", "CursorTracker", "changed_since"]
 INCREMENTAL_ENTITIES: Final = frozenset({EntityKind.CONTACT, EntityKind.NOTE})
 """The entities whose Flowtly resources carry ``updatedAt`` and filter by it."""
 
-OVERLAP: Final = timedelta(minutes=10)
-"""How far before the cursor an increment starts (see the module docstring)."""
+OVERLAP: Final = timedelta(minutes=5)
+"""How far before a read's start its cursor is at the latest (see the module docstring)."""
 
 
 def changed_since(since: Cursor) -> dict[str, str]:
-    """The query that lists what changed at or after ``since`` less `OVERLAP`."""
+    """The query that lists what changed at or after ``since``."""
     if since.timestamp is None:
         return {}
-    start = since.timestamp
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    moment = (start - OVERLAP).astimezone(UTC).replace(microsecond=0)
+    moment = _aware(since.timestamp).astimezone(UTC).replace(microsecond=0)
     return {UPDATED_AFTER_PARAM: moment.isoformat()}
 
 
@@ -62,7 +61,8 @@ class CursorTracker:
     holds the cursor back: an increment from past it would never bring that record again.
     """
 
-    def __init__(self, since: Cursor | None) -> None:
+    def __init__(self, since: Cursor | None, started: datetime) -> None:
+        self._bound = _aware(started) - OVERLAP
         self._latest: tuple[datetime, str] | None = None
         if since is not None and since.timestamp is not None:
             self._latest = (_aware(since.timestamp), since.id or "")
@@ -85,10 +85,8 @@ class CursorTracker:
         """Where the next increment starts; None when this read may not move it."""
         if self._held:
             return None
-        if self._latest is None:
-            # Nothing listed: the next increment starts from the dawn of time, as cheap as
-            # this read was.
-            return Cursor(datetime(1970, 1, 1, tzinfo=UTC), None)
+        if self._latest is None or self._latest[0] > self._bound:
+            return Cursor(self._bound, None)
         return Cursor(self._latest[0], self._latest[1] or None)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Self
 
 import httpx
@@ -110,6 +111,7 @@ class FlowtlySide(Connector):
         refs: Refs | None = None,
         authors_by_email: bool = False,
         incremental: bool = False,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         unknown = entities - _ALL
         if unknown:
@@ -120,6 +122,7 @@ class FlowtlySide(Connector):
         self._refs = refs if refs is not None else Refs(client)
         self._authors_by_email = authors_by_email
         self._incremental = incremental
+        self._now = now
         self._owns_client = False
 
     @classmethod
@@ -232,7 +235,7 @@ class FlowtlySide(Connector):
         shown = self._authors_by_email and entity is EntityKind.NOTE
         audit = ListingAudit(routes.collection, total_name="totalItems")
         incremental = Capability.INCREMENTAL in self.capabilities_for(entity)
-        tracker = CursorTracker(since) if incremental else None
+        tracker = CursorTracker(since, self._now()) if incremental else None
         query = dict(STABLE_ORDER)
         if incremental and since is not None:
             query.update(changed_since(since))

@@ -31,7 +31,7 @@ class MovingClock:
     """Each reading is an hour (more than `OVERLAP`) after the one before."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.now = datetime(2000, 1, 1, tzinfo=UTC)  # well before the real clock
 
     def __call__(self) -> datetime:
         self.now += max(timedelta(hours=1), 2 * OVERLAP)
