@@ -163,6 +163,9 @@ class Connector(abc.ABC):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     settings_model: ClassVar[type[ConnectorSettings]]
+    write_batch: ClassVar[int] = 1
+    """How many records the batch methods send in one call (HubSpot's batch 100,
+    Salesforce's collections 200): the engine hands them chunks of at least this many."""
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -27,7 +27,7 @@ from connectors.base import (
     ItemResult,
 )
 from connectors.http import ApiClient, RequestStats, is_loopback, network_transport
-from connectors.hubspot._api import HUBSPOT, HubSpotApi, error_reader
+from connectors.hubspot._api import BATCH_SIZE, HUBSPOT, HubSpotApi, error_reader
 from connectors.hubspot._associations import association_to, move_to_companies
 from connectors.hubspot._pacing import Pacing
 from connectors.hubspot._properties import ObjectType, PropertyMap, object_type
@@ -60,6 +60,7 @@ class HubSpotConnector(Connector):
     """A HubSpot portal as the CRM side (see the module docstring)."""
 
     name = "hubspot"
+    write_batch = BATCH_SIZE
     capabilities = frozenset(
         {Capability.READ, Capability.WRITE, Capability.DELETE, Capability.INCREMENTAL}
     )

@@ -31,7 +31,7 @@ from connectors.base import (
     ItemResult,
 )
 from connectors.http import RequestStats
-from connectors.salesforce._api import SalesforceApi, chunks
+from connectors.salesforce._api import COLLECTION_SIZE, SalesforceApi, chunks
 from connectors.salesforce._fields import Described, ObjectLayout, account_layout, contact_layout
 from connectors.salesforce._notes import NoteObject
 from connectors.salesforce._records import parse
@@ -75,6 +75,7 @@ class SalesforceConnector(Connector):
     """A Salesforce org over its REST API (see the module docstring)."""
 
     name = "salesforce"
+    write_batch = COLLECTION_SIZE
     capabilities = _ALL
     settings_model = SalesforceSettings
 
