@@ -9,7 +9,7 @@ private.
 
 from connectors.http.client import ApiClient, HttpLimits, QueryParams, display_url, is_loopback
 from connectors.http.limits import RequestStats, RetryPolicy, RetryScope, Throttle
-from connectors.http.pagination import Page, Paginator, last_page_of, next_offset, numbered_pages
+from connectors.http.pagination import Page, Paginator, next_offset
 from connectors.http.statuses import ErrorReader, Side, parse_retry_after
 from connectors.http.transport import network_transport
 
@@ -27,9 +27,7 @@ __all__ = [
     "Throttle",
     "display_url",
     "is_loopback",
-    "last_page_of",
     "network_transport",
     "next_offset",
-    "numbered_pages",
     "parse_retry_after",
 ]

@@ -14,7 +14,6 @@ from typing import Any, TextIO
 import httpx
 
 from connectors.setup import missing_fields
-from sync.cli import check_listings
 from sync.cli.crm_setup import setup_target
 from sync.config import Settings
 from sync.engine.binding import current_identities, mismatch
@@ -231,9 +230,6 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
             Probe.COUNTERPARTY_SHAPE: prober.counterparty_shape,
             Probe.NOTE_ID: prober.note_id,
             Probe.DOCUMENTS: prober.documents,
-            Probe.PAGE_NUMBERS: lambda: check_listings.page_numbers(client),
-            Probe.ORDER_BY_ID: lambda: check_listings.order_by_id(client),
-            Probe.UPDATED_AFTER: lambda: check_listings.updated_after(client),
         }
         for assumption in ASSUMPTIONS:
             probe = probes.get(assumption.probe)
@@ -247,7 +243,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
                         if seen is not None
                         else (Verdict.UNVERIFIED, "no data in the account to look at")
                     )
-                except (_Contradiction, check_listings.Contradiction) as exc:
+                except _Contradiction as exc:
                     verdict, detail, ok = Verdict.CONTRADICTED, str(exc), False
                 except (ApiError, httpx.HTTPError) as exc:
                     verdict, detail, ok = Verdict.ERROR, str(exc), False

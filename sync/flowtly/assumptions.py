@@ -36,14 +36,8 @@ __all__ = [
     "MAX_ITEMS_PER_PAGE",
     "MERGE_SOURCES_KEY",
     "NOTE_REQUIRED",
-    "ORDER_FIELD",
-    "ORDER_PARAM",
     "ORGANIZATION_FIELDS",
     "REFERENCE_CODE_FIELD",
-    "STABLE_ORDER",
-    "UPDATED_AFTER",
-    "UPDATED_AFTER_PARAM",
-    "UPDATED_FIELD",
     "WEBHOOK_FIELDS",
     "Assumption",
     "Probe",
@@ -119,27 +113,12 @@ ENRICH_BATCH_KEY: Final = "counterparties"
 WEBHOOK_FIELDS: Final = ("url", "events", "secret", "active")
 """A webhook subscription: target URL, event names, a signing secret, an active flag."""
 
-ORDER_PARAM: Final = "order"
-ORDER_FIELD: Final = "id"
-STABLE_ORDER: Final = MappingProxyType({f"{ORDER_PARAM}[{ORDER_FIELD}]": "asc"})
-"""API Platform's OrderFilter on ``id``: listings sorted by id, so pages fetched at the
-same time by number neither overlap nor leave gaps while the collection is unchanged."""
-
-UPDATED_FIELD: Final = "updatedAt"
-UPDATED_AFTER: Final = "after"
-UPDATED_AFTER_PARAM: Final = f"{UPDATED_FIELD}[{UPDATED_AFTER}]"
-"""API Platform's DateFilter on the modification time: ``updatedAt[after]=`` keeps the
-records modified at or after a moment (timestamps to the second, UTC)."""
-
 
 class Probe(StrEnum):
     """How ``flowtly-sync check`` verifies an assumption without writing anything."""
 
     AUTH = "auth"
     PAGINATION = "pagination"
-    PAGE_NUMBERS = "page_numbers"
-    ORDER_BY_ID = "order_by_id"
-    UPDATED_AFTER = "updated_after"
     REFERENCES = "references"
     EMPLOYEE_ME = "employee_me"
     EMPLOYEE_ORGANIZATION = "employee_organization"
@@ -168,23 +147,6 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         "Hydra collections, unprefixed keys, 30 per page, itemsPerPage "
         "clamped to 30, next links in view.",
         Probe.PAGINATION,
-    ),
-    Assumption(
-        "page_numbers",
-        "A collection's first page names its last in view.last (page=N); any page can be "
-        "fetched by its number.",
-        Probe.PAGE_NUMBERS,
-    ),
-    Assumption(
-        "order_by_id",
-        f"Collections accept {ORDER_PARAM}[{ORDER_FIELD}]=asc|desc (OrderFilter) and sort by id.",
-        Probe.ORDER_BY_ID,
-    ),
-    Assumption(
-        "updated_after",
-        f"Contacts and notes accept {UPDATED_AFTER_PARAM}= (DateFilter), keeping records "
-        f"modified at or after that moment.",
-        Probe.UPDATED_AFTER,
     ),
     Assumption(
         "references",

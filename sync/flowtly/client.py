@@ -11,23 +11,13 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, NamedTuple, TypeAlias
 
 import httpx
 from pydantic import SecretStr
 
-from connectors.http import (
-    ApiClient,
-    HttpLimits,
-    Page,
-    QueryParams,
-    RequestStats,
-    RetryScope,
-    Side,
-    last_page_of,
-    numbered_pages,
-)
+from connectors.http import ApiClient, HttpLimits, QueryParams, RequestStats, RetryScope, Side
 from connectors.listing import ListingAudit
 from sync import __version__
 from sync.errors import FlowtlyError
@@ -42,7 +32,6 @@ JsonObject: TypeAlias = dict[str, Any]
 LD_JSON: Final = "application/ld+json"
 MERGE_PATCH_JSON: Final = "application/merge-patch+json"
 PAGE_SIZE_PARAM: Final = "itemsPerPage"
-PAGE_PARAM: Final = "page"
 
 FLOWTLY: Final = Side(
     "flowtly",
@@ -63,16 +52,6 @@ class _Page(NamedTuple):
     """``totalItems``: the size of the whole collection, absent with partial pagination."""
     problem: str | None
     """Why the answer is not a collection page, though it parsed (``{}``, no members)."""
-    last: int | None
-    """The number of the last page, from ``view.last`` (None when it names none)."""
-
-
-def _page_number(link: Any) -> int | None:
-    """The ``page`` number of a view link (None when it is no link or names no page)."""
-    if not isinstance(link, str):
-        return None
-    raw = httpx.URL(link).params.get(PAGE_PARAM, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) >= 1 else None
 
 
 def _members(body: Any, where: str) -> _Page:
@@ -88,7 +67,6 @@ def _members(body: Any, where: str) -> _Page:
     if isinstance(body, list):
         raw: Any = body
         nxt: Any = None
-        last = None
     elif isinstance(body, dict):
         key = "member" if "member" in body else "hydra:member"
         if key not in body:
@@ -96,11 +74,6 @@ def _members(body: Any, where: str) -> _Page:
         raw = body.get(key, [])
         view = body.get("view") or body.get("hydra:view") or {}
         nxt = (view.get("next") or view.get("hydra:next")) if isinstance(view, dict) else None
-        last = (
-            _page_number(view.get("last") or view.get("hydra:last"))
-            if isinstance(view, dict)
-            else None
-        )
         total = body.get("totalItems", body.get("hydra:totalItems"))
     else:
         raise FlowtlyError(f"GET {where}: expected a collection, got {type(body).__name__}")
@@ -110,7 +83,7 @@ def _members(body: Any, where: str) -> _Page:
         raise FlowtlyError(f"GET {where}: the next link is not a string")
     if total is not None and (type(total) is not int or total < 0):
         raise FlowtlyError(f"GET {where}: totalItems is not a count: {total!r}")
-    return _Page(raw, nxt or None, total, problem, last)
+    return _Page(raw, nxt or None, total, problem)
 
 
 class FlowtlyClient(ApiClient):
@@ -210,84 +183,50 @@ class FlowtlyClient(ApiClient):
         page_size: int | None = None,
         audit: ListingAudit | None = None,
     ) -> AsyncIterator[JsonObject]:
-        """Stream a collection's members, in the API's order.
+        """Stream a collection's members, fetching the next page only once this one is used.
 
-        When the first page names the last one (``view.last``, or states ``totalItems`` on
-        a full page), the rest are fetched by number, concurrently: a window of twice the
-        client's concurrency at a time, yielded in page order. Otherwise ``next`` links are
-        followed until there is none, each page fetched once the one before is used.
+        Follows ``next`` links until there is none; never computes page numbers, since the
+        server may ignore or clamp ``page_size`` (sent as ``itemsPerPage``).
 
         ``audit`` is told of every page before its members are yielded (its size and
         ``totalItems``, or why it is not a collection page: ``{}``, an empty body); the
-        caller tells it the members' ids. A later page stating another ``totalItems``
-        (the collection changed while it was read) leaves the audit incomplete. Audited or
-        not, a listing that runs past the pages its ``totalItems`` allows
-        (`ListingAudit.overrun`) stops with `FlowtlyError`.
+        caller tells it the members' ids. Audited or not, a listing that runs past the
+        pages its ``totalItems`` allows (`ListingAudit.overrun`) stops with `FlowtlyError`.
         """
         query: dict[str, Any] = dict(params or {})
         if page_size is not None:
             query[PAGE_SIZE_PARAM] = page_size
-        first_url = self._url(path, query)
-        url: httpx.URL | None = first_url
+        url: httpx.URL | None = self._url(path, query)
         audit = audit if audit is not None else ListingAudit(path, total_name="totalItems")
         visited: set[str] = set()
         while url is not None:
             visited.add(str(url))
-            page, answered = await self._listing_page(url)
-            for member in self._audited(page, audit, url):
+            response = await self._request("GET", url, RetryScope.IDEMPOTENT)
+            page = _members(self._json(response, "GET"), url.path)
+            if not response.content:
+                audit.broken(f"answered HTTP {response.status_code} with an empty body")
+            elif page.problem is not None:
+                audit.broken(page.problem)
+            else:
+                audit.page(len(page.members), total=page.total)
+            overrun = audit.overrun()
+            if overrun is not None:
+                raise FlowtlyError(
+                    f"GET {url.path}: {overrun}; stopped reading it",
+                    method="GET",
+                    url=url.path,
+                )
+            for member in page.members:
                 yield member
-            if len(visited) == 1 and page.last is not None and page.last > 1:
-
-                async def numbered(number: int) -> Page[str]:
-                    page_url = first_url.copy_set_param(PAGE_PARAM, number)
-                    return (await self._listing_page(page_url))[0]
-
-                window = 2 * self._limits.concurrency
-                async for later in numbered_pages(numbered, 2, page.last, window):
-                    for member in self._audited(later, audit, first_url):
-                        yield member
-                return
             url = None
             if page.next is not None:
-                url = self._link(answered, page.next)
+                url = self._link(response.url, page.next)
                 if str(url) in visited:
                     raise FlowtlyError(
                         f"GET {url.path}: pagination loops back to a page already read",
                         method="GET",
                         url=url.path,
                     )
-
-    async def _listing_page(self, url: httpx.URL) -> tuple[Page[str], httpx.URL]:
-        """One page of a listing (members, the ``next`` link as given, the stated total, the
-        number of the last page when it can be told, why it is broken if it is) and the URL
-        that answered, which a relative ``next`` is resolved against."""
-        response = await self._request("GET", url, RetryScope.IDEMPOTENT)
-        parsed = _members(self._json(response, "GET"), url.path)
-        broken = parsed.problem
-        if not response.content:
-            broken = f"answered HTTP {response.status_code} with an empty body"
-        last = parsed.last
-        asked = url.params.get(PAGE_SIZE_PARAM, "")
-        full = asked.isdigit() and int(asked) == len(parsed.members)
-        if last is None and full and parsed.next is not None and PAGE_PARAM not in url.params:
-            # No view.last, but a full first page at the size asked for and a stated total
-            # tell how many pages there are.
-            last = last_page_of(parsed.total, len(parsed.members))
-        return Page(parsed.members, parsed.next, parsed.total, broken, last), response.url
-
-    @staticmethod
-    def _audited(page: Page[str], audit: ListingAudit, url: httpx.URL) -> Sequence[JsonObject]:
-        """Tell ``audit`` of ``page``; its members. Stops a listing running past its total."""
-        if page.broken is not None:
-            audit.broken(page.broken)
-        else:
-            audit.page(len(page.members), total=page.total)
-        overrun = audit.overrun()
-        if overrun is not None:
-            raise FlowtlyError(
-                f"GET {url.path}: {overrun}; stopped reading it", method="GET", url=url.path
-            )
-        return [dict(member) for member in page.members]
 
     async def post(self, path: str, body: JsonObject, *, idempotent: bool = False) -> JsonObject:
         """POST a JSON-LD body; returns the created item (``{}`` for an empty answer).

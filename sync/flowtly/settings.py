@@ -47,9 +47,6 @@ class FlowtlyConfig(ConnectorSettings):
     max_retry_after: Seconds = 300.0
     """The longest Retry-After honoured; a longer one stops the run."""
     max_response_bytes: int = Field(50_000_000, ge=1024)
-    incremental: bool = True
-    """Read contacts and notes changed since the last run only (``updatedAt[after]``);
-    deletes are found by the periodic complete listing (``[sync] full_scan``)."""
     defaults: FlowtlyDefaults = FlowtlyDefaults()
 
     @field_validator("base_url")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Self
 
 import httpx
@@ -39,11 +38,9 @@ from sync.flowtly.assumptions import (
     ENRICH_BATCH_KEY,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
-    STABLE_ORDER,
 )
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.documents import ClientDocument, parse_document
-from sync.flowtly.increments import INCREMENTAL_ENTITIES, CursorTracker, changed_since
 from sync.flowtly.refs import Refs, UnknownReference, id_of
 from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_record
 from sync.flowtly.settings import FlowtlyConfig, FlowtlyDefaults
@@ -110,8 +107,6 @@ class FlowtlySide(Connector):
         entities: frozenset[EntityKind] = _ALL,
         refs: Refs | None = None,
         authors_by_email: bool = False,
-        incremental: bool = False,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         unknown = entities - _ALL
         if unknown:
@@ -121,8 +116,6 @@ class FlowtlySide(Connector):
         self._entities = frozenset(EntityKind(entity) for entity in entities)
         self._refs = refs if refs is not None else Refs(client)
         self._authors_by_email = authors_by_email
-        self._incremental = incremental
-        self._now = now
         self._owns_client = False
 
     @classmethod
@@ -136,12 +129,7 @@ class FlowtlySide(Connector):
         if not isinstance(settings, FlowtlyConfig):
             raise TypeError(f"expected FlowtlyConfig, got {type(settings).__name__}")
         client = client_of(settings, transport=transport)
-        side = cls(
-            client,
-            defaults_of(settings.defaults),
-            authors_by_email=True,
-            incremental=settings.incremental,
-        )
+        side = cls(client, defaults_of(settings.defaults), authors_by_email=True)
         side._owns_client = True
         return side
 
@@ -164,13 +152,6 @@ class FlowtlySide(Connector):
     def fields(self, entity: EntityKind) -> frozenset[str]:
         """The canonical fields Flowtly carries for ``entity``."""
         return fields_of(entity)
-
-    def capabilities_for(self, entity: EntityKind) -> frozenset[Capability]:
-        """Contacts and notes are read incrementally unless ``[flowtly] incremental`` is
-        off (`sync.flowtly.increments`); everything else is always listed whole."""
-        if self._incremental and entity in INCREMENTAL_ENTITIES:
-            return self.capabilities | {Capability.INCREMENTAL}
-        return self.capabilities
 
     def can_delete(self, entity: EntityKind) -> bool:
         """Contacts, notes and counterparties can be deleted; clients only archived."""
@@ -217,16 +198,14 @@ class FlowtlySide(Connector):
     async def read(
         self, entity: EntityKind, since: Cursor | None = None
     ) -> AsyncIterator[ChangeBatch]:
-        """A listing of ``entity``, in batches of up to `BATCH_SIZE` items: complete, or
-        with ``since`` for an entity read incrementally (`capabilities_for`) only what
-        changed since that cursor (less an overlap); the last batch carries the cursor
-        the next increment starts from. Without incremental reads ``since`` is ignored:
-        a complete listing is a superset of any increment. Items that do not map are in
-        ``rejected`` (and their ids in ``present_ids``, so they never look deleted). A
-        listing that cannot be trusted to be whole (members without an id, repeated ids,
-        a page that is no collection, a count other than ``totalItems``) says why in the
-        last batch's ``incomplete``, and then carries no cursor; of a repeated id, the
-        first copy is kept.
+        """A complete listing of ``entity``, in batches of up to `BATCH_SIZE` items.
+
+        Flowtly offers no incremental read, so ``since`` is ignored: a complete listing
+        is a superset of any increment. Items that do not map are in ``rejected`` (and
+        their ids in ``present_ids``, so they never look deleted). A listing that cannot
+        be trusted to be whole (members without an id, repeated ids, a page that is no
+        collection, a count other than ``totalItems``) says why in the last batch's
+        ``incomplete``; of a repeated id, the first copy is kept.
         """
         routes = self._routes(entity)
         if entity in _NEEDS_REFS:
@@ -234,23 +213,16 @@ class FlowtlySide(Connector):
         refs = self._refs
         shown = self._authors_by_email and entity is EntityKind.NOTE
         audit = ListingAudit(routes.collection, total_name="totalItems")
-        incremental = Capability.INCREMENTAL in self.capabilities_for(entity)
-        tracker = CursorTracker(since, self._now()) if incremental else None
-        query = dict(STABLE_ORDER)
-        if incremental and since is not None:
-            query.update(changed_since(since))
         records: list[Record] = []
         rejected: list[RecordError] = []
         present: list[str] = []
         sent_any = False
         async for item in self._client.iterate(
-            routes.collection, query, page_size=MAX_ITEMS_PER_PAGE, audit=audit
+            routes.collection, page_size=MAX_ITEMS_PER_PAGE, audit=audit
         ):
             found = item_id(item)
             if not audit.member(found) and found is not None:
                 continue  # listed on an earlier page too (the collection shifted meanwhile)
-            if tracker is not None:
-                tracker.saw(item, found)
             try:
                 record = to_record(entity, item, refs)
                 if shown:
@@ -258,8 +230,6 @@ class FlowtlySide(Connector):
                 records.append(record)
             except (NormalizationError, UnknownReference) as error:
                 rejected.append(_rejection(entity, item, error))
-                if tracker is not None:
-                    tracker.hold()
                 if found is not None:
                     present.append(found)
             if len(records) + len(rejected) >= BATCH_SIZE:
@@ -267,15 +237,9 @@ class FlowtlySide(Connector):
                 sent_any = True
                 records, rejected, present = [], [], []
         incomplete = audit.verdict()
-        cursor = tracker.cursor() if tracker is not None and incomplete is None else None
-        if records or rejected or incomplete or not sent_any or cursor is not None:
+        if records or rejected or incomplete or not sent_any:
             yield ChangeBatch(
-                entity,
-                records,
-                rejected=rejected,
-                present_ids=present,
-                incomplete=incomplete,
-                cursor=cursor,
+                entity, records, rejected=rejected, present_ids=present, incomplete=incomplete
             )
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:

@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from sync.flowtly import assumptions as a
 from sync.sandbox._errors import Problem
-from sync.sandbox._filters import id_order, updated_since
 from sync.sandbox._hydra import collection_document, ld_response, paging, search_template
 from sync.sandbox._json import JsonObject, JsonValue, type_name
 from sync.sandbox._query import QueryTree
@@ -90,8 +89,7 @@ def _collection(
 ) -> Response:
     pages = paging(call.query)
     sandbox = call.sandbox
-    descending = id_order(call.query) == "desc"
-    found = sandbox.page(resource, pages.offset, pages.limit, wheres, descending=descending)
+    found = sandbox.page(resource, pages.offset, pages.limit, wheres)
     doc = collection_document(
         context=sandbox.context(context_name or SPECS[resource].short_name),
         collection_id=collection_id,
@@ -121,7 +119,6 @@ def list_collection(resource: Resource) -> Handler:
         if filtered is not None:
             if filtered in call.query:
                 wheres.append(_parent_filter(call.query[filtered]))
-            wheres.extend(updated_since(call.query))
             search = search_template(call.path, [(filtered, filtered)])
         collection_id = call.sandbox.collection_iri(resource)
         return _collection(call, resource, collection_id, wheres, search)

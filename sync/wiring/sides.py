@@ -113,9 +113,4 @@ def flowtly_defaults(settings: Settings) -> Defaults:
 def flowtly_side(settings: Settings, client: FlowtlyClient) -> FlowtlySide:
     """The Flowtly side over ``client``, with ``[flowtly.defaults]``; note authors are
     compared by e-mail, the form a CRM names people in."""
-    return FlowtlySide(
-        client,
-        flowtly_defaults(settings),
-        authors_by_email=True,
-        incremental=settings.flowtly.incremental,
-    )
+    return FlowtlySide(client, flowtly_defaults(settings), authors_by_email=True)

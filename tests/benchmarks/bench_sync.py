@@ -252,14 +252,7 @@ class Sandbox:
 
 
 def write_config(
-    path: Path,
-    url: str,
-    crm: Path,
-    store: Path,
-    concurrency: int,
-    rate: float,
-    level: str,
-    incremental: bool = True,
+    path: Path, url: str, crm: Path, store: Path, concurrency: int, rate: float, level: str
 ) -> Path:
     path.write_text(
         "[flowtly]\n"
@@ -267,7 +260,6 @@ def write_config(
         f"token = {json.dumps(TOKEN)}\n"
         f"concurrency = {concurrency}\n"
         f"rate_limit = {rate}\n"
-        f"incremental = {json.dumps(incremental)}\n"
         "[store]\n"
         f"url = {json.dumps('sqlite:///' + str(store))}\n"
         "[crm]\n"
@@ -638,7 +630,7 @@ def _setup(args: argparse.Namespace, work: Path, companies: int, rate: float) ->
     sandbox = Sandbox(work / "sandbox.db", args.latency_ms, rate, work / "sandbox.log")
     config = write_config(
         work / "config.toml", sandbox.url, crm, work / "state.db", args.concurrency, rate,
-        args.log_level, args.incremental,
+        args.log_level,
     )  # fmt: skip
     return Setup(
         sandbox, work, crm, config, companies, records, args.latency_ms,
@@ -801,12 +793,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--companies", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--no-incremental",
-        dest="incremental",
-        action="store_false",
-        help="[flowtly] incremental = false: list contacts and notes whole every run",
-    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--edit-percent", type=float, default=1.0)

@@ -15,11 +15,6 @@ from sync.model import EntityKind, Scalar
 from sync.wiring import flowtly_client, flowtly_side
 
 CREATED_AT = "notes are read with Flowtly's createdAt, never written nor compared: not in fields()"
-WITHIN_OVERLAP = (
-    "records written within the increments' overlap (minutes) of the cursor are listed "
-    "again: on the sandbox's real clock that is every record; see "
-    "test_flowtly_incremental_contract.py for the contract on a clock that moves"
-)
 PRESENT = "listings name only rejected items in present_ids (listed records count as present)"
 
 
@@ -50,15 +45,6 @@ class TestFlowtlyContract(ConnectorContract):
         self, connector: Connector, entity: EntityKind
     ) -> None:
         await super().test_listing_names_every_record_present(connector, entity)
-
-    @pytest.mark.xfail(reason=WITHIN_OVERLAP, strict=False)
-    @pytest.mark.parametrize("entity", sorted(EntityKind))
-    async def test_incremental_read_has_the_changes_since_an_inclusive_cursor(
-        self, connector: Connector, entity: EntityKind
-    ) -> None:
-        await super().test_incremental_read_has_the_changes_since_an_inclusive_cursor(
-            connector, entity
-        )
 
     def values(self, entity: EntityKind, n: int = 0) -> dict[str, Scalar]:
         values = sample_values(entity, n)
