@@ -2,9 +2,11 @@
 #   docker build -t flowtly-sync .
 #   docker run -v flowtly-data:/data -p 8080:8080 \
 #     -e FLOWTLY_SYNC_FLOWTLY__TOKEN=... flowtly-sync
-# /data holds config.toml, the state store and any sandbox or CRM files. Secrets come from
-# the environment (FLOWTLY_SYNC_FLOWTLY__TOKEN, FLOWTLY_SYNC_DAEMON__WEBHOOK_SECRET), never
-# from the image.
+# /data holds config.toml, the state store and any sandbox or CRM files. On the first start
+# with no /data/config.toml, the default (sync/cli/container.toml: the real Flowtly, CSV files
+# in /data/crm) is written there; edit it in the volume. Secrets come from the environment
+# (FLOWTLY_SYNC_FLOWTLY__TOKEN, FLOWTLY_SYNC_DAEMON__WEBHOOK_SECRET), never from the image.
+# The daemon runs as uid/gid 10001: a bind-mounted /data must be writable by it.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,8 +27,10 @@ RUN groupadd --system --gid 10001 flowtly \
     && mkdir -p /data \
     && chown flowtly:flowtly /data
 
-# Inside the container the endpoint must be reachable from outside it.
-ENV FLOWTLY_SYNC_DAEMON__LISTEN=0.0.0.0:8080
+# Inside the container the endpoint must be reachable from outside it; the configuration
+# is on the volume (written there with the defaults on the first start).
+ENV FLOWTLY_SYNC_DAEMON__LISTEN=0.0.0.0:8080 \
+    FLOWTLY_SYNC_CONFIG=/data/config.toml
 
 WORKDIR /data
 VOLUME ["/data"]
@@ -40,5 +44,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # SIGTERM (docker stop) finishes the operations in flight and exits 0; give it time:
 #   docker stop --time 40 ...
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["flowtly-sync"]
-CMD ["daemon", "--config", "/data/config.toml"]
+ENTRYPOINT ["python", "-m", "sync.cli.container"]
+CMD ["daemon"]

@@ -23,6 +23,7 @@ __all__ = [
     "RowStream",
     "encodes",
     "file_signature",
+    "header_delimiter",
     "line_terminator",
     "no_rows",
     "read_csv",
@@ -31,6 +32,12 @@ __all__ = [
 ]
 
 _BOM = codecs.BOM_UTF8
+_DELIMITERS = (";", ",", "\t", "|")
+"""Delimiters a header is tried with when the configured one leaves it a single column."""
+_ENCODING_HINT = (
+    "; if the file is saved in another encoding, set it as the files connector's "
+    '`encoding` ([crm] encoding = "cp1252" for most Excel exports, or "latin-1")'
+)
 _FIELD_LIMIT = 1 << 26  # note bodies can exceed csv's 128 KiB default per field
 
 Signature = tuple[int, int]
@@ -90,7 +97,7 @@ def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, bool]:
         raise InputError(
             str(path),
             f"cannot decode byte 0x{data[position]:02x} at byte offset {position} "
-            f"(column {position - line_start + 1} of the line) as {encoding}",
+            f"(column {position - line_start + 1} of the line) as {encoding}{_ENCODING_HINT}",
             line=line,
         ) from None
 
@@ -123,7 +130,38 @@ def _rows(path: Path, reader: Iterator[list[str]], line_num: Callable[[], int]) 
             if cells and cells != [""]:
                 yield CsvRow(cells, start)
     except csv.Error as error:
-        raise InputError(str(path), f"malformed CSV: {error}", line=line_num()) from None
+        # The parser stops where it noticed, which for an unterminated quote is the end of
+        # the file: the record in progress began on the line after the last one read.
+        start = previous_end + 1
+        if str(error) == "unexpected end of data":
+            reason = f"a quote opened in the record starting here (line {start}) is never closed"
+        else:
+            reason = f"malformed CSV: {error}"
+            if line_num() != start:
+                reason += f" (on line {line_num()} of the record starting here)"
+        raise InputError(str(path), reason, line=start) from None
+
+
+def header_delimiter(first_line: str, configured: str) -> str:
+    """The delimiter to read a file whose header is ``first_line`` with: ``configured``,
+    unless it leaves the header a single column while another common one splits it (a
+    spreadsheet saved in a locale that separates with ``;``, read with the default ``,``).
+    A one-column header can never be right: every file needs an id column and another."""
+
+    def width(delimiter: str) -> int:
+        try:
+            return len(next(csv.reader([first_line], delimiter=delimiter), []))
+        except csv.Error:
+            return 0
+
+    if width(configured) > 1:
+        return configured
+    best = max(_DELIMITERS, key=width)
+    return best if width(best) > 1 else configured
+
+
+def _first_line(text: str) -> str:
+    return text.split("\n", 1)[0].rstrip("\r")
 
 
 def read_csv(path: Path, *, delimiter: str, encoding: str) -> CsvFile:
@@ -138,6 +176,7 @@ def read_csv(path: Path, *, delimiter: str, encoding: str) -> CsvFile:
     except OSError as error:
         raise InputError(str(path), f"cannot read the file: {error.strerror}") from None
     text, bom = _decode(path, data, encoding)
+    delimiter = header_delimiter(_first_line(text), delimiter)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows = list(_rows(path, reader, lambda: reader.line_num))
     if not rows:
@@ -196,7 +235,11 @@ def stream_csv(path: Path, *, delimiter: str, encoding: str) -> tuple[CsvFile, R
         raise InputError(str(path), f"cannot read the file: {error.strerror}") from None
     bom = _is_utf8(encoding) and handle.read(len(_BOM)) == _BOM
     handle.seek(len(_BOM) if bom else 0)
-    text = io.TextIOWrapper(handle, "utf-8" if _is_utf8(encoding) else encoding, newline="")
+    codec = "utf-8" if _is_utf8(encoding) else encoding
+    start = handle.read(1 << 16).decode(codec, errors="replace")
+    handle.seek(len(_BOM) if bom else 0)
+    delimiter = header_delimiter(_first_line(start), delimiter)
+    text = io.TextIOWrapper(handle, codec, newline="")
     reader = csv.reader(text, delimiter=delimiter, strict=True)
     rows = RowStream(
         _decoded(path, _rows(path, reader, lambda: reader.line_num), delimiter, encoding), text
@@ -217,7 +260,9 @@ def _decoded(path: Path, rows: Iterator[CsvRow], delimiter: str, encoding: str) 
         yield from rows
     except UnicodeDecodeError:
         read_csv(path, delimiter=delimiter, encoding=encoding)  # raises, naming the byte
-        raise InputError(str(path), f"cannot decode the file as {encoding}") from None
+        raise InputError(
+            str(path), f"cannot decode the file as {encoding}{_ENCODING_HINT}"
+        ) from None
 
 
 def encodes(text: str, encoding: str) -> bool:
@@ -257,11 +302,18 @@ def _render(table: CsvFile) -> bytes:
 def write_csv(table: CsvFile) -> None:
     """Replace ``table.path`` atomically with ``table``: a temporary file in the same
     directory, flushed and fsynced, then renamed over the original. On any failure the
-    original is left untouched and the temporary file removed."""
+    original is left untouched and the temporary file removed.
+
+    A symlinked file is written through: its target is replaced, the link stays. The
+    original's mode, owner and group are kept; where they cannot be given to a new file
+    (the file belongs to another user, writable by us through its group), the original
+    is overwritten in place instead, from the complete, fsynced temporary file.
+    """
     payload = _render(table)
-    directory = table.path.parent
+    target = Path(os.path.realpath(table.path))
+    directory = target.parent
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
-        mode="wb", dir=directory, prefix=f".{table.path.name}.", suffix=".tmp", delete=False
+        mode="wb", dir=directory, prefix=f".{target.name}.", suffix=".tmp", delete=False
     )
     temporary = Path(handle.name)
     try:
@@ -269,16 +321,42 @@ def write_csv(table: CsvFile) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        if table.path.exists():
-            # Keep the original's permissions: a temp file is created 0600.
-            os.chmod(temporary, table.path.stat().st_mode & 0o7777)
-        os.replace(temporary, table.path)
+        if target.exists() and not _take_over(temporary, target.stat()):
+            _overwrite(target, payload)
+            temporary.unlink()
+        else:
+            os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
     _fsync_directory(directory)
     table.signature = file_signature(table.path)
+
+
+def _take_over(temporary: Path, original: os.stat_result) -> bool:
+    """Give ``temporary`` the original's mode (a temp file is created 0600), owner and
+    group; False when the owner or group cannot be kept."""
+    os.chmod(temporary, original.st_mode & 0o7777)
+    now = temporary.stat()
+    if (now.st_uid, now.st_gid) == (original.st_uid, original.st_gid):
+        return True
+    try:
+        os.chown(temporary, original.st_uid, original.st_gid)
+    except PermissionError:
+        return False
+    # chown may clear set-id bits: the mode once more, now that the owner is right.
+    os.chmod(temporary, original.st_mode & 0o7777)
+    return True
+
+
+def _overwrite(target: Path, payload: bytes) -> None:
+    """Write ``payload`` over ``target``'s content, keeping its inode, owner and mode."""
+    with target.open("r+b") as handle:
+        handle.write(payload)
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -130,7 +130,9 @@ class Table:
             if name not in columns:
                 raise InputError(
                     str(file.path),
-                    "required column missing from the header" + _mapped_from(layout, entity, name),
+                    "required column missing from the header"
+                    + _mapped_from(layout, entity, name)
+                    + _delimiter_hint(file),
                     line=1,
                     column=name,
                 )
@@ -201,6 +203,15 @@ def _spec(layout: FieldLayout, entity: EntityKind, name: str) -> FieldSpec:
     return SCHEMAS[entity][name]
 
 
+def _delimiter_hint(file: CsvFile) -> str:
+    if len(file.header) != 1:
+        return ""
+    return (
+        f"; the header reads as the single column {file.header[0]!r}: the delimiter is "
+        f"probably wrong (the files connector's `delimiter` is {file.delimiter!r})"
+    )
+
+
 def _mapped_from(layout: FieldLayout, entity: EntityKind, name: str) -> str:
     names = [crm for crm, canonical in layout.aliases.get(entity, {}).items() if canonical == name]
     return f" (mapped from {', '.join(repr(crm) for crm in names)})" if names else ""
@@ -268,7 +279,9 @@ def parse_row(
         )
         return ParsedRow(None, record_id, errors=tuple(errors))
     assert entity is not None
-    if len(cells) > len(table.file.header):
+    if len(cells) != len(table.file.header):
+        # Fewer cells than columns is a row cut short (a lost delimiter, a bad export):
+        # reading the missing cells as empty would sync a company with only a name.
         errors.append(
             RecordError(
                 label,

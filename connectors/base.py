@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sync.errors import (
     AuthenticationError,
+    BudgetExhausted,
     ConnectorError,
     RecordError,
     TransportSecurityError,
@@ -64,7 +65,7 @@ _T = TypeVar("_T")
 DEFAULT_BATCH_CONCURRENCY: Final = DEFAULT_CONCURRENCY
 """How many single calls the default batch methods have in flight without a ``limit``."""
 
-RUN_STOPPING_ERRORS: Final = (AuthenticationError, TransportSecurityError)
+RUN_STOPPING_ERRORS: Final = (AuthenticationError, BudgetExhausted, TransportSecurityError)
 """Failures that are no record's fault and would fail every other write alike: they stop
 the run instead of being recorded per record (and stop a default batch at once)."""
 
@@ -162,6 +163,9 @@ class Connector(abc.ABC):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     settings_model: ClassVar[type[ConnectorSettings]]
+    write_batch: ClassVar[int] = 1
+    """How many records the batch methods send in one call (HubSpot's batch 100,
+    Salesforce's collections 200): the engine hands them chunks of at least this many."""
 
     async def __aenter__(self) -> Self:
         await self.open()

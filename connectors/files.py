@@ -60,7 +60,7 @@ from sync.mapping.layout import FieldLayout
 from sync.model import SCHEMAS, EntityKind, FieldSpec, Record, Scalar
 from sync.normalize import NormalizationError, normalize_value
 
-__all__ = ["FilesConnector", "FilesSettings"]
+__all__ = ["FilesConnector", "FilesSettings", "Source"]
 
 _BATCH = 5000
 
@@ -381,11 +381,11 @@ class FilesConnector(Connector):
         path = self._path(source)
         if source is Source.COMPANIES:
             raise InputError(str(path), "the file is missing; it is required")
-        # A new file follows the line ending of the (required) companies file.
+        # A new file follows the line ending and delimiter of the (required) companies file.
         return CsvFile(
             path,
             list(source.default_columns),
-            self.settings.delimiter,
+            self._header(Source.COMPANIES).file.delimiter,
             self.settings.encoding,
             bom=codecs.lookup(self.settings.encoding).name == "utf-8-sig",
             terminator=line_terminator(self._path(Source.COMPANIES)),

@@ -74,6 +74,7 @@ class MappingConnector(Connector):
         # The wrapper is what the wrapped connector is: same name, same capabilities.
         self.name = inner.name  # type: ignore[misc]
         self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.write_batch = inner.write_batch  # type: ignore[misc]
         self._verbatim = isinstance(inner, LayoutAware)
         if isinstance(inner, LayoutAware):
             inner.use_layout(mapping.layout)

@@ -40,6 +40,7 @@ from sync.settings_base import (
     DEFAULT_CONCURRENCY,
     Concurrency,
     Seconds,
+    SecondsOrZero,
     Section,
     config_error,
 )
@@ -93,12 +94,12 @@ class SyncConfig(Section):
     create_in_flowtly: bool = True
     mass_delete_ratio: float = Field(0.5, gt=0, le=1)
     mass_delete_min: int = Field(3, ge=1)
-    interval: Seconds | None = 900.0
+    interval: SecondsOrZero | None = 900.0
     """How often the daemon runs the sync (``"15m"``), unless ``cron`` is set."""
     cron: str | None = None
     run_timeout: Seconds = 3600.0
     """A run still going after this long is stopped and recorded as failed."""
-    full_scan: Seconds | None = 86_400.0
+    full_scan: SecondsOrZero | None = 86_400.0
     """After this long, a side that reads only changes lists everything again (deletes
     show only in complete listings of a CRM without a deletes feed)."""
     concurrency: Concurrency = DEFAULT_CONCURRENCY
@@ -327,6 +328,12 @@ def _crm_secrets(table: Mapping[str, Any]) -> set[str]:
             found |= _crm_secrets(value)
         elif is_secret_key(key) and value not in (None, ""):
             found.add(value.get_secret_value() if isinstance(value, SecretStr) else str(value))
+        elif key == "url" and isinstance(value, str | SecretStr):
+            # A database URL (the sql connector's) carries its password inside.
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            password = urlsplit(text).password
+            if password:
+                found.add(unquote(password))
     return found
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "TransportSecurityError",
     "ValidationFailed",
     "Violation",
+    "described",
 ]
 
 
@@ -144,12 +145,16 @@ class ApiError(ConnectorError):
         status: int | None = None,
         detail: str | None = None,
         side: str = "",
+        hint: str = "",
     ) -> None:
         self.method = method
         self.url = url
         self.status = status
         self.detail = detail
         self.side = side
+        self.hint = hint
+        """What a person can do about it (the setting of a refused token), said after the
+        message where people read it (`described`); the message itself is what the API said."""
         super().__init__(message)
 
 
@@ -281,3 +286,9 @@ class RecordError:
         if self.field:
             where += f", field {self.field}"
         return f"{where}: {self.reason}"
+
+
+def described(error: BaseException) -> str:
+    """``error``'s message with its hint, if it has one: what the command line prints."""
+    hint = getattr(error, "hint", "")
+    return f"{error} - {hint}" if hint else str(error)

@@ -21,6 +21,7 @@ __all__ = [
     "DURATION",
     "Concurrency",
     "Seconds",
+    "SecondsOrZero",
     "Section",
     "config_error",
     "duration_seconds",
@@ -53,6 +54,12 @@ def duration_seconds(value: object) -> object:
 
 Seconds = Annotated[float, BeforeValidator(duration_seconds), Field(gt=0, allow_inf_nan=False)]
 """A duration in seconds, written as a number or as ``"30s"``, ``"15m"``, ``"1h"``."""
+
+SecondsOrZero = Annotated[
+    float, BeforeValidator(duration_seconds), Field(ge=0, allow_inf_nan=False)
+]
+"""A duration where ``0`` means "every time" (``[sync] full_scan = "0s"``: every run
+lists everything) or "never" (``[sync] interval = 0``: only cron or webhooks)."""
 
 
 class Section(BaseModel):

@@ -45,3 +45,18 @@ def _fresh_structlog() -> Iterator[None]:
     (a level filter among it) for the whole process, which would hide later tests' events."""
     yield
     structlog.reset_defaults()
+
+
+_ONE_WORKER = (
+    "tests/unit/test_store_lock.py",
+    "tests/unit/test_store.py",
+    "tests/integration/test_daemon_pg.py",
+)
+"""Files whose tests take PostgreSQL advisory locks: those are database-wide, not per
+schema, so under pytest-xdist they all run on one worker (``--dist loadgroup``)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(_ONE_WORKER):
+            item.add_marker(pytest.mark.xdist_group("postgres-locks"))

@@ -49,6 +49,8 @@ def _candidates() -> list[Path]:
     if origin is not None and "://" not in origin and ":" not in origin.split("/")[0]:
         roots.append(Path(origin))  # a clone of a local checkout (CI clones this way)
     found.extend(root.resolve().parent / "shared" / "specs" for root in roots)
+    # Further up too: a checkout in a folder of its own beside the specs' folder.
+    found.extend(parent / "shared" / "specs" for parent in _ROOT.parents[1:])
     return found
 
 

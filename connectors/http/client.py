@@ -237,6 +237,11 @@ class ApiClient:
         )
         return self._json(response, method)
 
+    async def send_for_bytes(self, path: str, *, params: QueryParams | None = None) -> bytes:
+        """One GET whose answer is not JSON (a file, a note's content): its raw body."""
+        response = await self._request("GET", self._url(path, params), RetryScope.IDEMPOTENT)
+        return response.content
+
     # -- internals ---------------------------------------------------------------------
 
     def _url(self, path: str, params: QueryParams | None = None) -> httpx.URL:

@@ -65,6 +65,9 @@ class Side:
     label: str
     settings: str
     protocol_error: type[ApiError] = ApiError
+    credentials: str = ""
+    """Where the credentials are configured (``[flowtly] token ...``), named in the message
+    of a 401 so that a missing or wrong token says which setting to fix."""
 
     def key(self, setting: str) -> str:
         """The dotted config key of one of this side's settings."""
@@ -132,6 +135,10 @@ def error_from_response(
         "detail": detail,
         "side": side.name,
     }
+    if status == 401 and side.credentials:
+        common["hint"] = (
+            f"{side.label} refused the credentials or got none: check {side.credentials}"
+        )
     if status in (401, 403):
         return AuthenticationError(message, **common)
     if status == 404:

@@ -17,7 +17,7 @@ from connectors.setup import missing_fields
 from sync.cli.crm_setup import setup_target
 from sync.config import Settings
 from sync.engine.binding import current_identities, mismatch
-from sync.errors import ApiError, AuthenticationError, DeadlineExceeded, SyncError
+from sync.errors import ApiError, AuthenticationError, DeadlineExceeded, SyncError, described
 from sync.flowtly.assumptions import (
     ASSUMPTIONS,
     CLIENT_SEARCH_PARAM,
@@ -203,7 +203,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
         out.write(f"crm: ok - {await _crm_check(settings)}\n")
     except SyncError as exc:
         ok = False
-        out.write(f"crm: FAILED - {exc}\n")
+        out.write(f"crm: FAILED - {described(exc)}\n")
     client = flowtly_client(settings)
     async with client:
         prober = _Prober(client, settings)
@@ -211,12 +211,12 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
             await client.get("/employees/me")
             out.write("flowtly: ok - reachable, credentials valid\n")
         except (AuthenticationError, ApiError, DeadlineExceeded) as exc:
-            out.write(f"flowtly: FAILED - {exc}\n")
+            out.write(f"flowtly: FAILED - {described(exc)}\n")
             return False
         try:
             fine, line = await _binding_check(settings, client)
         except SyncError as exc:
-            fine, line = False, f"FAILED - {exc}"
+            fine, line = False, f"FAILED - {described(exc)}"
         ok = ok and fine
         out.write(f"binding: {line}\n")
         probes: dict[Probe, Callable[[], Awaitable[str | None]]] = {

@@ -6,25 +6,28 @@ import argparse
 import asyncio
 import getpass
 import json
+import shutil
 import sys
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import structlog
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
+from sync.cli.progress import RunProgress
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
-from sync.errors import ConfigError
+from sync.errors import ConfigError, SyncError, described
 from sync.exit_codes import ExitCode
 from sync.model import Side
 from sync.privacy.files import open_private_text
-from sync.quality.gates import sensitive_fields
+from sync.quality import sensitive_fields
 from sync.report.literal import json_visible, visible
+from sync.report.logs import scrub_message
+from sync.report.outcomes import Outcome, RunFailure, report_format, status_of, write_outcomes
 from sync.report.redaction import scrubbed
 from sync.report.render import OutputFormat, mask, write_plain, write_report
 from sync.store import ConflictResolution, Store
@@ -45,38 +48,29 @@ __all__ = [
 log = structlog.get_logger("sync")
 
 
-def _progress() -> tuple[AbstractContextManager[object], Callable[[str, int], None] | None]:
+def _progress() -> tuple[AbstractContextManager[object], RunProgress | None]:
     """A live progress display on a terminal; nothing when output is piped."""
     if not sys.stderr.isatty():
         return nullcontext(), None
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed} records"),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def advance(description: str, count: int) -> None:
-        if description not in tasks:
-            tasks[description] = progress.add_task(description, total=None)
-        progress.advance(tasks[description], count)
-
-    return progress, advance
+    progress = RunProgress(Console(stderr=True))
+    return progress.display, progress
 
 
 async def _run(
     settings: Settings, store: Store, dry_run: bool, allow_mass_delete: bool = False
 ) -> RunResult:
-    display, advance = _progress()
+    display, progress = _progress()
     async with open_job(settings, store) as job:
         if allow_mass_delete:
             # One explicit run only: the daemon and the configuration never carry it.
             job.policy = replace(job.policy, allow_mass_delete=True)
         with display:
             return await run_sync(
-                job, dry_run=dry_run, progress=advance, run_timeout=settings.sync.run_timeout
+                job,
+                dry_run=dry_run,
+                progress=progress.advance if progress else None,
+                expect=progress.expect if progress else None,
+                run_timeout=settings.sync.run_timeout,
             )
 
 
@@ -90,50 +84,102 @@ def _one(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """``run`` and ``diff``: every configured sync, or the one named by ``--sync``."""
+    """``run`` and ``diff``: every configured sync, or the one named by ``--sync``.
+
+    A sync that fails is reported as failed (stderr, ``--output json``, ``--report``) and
+    the others still run; the exit code is then 1.
+    """
     dry_run = args.command == "diff" or bool(getattr(args, "dry_run", False))
     allow = bool(getattr(args, "allow_mass_delete", False))
-    fmt = OutputFormat(args.output)
-    results: list[RunResult] = []
+    explicit = OutputFormat(args.output) if args.output else None
+    fmt = explicit or OutputFormat.TEXT
+    outcomes: list[Outcome] = []
     sensitive = sensitive_fields(settings.quality)
     scrub = scrubber_of(settings)
-    store = open_store(settings)
+    selected = _selected(args, settings)
+    several = len(selected) > 1
+    started = datetime.now(UTC)
     try:
-        for one in _selected(args, settings):
-            result = scrubbed(asyncio.run(_run(one, store, dry_run, allow)), scrub)
-            results.append(result)
-            _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
+        store = open_store(settings)
+    except SyncError as exc:
+        outcomes = [_failed(one, dry_run, exc, started, several) for one in selected]
+        _write_outcomes(args, outcomes, fmt, explicit, sensitive)
+        return ExitCode.FAILED
+    try:
+        for one in selected:
+            started = datetime.now(UTC)
+            try:
+                result = scrubbed(asyncio.run(_run(one, store, dry_run, allow)), scrub)
+            except ConfigError as exc:
+                # Still a usage error (exit 2, said by the caller), but reported: a script
+                # must not read the previous run's report as this one's.
+                failure = RunFailure(
+                    one.sync.name, dry_run, type(exc).__name__, scrub(str(exc)), started
+                )
+                _write_outcomes(args, [*outcomes, failure], fmt, explicit, sensitive)
+                raise
+            except SyncError as exc:
+                outcomes.append(_failed(one, dry_run, exc, started, several))
+                continue
+            outcomes.append(result)
+            if fmt is not OutputFormat.JSON:
+                _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
     finally:
         store.close()
-    if args.report:
-        try:
-            _report_file(Path(args.report), results, args.show_sensitive, sensitive)
-        except OSError as exc:  # the runs are done: a report file that fails is said, no more
-            log.error("report_file_failed", path=args.report, error=visible(exc))
-            sys.stderr.write(
-                visible(f"flowtly-sync: the report file was not written: {exc}") + "\n"
-            )
-    return ExitCode.OK if all(r.clean for r in results) else ExitCode.PARTIAL
+    _write_outcomes(args, outcomes, fmt, explicit, sensitive)
+    if any(isinstance(outcome, RunFailure) for outcome in outcomes):
+        return ExitCode.FAILED
+    return ExitCode.OK if all(status_of(o) == "ok" for o in outcomes) else ExitCode.PARTIAL
 
 
-def _report_file(
-    path: Path, results: list[RunResult], show_sensitive: bool, sensitive: frozenset[str]
+def _failed(
+    one: Settings, dry_run: bool, exc: SyncError, started: datetime, several: bool
+) -> RunFailure:
+    """The failure of one sync, said on stderr (and logged) as it happens."""
+    message = scrub_message(scrubber_of(one)(described(exc)))
+    log.error("run_failed", sync=one.sync.name, error=message, error_type=type(exc).__name__)
+    prefix = f"sync {one.sync.name}: " if several else ""
+    sys.stderr.write(visible(f"flowtly-sync: {prefix}{message}") + "\n")
+    return RunFailure(one.sync.name, dry_run, type(exc).__name__, message, started)
+
+
+def _write_outcomes(
+    args: argparse.Namespace,
+    outcomes: list[Outcome],
+    fmt: OutputFormat,
+    explicit: OutputFormat | None,
+    sensitive: frozenset[str],
 ) -> None:
-    with open_private_text(path) as report:
-        if len(results) > 1:
-            report.write('{"syncs": [\n')
-        for index, result in enumerate(results):
-            if index:
-                report.write(",\n")
-            write_report(
-                result,
-                OutputFormat.JSON,
+    """JSON on stdout (one document, whatever the number of syncs), and the report file."""
+    show = bool(args.show_sensitive)
+    if fmt is OutputFormat.JSON:
+
+        def printed(result: RunResult, _: TextIO) -> None:
+            _print_report(result, fmt, show_sensitive=show, sensitive=sensitive)
+
+        write_outcomes(
+            outcomes,
+            fmt,
+            sys.stdout,
+            show_sensitive=show,
+            sensitive=sensitive,
+            write_result=printed,
+        )
+    if not args.report:
+        return
+    path = Path(args.report)
+    try:
+        with open_private_text(path) as report:
+            write_outcomes(
+                outcomes,
+                report_format(path, explicit),
                 report,
-                show_sensitive=show_sensitive,
+                show_sensitive=show,
                 sensitive=sensitive,
             )
-        if len(results) > 1:
-            report.write("]}\n")
+    except OSError as exc:  # the runs are done: a report file that fails is said, no more
+        log.error("report_file_failed", path=args.report, error=visible(exc))
+        sys.stderr.write(visible(f"flowtly-sync: the report file was not written: {exc}") + "\n")
 
 
 def _print_report(
@@ -144,8 +190,17 @@ def _print_report(
     The run is over and its writes are committed by now: a report that fails to render
     is logged and replaced, and never changes the exit code the run earned.
     """
+    # The terminal's width ($COLUMNS first, as for any program; 120 when piped without it).
+    width = shutil.get_terminal_size((120, 24)).columns
     try:
-        write_report(result, fmt, sys.stdout, show_sensitive=show_sensitive, sensitive=sensitive)
+        write_report(
+            result,
+            fmt,
+            sys.stdout,
+            show_sensitive=show_sensitive,
+            sensitive=sensitive,
+            width=width,
+        )
     except Exception as exc:  # whatever broke the renderer, the run stands
         reason = visible(f"{type(exc).__name__}: {exc}")
         log.error("report_render_failed", sync=result.sync, output=str(fmt), error=reason)
@@ -373,8 +428,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         db=Path(args.db) if args.db else None,
     )
 
-    def ready(url: str) -> None:
-        print(f"Flowtly sandbox serving at {url}", flush=True)
-
-    asyncio.run(serve(settings, args.host, args.port, ready=ready))
+    # serve() prints the ready line itself (tests and scripts wait for it).
+    asyncio.run(serve(settings, args.host, args.port))
     return ExitCode.OK

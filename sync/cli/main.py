@@ -7,31 +7,57 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import structlog
+from typing import TYPE_CHECKING
 
 from sync import __version__
-from sync.config import Settings, load_settings
-from sync.errors import ConfigError, SyncError
+from sync.errors import ConfigError, SyncError, described
 from sync.exit_codes import ExitCode
-from sync.report.logs import configure_logging, scrub_message
-from sync.report.render import OutputFormat
+
+if TYPE_CHECKING:
+    from sync.config import Settings
+
+# Nothing heavy is imported here (pydantic, httpx, SQLAlchemy, rich, structlog): `--help`,
+# usage errors and a cron job's start wait only for what their command needs.
 
 __all__ = ["main"]
 
+OUTPUT_FORMATS = ("text", "json", "markdown")
+"""The values of `sync.report.render.OutputFormat`, spelled out so parsing needs no renderer."""
+
 DEFAULT_CONFIG = Path("config.toml")
+CONFIG_ENV = "FLOWTLY_SYNC_CONFIG"
+"""The configuration file when ``--config`` is not given (before the working directory's)."""
+SEARCHED = (DEFAULT_CONFIG, Path("config.example.toml"))
 
 
-def _config_path(value: str | None) -> Path | None:
+def _config_path(value: str | None) -> Path:
+    """``--config``, else ``$FLOWTLY_SYNC_CONFIG``, else the first of `SEARCHED` found.
+
+    Running on the built-in defaults alone would only fail later on a required key (or
+    create a store in whatever folder this is): no file found is a usage error.
+    """
     if value is not None:
         return Path(value)
-    for candidate in (DEFAULT_CONFIG, Path("config.example.toml")):
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(CONFIG_ENV, f"no such file: {path}")
+        return path
+    for candidate in SEARCHED:
         if candidate.is_file():
             return candidate
-    return None
+    looked = " and ".join(f"./{candidate}" for candidate in SEARCHED)
+    raise ConfigError(
+        "--config",
+        f"no configuration file found: looked for {looked} in {Path.cwd()}, and "
+        f"{CONFIG_ENV} is not set; pass --config PATH or set {CONFIG_ENV} "
+        "(config.example.toml of the project documents every key)",
+    )
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +68,8 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         metavar="PATH",
-        help="configuration file (default: ./config.toml, else ./config.example.toml)",
+        help="configuration file (default: $FLOWTLY_SYNC_CONFIG, else ./config.toml, "
+        "else ./config.example.toml)",
     )
 
 
@@ -72,11 +99,17 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--output",
             "-o",
-            choices=[f.value for f in OutputFormat],
-            default=OutputFormat.TEXT.value,
-            help="report format on stdout",
+            choices=OUTPUT_FORMATS,
+            default=None,
+            help="report format on stdout (default: text), and of a --report FILE whose "
+            "extension names none",
         )
-        cmd.add_argument("--report", metavar="FILE", help="also write the JSON report here")
+        cmd.add_argument(
+            "--report",
+            metavar="FILE",
+            help="also write the report here, also when the run fails; the format is "
+            "the extension's (.json, .md, .txt), else --output's, else JSON",
+        )
         cmd.add_argument(
             "--show-sensitive",
             action="store_true",
@@ -175,7 +208,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         "-c",
         metavar="PATH",
-        help="configuration file (default: ./config.toml, else ./config.example.toml)",
+        help="configuration file (default: $FLOWTLY_SYNC_CONFIG, else ./config.toml, "
+        "else ./config.example.toml)",
     )
 
     sandbox = commands.add_parser("sandbox", help="serve the local Flowtly emulator over HTTP")
@@ -193,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from sync.config import load_settings
+    from sync.report.logs import configure_logging
+
     settings = load_settings(_config_path(args.config))
     configure_logging(
         settings.logging.level,
@@ -235,10 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"flowtly-sync: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except SyncError as exc:
+        import structlog
+
+        from sync.report.logs import scrub_message
+
         structlog.get_logger("sync").error(
             "run_failed", error=str(exc), error_type=type(exc).__name__
         )
-        print(f"flowtly-sync: {scrub_message(str(exc))}", file=sys.stderr)
+        print(f"flowtly-sync: {scrub_message(described(exc))}", file=sys.stderr)
         return ExitCode.FAILED
     except KeyboardInterrupt:
         print("flowtly-sync: interrupted", file=sys.stderr)

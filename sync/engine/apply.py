@@ -398,7 +398,10 @@ class _Applier:
         """
         semaphore = asyncio.Semaphore(self.ctx.concurrency)
         steps = self.plan.steps
-        size = max(16, self.ctx.concurrency * 8)
+        # Chunks large enough to keep every request slot busy, and to fill a whole batch
+        # call of a side that writes in batches.
+        batch = max(side.write_batch for side in self.ctx.sides.values())
+        size = max(16, self.ctx.concurrency * 8, batch)
         sending: asyncio.Task[list[_Done]] | None = None
         try:
             for start in range(0, len(steps), size):

@@ -53,6 +53,8 @@ class SideView:
     rejected: list[RecordError] = field(default_factory=list)
     seen: int = 0
     waiting: int = 0
+    waiting_records: list[RecordError] = field(default_factory=list)
+    """What `waiting` counts, each named (`waiting_for_company`)."""
     cursor: Cursor | None = None
     incomplete: str | None = None
     unseen: set[str] = field(default_factory=set)
@@ -77,6 +79,22 @@ def listing_warning(view: SideView, held_creates: int = 0) -> RecordError | None
         str(view.side),
         "*",
         f"incomplete listing, no deletes inferred from it this run: {view.incomplete}{until}",
+    )
+
+
+def waiting_for_company(
+    entity: EntityKind, side: Side, record_id: str, company: object
+) -> RecordError:
+    """The report's (and `status`'s) line for a record whose company is not linked: it
+    syncs once that company is, so it is named, not failed."""
+    return RecordError(
+        str(entity),
+        str(side),
+        record_id,
+        f"waits for its company {str(company)!r}, which is not linked: no company has that "
+        "id, or it was not synced itself (see its error)",
+        PARENT_FIELD,
+        str(company),
     )
 
 
@@ -163,6 +181,9 @@ def _classify(
         translated = _translate_parent(record, parents)
         if translated is None:
             view.waiting += 1
+            view.waiting_records.append(
+                waiting_for_company(view.entity, view.side, record.id, record.get(PARENT_FIELD))
+            )
             return
         record = translated
     view.fps[record.id] = fp

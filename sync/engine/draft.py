@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sync.engine.detect import PARENT_FIELD
+from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
 from sync.engine.ops import Action, FieldChange, Step
 from sync.errors import RecordError
@@ -40,6 +40,7 @@ class PlanDraft:
         self.warnings: list[RecordError] = []
         self.held_creates = {Side.CRM: 0, Side.FLOWTLY: 0}
         self.waiting = inp.crm.waiting + inp.flowtly.waiting
+        self.waiting_records = [*inp.crm.waiting_records, *inp.flowtly.waiting_records]
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
         self.rechecked: set[tuple[Side, str]] = set()
 
@@ -85,6 +86,13 @@ class PlanDraft:
         if parent is None:
             return None
         return {**values, PARENT_FIELD: parent}
+
+    def _wait(self, side: Side, record_id: str, values: Mapping[str, Scalar]) -> None:
+        """``record_id`` waits for its company to be linked: counted, and named."""
+        self.waiting += 1
+        self.waiting_records.append(
+            waiting_for_company(self.inp.entity, side, record_id, values.get(PARENT_FIELD))
+        )
 
     def _error(self, side: Side, record_id: str, reason: str) -> None:
         self.errors.append(RecordError(str(self.inp.entity), str(side), record_id, reason))

@@ -158,6 +158,8 @@ class Plan:
     rechecked: frozenset[tuple[Side, str]] = frozenset()
     """Records whose error depends on other records (an ambiguous match): planned afresh
     every run, never remembered as rejected until they change."""
+    waiting_records: tuple[RecordError, ...] = ()
+    """What ``waiting`` counts, each record named with the company it waits for."""
 
     def operations(self) -> Iterator[Operation]:
         for step in self.steps:

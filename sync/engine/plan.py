@@ -110,7 +110,7 @@ class _Planner(LinkedPlanning):
         if target is Side.FLOWTLY:
             sent = self._to_flowtly_space(values)
             if sent is None:
-                self.waiting += 1
+                self._wait(Side.CRM, source.id, values)
                 return
             self._add(
                 Step(
@@ -154,6 +154,7 @@ def plan_entity(inp: PlanInput) -> Plan:
         planner.waiting,
         (*(warning for warning in listings if warning), *planner.warnings),
         frozenset(planner.rechecked),
+        tuple(planner.waiting_records),
     )
 
 

@@ -106,7 +106,7 @@ class LinkedPlanning(PlanDraft):
             if gone is Side.FLOWTLY:
                 target_values = self._to_flowtly_space(values)
                 if target_values is None:
-                    self.waiting += 1
+                    self._wait(Side.CRM, other.id, values)
                     return
                 self._add(
                     Step(
@@ -211,7 +211,7 @@ class LinkedPlanning(PlanDraft):
             target = self._to_flowtly_space(result.to_flowtly)
             old = self._to_flowtly_space(fl_values) or fl_values
             if target is None:
-                self.waiting += 1
+                self._wait(Side.CRM, link.crm_id, result.to_flowtly)
                 return
             writes.append(
                 Write(

@@ -48,7 +48,9 @@ class _Run:
         progress: Callable[[str, int], None] | None,
         stopping: Callable[[], bool] | None = None,
         run_timeout: float | None = None,
+        expect: Callable[[str, int], None] | None = None,
     ) -> None:
+        self.expect = expect
         self.stopping = stopping
         self.run_timeout = run_timeout
         self.job = job
@@ -88,6 +90,10 @@ class _Run:
         self._remember_rejections(
             entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view}, rejections.keys()
         )
+        written = f"write {entity}"
+        if self.expect is not None:
+            self.expect(written, len(plan.steps))
+        progress = self.progress
         applied = await apply_plan(
             plan,
             ApplyContext(
@@ -101,6 +107,7 @@ class _Run:
                 stopping=self.stopping,
                 rejected=frozenset(rejections),
                 pending_intents=bool(inp.crm_intents or inp.flowtly_intents),
+                on_step=None if progress is None else lambda: progress(written, 1),
             ),
         )
         if applied.retryable and not final and not applied.skipped:
@@ -116,6 +123,7 @@ class _Run:
         self.result.waiting[plan.entity] = plan.waiting
         self.result.errors.extend(plan.errors)
         self.result.warnings.extend(plan.warnings)
+        self.result.warnings.extend(plan.waiting_records)
         if applied is not None:
             if applied.skipped:
                 self.result.interrupted = True
@@ -141,12 +149,17 @@ class _Run:
             for e in plan.errors
             if e.record_id not in ("*", "?") and (Side(e.side), e.record_id) not in plan.rechecked
         }
+        # Records waiting for their company are kept too, for `status` to name them, with
+        # no fingerprint: a rejection is skipped while its record is unchanged, and these
+        # must be planned again every run (they sync once their company is linked).
+        waiting = {(Side(w.side), w.record_id): w for w in plan.waiting_records}
+        current = {**waiting, **current}
         with self.job.store.transaction() as tx:
             for side, record_id in existing - current.keys():
                 tx.clear_rejection(name, entity, side, record_id)
             for (side, record_id), error in current.items():
                 if (side, record_id) not in existing:
-                    fp = views[side].fps.get(record_id, "")
+                    fp = "" if (side, record_id) in waiting else views[side].fps.get(record_id, "")
                     tx.record_rejection(
                         name, entity, side, record_id, error.field, error.value, error.reason, fp
                     )
@@ -242,12 +255,17 @@ async def run_sync(
     progress: Callable[[str, int], None] | None = None,
     stopping: Callable[[], bool] | None = None,
     run_timeout: float | None = None,
+    expect: Callable[[str, int], None] | None = None,
 ) -> RunResult:
     """Run ``job`` once. A dry run reads both sides and writes nothing anywhere.
+
+    ``progress(description, count)`` is told of records read (``read crm client``) and
+    written (``write client``); before writing, ``expect(description, count)`` says how
+    many steps a write pass is about to take (a pass again adds its own).
 
     ``stopping`` is polled between entities and before each write: once it returns True
     the run finishes what is in flight, commits, and returns with ``interrupted`` set.
     A run still going after ``run_timeout`` seconds is cancelled, recorded as failed, and
     raises `DeadlineExceeded`.
     """
-    return await _Run(job, dry_run, crash, progress, stopping, run_timeout).run()
+    return await _Run(job, dry_run, crash, progress, stopping, run_timeout, expect).run()

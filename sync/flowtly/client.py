@@ -33,7 +33,13 @@ LD_JSON: Final = "application/ld+json"
 MERGE_PATCH_JSON: Final = "application/merge-patch+json"
 PAGE_SIZE_PARAM: Final = "itemsPerPage"
 
-FLOWTLY: Final = Side("flowtly", "Flowtly", "flowtly", protocol_error=FlowtlyError)
+FLOWTLY: Final = Side(
+    "flowtly",
+    "Flowtly",
+    "flowtly",
+    protocol_error=FlowtlyError,
+    credentials="the token, [flowtly] token or FLOWTLY_SYNC_FLOWTLY__TOKEN",
+)
 """The Flowtly side as the HTTP kit names it: in errors, messages and setting keys."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from itertools import islice
@@ -143,6 +144,7 @@ def _write_json(view: _View, out: TextIO) -> None:
     result = view.result
     head = {
         "sync": result.sync,
+        "status": "ok" if result.clean else "partial",
         "dry_run": result.dry_run,
         "run_id": result.run_id,
         "started_at": result.started_at.isoformat(),
@@ -185,12 +187,28 @@ def _write_text(view: _View, out: TextIO, width: int | None) -> None:
         highlight=False,
     )
     console.print(_literal(view.headline()))
-    total = len(view.result.operations)
+    # Creates are counted, not listed: a first run creates everything, and a table of it
+    # would bury the updates, conflicts and errors that need reading.
+    created: Counter[tuple[str, str]] = Counter()
+    listed: list[dict[str, Any]] = []
+    total = 0
+    for op in view.operations():
+        if op["action"] == "create" and op["outcome"] != "error":
+            created[op["entity"], op["target"] or ""] += 1
+            continue
+        total += 1
+        if len(listed) < TEXT_ROWS:
+            listed.append(op)
+    verb = "would be created" if view.result.dry_run else "created"
+    for (entity, target), count in sorted(created.items()):
+        console.print(_literal(f"{count} {entity} record(s) {verb} in {target}"))
+    if created:
+        console.print("(each create: --output json, --output markdown or --report FILE)")
     if total:
         table = Table(
             "entity", "action", "target", "crm id", "flowtly id", "changes", show_lines=False
         )
-        for op in islice(view.operations(), TEXT_ROWS):
+        for op in listed:
             action = op["action"] if op["outcome"] != "error" else f"{op['action']} (failed)"
             table.add_row(
                 *map(

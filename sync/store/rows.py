@@ -63,6 +63,8 @@ class RunOutcome(StrEnum):
     OK = "ok"
     PARTIAL = "partial"
     FAILED = "failed"
+    ABANDONED = "abandoned"
+    """Its process ended without finishing it (killed); marked by the next run of the sync."""
 
 
 class EventOutcome(StrEnum):

@@ -356,8 +356,21 @@ class Store:
     # -- runs ----------------------------------------------------------------------------
 
     def start_run(self, sync: str, dry_run: bool) -> int:
-        """Record a run as started (outcome ``running``); returns its id."""
+        """Record a run as started (outcome ``running``); returns its id.
+
+        Called with ``sync``'s lock held, so no earlier run of it can still be going: one
+        still ``running`` lost its process (SIGKILL, a crash) and is marked ``abandoned``.
+        """
         with self._write() as conn:
+            conn.execute(
+                update(_run)
+                .where(_run.c.sync == sync, _run.c.outcome == RunOutcome.RUNNING.value)
+                .values(
+                    outcome=RunOutcome.ABANDONED.value,
+                    error="its process ended before the run finished (killed, or crashed); "
+                    "marked when the next run took the lock",
+                )
+            )
             result = conn.execute(
                 insert(_run).values(
                     sync=sync,

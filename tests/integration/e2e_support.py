@@ -50,6 +50,7 @@ __all__ = [
     "run_cli",
     "run_observed",
     "small_crm",
+    "small_crm_config",
     "spawn_sandbox",
     "start_sandbox",
     "store_rows",
@@ -952,3 +953,12 @@ class CountingProxy(FaultProxy):
 
     def __init__(self, target: str) -> None:
         super().__init__(target, seed=0)
+
+
+def small_crm_config(folder: Path, base_url: str, *, token: str = TOKEN) -> Path:
+    """`small_crm` in ``folder/crm`` and ``folder/config.toml`` syncing it with ``base_url``
+    (a store in ``folder/state.db``)."""
+    crm = write_crm(folder / "crm", small_crm())
+    return write_config(
+        folder / "config.toml", base_url=base_url, crm=crm, store=folder / "state.db", token=token
+    )

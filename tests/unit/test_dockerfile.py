@@ -8,11 +8,11 @@ import re
 import shlex
 import subprocess
 import sys
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from offline_install import offline_venv, pip_install
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -103,7 +103,9 @@ def test_the_daemon_is_the_default_command_in_exec_form(
     cmd_form = cmd[-1].exec_form() if cmd else []
     assert entry_form is not None, "ENTRYPOINT must be in exec form"
     assert cmd_form is not None, "CMD must be in exec form"
-    assert entry_form + cmd_form == ["flowtly-sync", "daemon", "--config", "/data/config.toml"]
+    assert entry_form + cmd_form == ["python", "-m", "sync.cli.container", "daemon"]
+    env = " ".join(i.args for i in only(instructions, "ENV"))
+    assert re.search(r"FLOWTLY_SYNC_CONFIG=/data/config\.toml\b", env)
 
 
 def test_state_lives_on_the_data_volume(instructions: list[Instruction]) -> None:
@@ -177,23 +179,9 @@ def test_the_install_step_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     )  # fmt: skip
     wheel = next(wheels.glob("flowtly_sync-*.whl"))
     venv = tmp_path / "venv"
-    # Without its own pip (ensurepip is slow): this interpreter's pip installs into it.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
-    )
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    (Path(site) / "deps-from-test-env.pth").write_text(
-        sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8"
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", str(wheel)],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    python = offline_venv(venv)
+    site = str(next((venv / "lib").glob("python*/site-packages")))
+    pip_install(python, str(wheel))
 
     help_text = subprocess.run(
         [str(venv / "bin" / "flowtly-sync"), "daemon", "--help"],
@@ -202,7 +190,8 @@ def test_the_install_step_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     assert "usage: flowtly-sync daemon" in help_text
     probe = (
         "import sync, connectors.files; from sync.store import Store; "
-        "s = Store.open('sqlite:///probe.db'); print(sync.__file__); print(s.integrity_check())"
+        "s = Store.open('sqlite:///probe.db'); print(sync.__file__); print(s.integrity_check()); "
+        "import sync.cli.container; print(sync.cli.container.DEFAULT_CONFIG.is_file())"
     )
     out = subprocess.run(
         [str(python), "-c", probe],
@@ -211,3 +200,4 @@ def test_the_install_step_works_in_a_fresh_virtualenv(tmp_path: Path) -> None:
     # The wheel's own copy, migrations included, not the source tree.
     assert out[0].startswith(site)
     assert out[1] == "ok"
+    assert out[2] == "True"  # the container's default configuration is in the wheel

@@ -162,6 +162,19 @@ def test_a_batch_api_gets_one_call_per_chunk_and_item_failures_stay_per_item(sto
     assert flowtly.batches == [("update", 2)]
 
 
+def test_a_side_with_larger_batches_gets_chunks_that_fill_them(store):
+    class Wide(BatchMemory):
+        write_batch = 100  # e.g. HubSpot's batch endpoints
+
+    crm = crm_side()
+    flowtly = Wide(entities=ENTITIES, fields=FIELDS, id_prefix="f")
+    for n in range(150):
+        crm.put(company(CLIENT, f"C{n}", f"PL{n}"))
+    run(crm, flowtly, store)
+    # concurrency 4 alone would give chunks of 32; the side's batch size wins.
+    assert flowtly.batches == [("create", 100), ("create", 50)]
+
+
 def test_a_batch_that_fails_as_a_whole_fails_each_of_its_items(store):
     class Down(MemoryConnector):
         async def create_many(self, entity, items, *, limit=None):

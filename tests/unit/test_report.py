@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from sync.engine.ops import Action, FieldChange, Operation
 from sync.engine.run import RunResult
@@ -60,8 +61,10 @@ def test_json_report_has_the_documented_shape_and_masks_tax_ids():
 
 
 def test_text_report_shows_a_bounded_table_and_says_how_to_see_the_rest():
-    text = render(result(TEXT_ROWS + 25), OutputFormat.TEXT, width=200)
-    assert text.startswith(f"sync acme changed: client: {TEXT_ROWS + 25} create")
+    run = result(TEXT_ROWS + 25)
+    run.operations = [replace(op, action=Action.UPDATE) for op in run.operations]
+    text = render(run, OutputFormat.TEXT, width=200)
+    assert text.startswith(f"sync acme changed: client: {TEXT_ROWS + 25} update")
     assert f"C{TEXT_ROWS - 1} " in text
     assert f"C{TEXT_ROWS + 1} " not in text
     assert "... and 25 more operations" in text

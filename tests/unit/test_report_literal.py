@@ -148,7 +148,9 @@ def rename(config: Path, names: dict[str, str]) -> None:
         writer.writerows(rows)
 
 
-def test_hostile_names_sync_and_every_report_exits_0(config, capsys):
+def test_hostile_names_sync_and_every_report_exits_0(config, capsys, monkeypatch):
+    # The text table fits the terminal; a wide one keeps each name on one line.
+    monkeypatch.setenv("COLUMNS", "200")
     args = ["--config", str(config)]
     assert main(["run", *args, "--output", "json"]) == 0
     capsys.readouterr()
