@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BATCH_CONCURRENCY",
     "RUN_STOPPING_ERRORS",
+    "BatchConnector",
     "Capability",
     "ChangeBatch",
     "Connector",
@@ -322,6 +323,64 @@ class Connector(abc.ABC):
     ) -> list[ItemResult]:
         """Delete several records; one result per id, in order (``record`` is None)."""
         return await _each([partial(self.delete, entity, record_id) for record_id in ids], limit)
+
+
+class BatchConnector(Connector):
+    """A connector whose API writes in batches (HubSpot's batch endpoints, Salesforce's
+    collections): it implements the batch methods, and a single-record write is a batch
+    of one, answered or refused as that item was."""
+
+    @abc.abstractmethod
+    async def create_many(
+        self,
+        entity: EntityKind,
+        items: Sequence[Mapping[str, Scalar]],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        """Create several records in as few calls as the API allows."""
+
+    @abc.abstractmethod
+    async def update_many(
+        self,
+        entity: EntityKind,
+        items: Sequence[tuple[str, Mapping[str, Scalar]]],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        """Update several records in as few calls as the API allows."""
+
+    @abc.abstractmethod
+    async def delete_many(
+        self,
+        entity: EntityKind,
+        ids: Sequence[str],
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> list[ItemResult]:
+        """Delete several records in as few calls as the API allows."""
+
+    async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
+        return _only(await self.create_many(entity, [values]))
+
+    async def update(
+        self, entity: EntityKind, record_id: str, changes: Mapping[str, Scalar]
+    ) -> Record:
+        return _only(await self.update_many(entity, [(record_id, changes)]))
+
+    async def delete(self, entity: EntityKind, record_id: str) -> None:
+        [result] = await self.delete_many(entity, [record_id])
+        if result.error is not None:
+            raise result.error
+
+
+def _only(results: Sequence[ItemResult]) -> Record:
+    """The record of a batch of one, or its error raised."""
+    [result] = results
+    if result.error is not None:
+        raise result.error
+    assert result.record is not None, "a created or updated item carries its record"
+    return result.record
 
 
 async def _bounded(

@@ -19,9 +19,9 @@ from typing import Any, Self
 import httpx
 
 from connectors.base import (
+    BatchConnector,
     Capability,
     ChangeBatch,
-    Connector,
     ConnectorSettings,
     Cursor,
     ItemResult,
@@ -56,7 +56,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class HubSpotConnector(Connector):
+class HubSpotConnector(BatchConnector):
     """A HubSpot portal as the CRM side (see the module docstring)."""
 
     name = "hubspot"
@@ -182,19 +182,6 @@ class HubSpotConnector(Connector):
         if since is None:
             return self.reader.listing(entity)
         return self.reader.changes(entity, since)
-
-    async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
-        return _single(await self.create_many(entity, [values]))
-
-    async def update(
-        self, entity: EntityKind, record_id: str, changes: Mapping[str, Scalar]
-    ) -> Record:
-        return _single(await self.update_many(entity, [(record_id, changes)]))
-
-    async def delete(self, entity: EntityKind, record_id: str) -> None:
-        [result] = await self.delete_many(entity, [record_id])
-        if result.error is not None:
-            raise result.error
 
     async def get_many(
         self, entity: EntityKind, ids: Sequence[str], *, limit: asyncio.Semaphore | None = None
@@ -358,14 +345,6 @@ class HubSpotConnector(Connector):
 
 def _text(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
-
-
-def _single(results: list[ItemResult]) -> Record:
-    [result] = results
-    if result.error is not None:
-        raise result.error
-    assert result.record is not None
-    return result.record
 
 
 def _refusal(entity: EntityKind, violations: Sequence[Any]) -> ValidationFailed:

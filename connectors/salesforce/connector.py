@@ -23,9 +23,9 @@ from typing import Any, Self
 import httpx
 
 from connectors.base import (
+    BatchConnector,
     Capability,
     ChangeBatch,
-    Connector,
     ConnectorSettings,
     Cursor,
     ItemResult,
@@ -71,7 +71,7 @@ _ALL = frozenset(
 _COMPANIES = (EntityKind.CLIENT, EntityKind.COUNTERPARTY)
 
 
-class SalesforceConnector(Connector):
+class SalesforceConnector(BatchConnector):
     """A Salesforce org over its REST API (see the module docstring)."""
 
     name = "salesforce"
@@ -350,19 +350,6 @@ class SalesforceConnector(Connector):
 
     # -- writes ------------------------------------------------------------------------
 
-    async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:
-        return _one(await self.create_many(entity, [values]))
-
-    async def update(
-        self, entity: EntityKind, record_id: str, changes: Mapping[str, Scalar]
-    ) -> Record:
-        return _one(await self.update_many(entity, [(record_id, changes)]))
-
-    async def delete(self, entity: EntityKind, record_id: str) -> None:
-        [result] = await self.delete_many(entity, [record_id])
-        if result.error is not None:
-            raise result.error
-
     async def create_many(
         self,
         entity: EntityKind,
@@ -396,11 +383,3 @@ def _settled(cursor: Cursor | None, horizon: datetime) -> Cursor:
     if cursor is None or cursor.timestamp is None or cursor.timestamp < horizon:
         return Cursor(horizon)
     return cursor
-
-
-def _one(results: list[ItemResult]) -> Record:
-    [result] = results
-    if result.error is not None:
-        raise result.error
-    assert result.record is not None
-    return result.record
