@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import vcr
+from recording import CASSETTES, RECORD, REPLAY_URL, recorder
 
 from sync.errors import AuthenticationError, MethodNotAllowed, NotFound, ValidationFailed
 from sync.flowtly.assumptions import CLIENT_REQUIRED
@@ -27,18 +25,8 @@ from sync.flowtly.client import FlowtlyClient
 from sync.sandbox.server import serve
 from sync.sandbox.settings import SandboxSettings
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
-RECORD = os.environ.get("FLOWTLY_SYNC_RECORD") == "1"
 TOKEN = "cassette-token-5d2b"
-REPLAY_URL = "http://127.0.0.1:9"  # never contacted: every answer comes from the cassette
-
-VCR = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode="all" if RECORD else "none",
-    match_on=["method", "path", "query", "body"],  # not host/port: the port is random
-    filter_headers=["authorization"],
-    decode_compressed_response=True,
-)
+VCR = recorder()
 
 
 @contextlib.asynccontextmanager

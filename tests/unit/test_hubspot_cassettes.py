@@ -12,15 +12,13 @@ The Authorization header is filtered out of the recordings.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-import vcr
 from fakes.hubspot import FakeHubSpot
 from fakes.hubspot.server import serve
 from pydantic import SecretStr
+from recording import CASSETTES, RECORD, REPLAY_URL, recorder
 
 from connectors.base import Cursor
 from connectors.hubspot import HubSpotConnector, HubSpotSettings
@@ -28,18 +26,8 @@ from connectors.setup import missing_fields
 from sync.errors import AuthenticationError, NotFound
 from sync.model import EntityKind, Record
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
-RECORD = os.environ.get("FLOWTLY_SYNC_RECORD") == "1"
 TOKEN = "pat-cassette-7f3e"
-REPLAY_URL = "http://127.0.0.1:9"  # never contacted: every answer comes from the cassette
-
-VCR = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode="all" if RECORD else "none",
-    match_on=["method", "path", "query", "body"],  # not host/port: the port is random
-    filter_headers=["authorization"],
-    decode_compressed_response=True,
-)
+VCR = recorder()
 
 
 @contextlib.contextmanager

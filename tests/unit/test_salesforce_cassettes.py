@@ -13,16 +13,14 @@ access tokens Salesforce hands out are filtered out of the recordings.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import vcr
 from fakes.salesforce import Org, transport
 from pydantic import SecretStr
+from recording import CASSETTES, RECORD, recorder
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -32,8 +30,6 @@ from connectors.testing import by_id, read_all
 from sync.errors import NotFound
 from sync.model import EntityKind
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
-RECORD = os.environ.get("FLOWTLY_SYNC_RECORD") == "1"
 SECRET = "cassette-secret-41af"
 FILTERED = "FILTERED"
 
@@ -48,14 +44,9 @@ def _scrub_token(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-VCR = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode="all" if RECORD else "none",
-    match_on=["method", "path", "query", "body"],
-    filter_headers=["authorization"],
+VCR = recorder(
     filter_post_data_parameters=[("client_secret", FILTERED)],
     before_record_response=_scrub_token,
-    decode_compressed_response=True,
 )
 
 
