@@ -124,14 +124,20 @@ class FlowtlySide(Connector):
     ) -> Self:
         """The Flowtly side of ``[flowtly]``, over a client of its own (closed with it).
 
-        Note authors are compared by e-mail, the form a CRM names people in.
+        See `over` for what it compares and fills in.
         """
         if not isinstance(settings, FlowtlyConfig):
             raise TypeError(f"expected FlowtlyConfig, got {type(settings).__name__}")
-        client = client_of(settings, transport=transport)
-        side = cls(client, defaults_of(settings.defaults), authors_by_email=True)
+        side = cls.over(client_of(settings, transport=transport), settings)
         side._owns_client = True
         return side
+
+    @classmethod
+    def over(cls, client: FlowtlyClient, settings: FlowtlyConfig) -> Self:
+        """The side of ``[flowtly]`` over ``client`` (the caller's, not closed with it):
+        its defaults fill required fields, and note authors are compared by e-mail, the
+        form a CRM names people in."""
+        return cls(client, defaults_of(settings.defaults), authors_by_email=True)
 
     async def close(self) -> None:
         if self._owns_client:

@@ -111,6 +111,5 @@ def flowtly_defaults(settings: Settings) -> Defaults:
 
 
 def flowtly_side(settings: Settings, client: FlowtlyClient) -> FlowtlySide:
-    """The Flowtly side over ``client``, with ``[flowtly.defaults]``; note authors are
-    compared by e-mail, the form a CRM names people in."""
-    return FlowtlySide(client, flowtly_defaults(settings), authors_by_email=True)
+    """The Flowtly side of ``[flowtly]`` over ``client`` (`FlowtlySide.over`)."""
+    return FlowtlySide.over(client, settings.flowtly)
