@@ -124,7 +124,8 @@ async def test_a_complete_listing_gives_a_cursor_of_flowtly_time(env: Env) -> No
 async def test_an_incremental_read_lists_only_what_changed(env: Env) -> None:
     ids = await _contacts(env, 4)
     start = _cursor(await _read(env.side, CONTACT, None))
-    assert start is not None and start.timestamp is not None
+    assert start is not None
+    assert start.timestamp is not None
     env.clock.now += timedelta(hours=1)
     await env.side.update(CONTACT, ids[1], {"name": "Changed"})
     batches = await _read(env.side, CONTACT, start)
@@ -139,7 +140,8 @@ async def test_an_incremental_read_lists_only_what_changed(env: Env) -> None:
 async def test_the_overlap_rereads_late_stamps_and_the_cursor_never_goes_back(env: Env) -> None:
     [early, late] = await _contacts(env, 2)
     start = _cursor(await _read(env.side, CONTACT, None))
-    assert start is not None and start.timestamp is not None
+    assert start is not None
+    assert start.timestamp is not None
     # The later contact is stamped within the overlap before the cursor: read again.
     batches = await _read(env.side, CONTACT, Cursor(start.timestamp + timedelta(minutes=3)))
     assert _ids(batches) == [late]
@@ -150,7 +152,8 @@ async def test_the_overlap_rereads_late_stamps_and_the_cursor_never_goes_back(en
 async def test_nothing_changed_keeps_the_cursor(env: Env) -> None:
     await _contacts(env, 2)
     start = _cursor(await _read(env.side, CONTACT, None))
-    assert start is not None and start.timestamp is not None
+    assert start is not None
+    assert start.timestamp is not None
     later = Cursor(start.timestamp + timedelta(hours=2))
     batches = await _read(env.side, CONTACT, later)
     assert _ids(batches) == []
@@ -171,7 +174,7 @@ async def test_an_incremental_read_never_infers_deletes(env: Env) -> None:
     ids = await _contacts(env, 3)
     start = _cursor(await _read(env.side, CONTACT, None))
     await env.side.delete(CONTACT, ids[0])
-    stored = {one: "fingerprint" for one in ids}
+    stored = dict.fromkeys(ids, "fingerprint")
     names = frozenset({"name"})
     increment = await read_side(env.side, Side.FLOWTLY, CONTACT, names, stored, since=start)
     assert increment.deleted == set()
