@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from e2e_support import (
     write_config,
     write_crm,
 )
+from sql_databases import SteppingClock
 
 from sync.sandbox import Sandbox, SandboxSettings
 from sync.sandbox._resources import Resource
@@ -37,19 +37,8 @@ CONTACTS_EACH = 10  # 100 contacts: 4 pages of 30
 NOTES_EACH = 7  # 70 notes: 3 pages
 
 
-class _Stepping:
-    """Ten minutes later at every write."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(minutes=10)
-        return self.now
-
-
 def _seed(db: Path) -> None:
-    sandbox = Sandbox(SandboxSettings(db=db, token=TOKEN, clock=_Stepping()))
+    sandbox = Sandbox(SandboxSettings(db=db, token=TOKEN, clock=SteppingClock()))
     try:
         country = next(c for c in sandbox.records(Resource.COUNTRIES) if c["code"] == "PL")
         currency = next(c for c in sandbox.records(Resource.CURRENCIES) if c["code"] == "PLN")
