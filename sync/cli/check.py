@@ -8,7 +8,6 @@ data to look at, or only a write could tell), or error.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, TextIO
 
@@ -28,6 +27,7 @@ from sync.flowtly.assumptions import (
     Probe,
 )
 from sync.flowtly.client import FlowtlyClient
+from sync.flowtly.stamps import parse
 from sync.wiring import build_crm, flowtly_client, flowtly_side, open_store
 
 __all__ = ["Verdict", "run_checks"]
@@ -179,7 +179,7 @@ class _Prober:
         if not members:
             return None
         stamp = members[0].get(UPDATED_AT)
-        if not _is_aware_time(stamp):
+        if parse(stamp) is None:
             raise _Contradiction(f"{path} items carry {UPDATED_AT}={stamp!r}, no time with offset")
         key = f"{UPDATED_AT}[after]"
         ahead = await self.client.get(path, {"itemsPerPage": 1, key: _FILTER_FUTURE})
@@ -201,16 +201,6 @@ class _Prober:
             return None
         _members(await self.client.get(f"/clients/{item['id']}/documents"))
         return "a Hydra collection"
-
-
-def _is_aware_time(value: object) -> bool:
-    """Whether ``value`` is an ISO 8601 time with its offset (a cursor can be made of it)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return datetime.fromisoformat(value).tzinfo is not None
-    except ValueError:
-        return False
 
 
 async def _crm_check(settings: Settings) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, Self
 
 import httpx
@@ -50,6 +50,7 @@ from sync.flowtly.documents import ClientDocument, parse_document
 from sync.flowtly.refs import Refs, UnknownReference, id_of
 from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_record
 from sync.flowtly.settings import FlowtlyConfig, FlowtlyDefaults
+from sync.flowtly.stamps import aware, filter_value, later
 from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
 
@@ -256,9 +257,9 @@ class FlowtlySide(Connector):
         params: dict[str, str] = {}
         latest: datetime | None = None
         if incremental and since is not None and since.timestamp is not None:
-            latest = _aware(since.timestamp)
+            latest = aware(since.timestamp)
             assert self._overlap is not None, "an incremental entity has an overlap"
-            params[f"{UPDATED_AT}[after]"] = _filter_time(latest - self._overlap)
+            params[f"{UPDATED_AT}[after]"] = filter_value(latest - self._overlap)
         audit = ListingAudit(routes.collection, total_name="totalItems")
         records: list[Record] = []
         rejected: list[RecordError] = []
@@ -271,7 +272,7 @@ class FlowtlySide(Connector):
             if not audit.member(found) and found is not None:
                 continue  # listed on an earlier page too (the collection shifted meanwhile)
             if incremental:
-                latest = _later(latest, item.get(UPDATED_AT))
+                latest = later(latest, item.get(UPDATED_AT))
             try:
                 record = to_record(entity, item, refs)
                 if shown:
@@ -475,29 +476,6 @@ class FlowtlySide(Connector):
                 method=method,
                 url=path,
             ) from None
-
-
-def _aware(moment: datetime) -> datetime:
-    """``moment`` with a zone: one stored without is UTC, as Flowtly's clock is."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _later(latest: datetime | None, stamp: object) -> datetime | None:
-    """The later of ``latest`` and an item's ``updatedAt`` (RFC 3339, with its offset);
-    a stamp that is no date leaves ``latest`` as it is."""
-    if not isinstance(stamp, str):
-        return latest
-    try:
-        moment = _aware(datetime.fromisoformat(stamp))
-    except ValueError:
-        return latest
-    return moment if latest is None or moment > latest else latest
-
-
-def _filter_time(moment: datetime) -> str:
-    """``moment`` as a DateFilter value: UTC, whole seconds (rounded down, so an inclusive
-    ``[after]`` loses nothing), with its offset (``+00:00``, percent-encoded on the wire)."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _as_iri(value: object, resource: str, iri: Callable[[str, str], str]) -> str | None:
