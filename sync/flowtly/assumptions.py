@@ -38,6 +38,8 @@ __all__ = [
     "NOTE_REQUIRED",
     "ORGANIZATION_FIELDS",
     "REFERENCE_CODE_FIELD",
+    "UPDATED_AT",
+    "UPDATED_AT_COLLECTIONS",
     "WEBHOOK_FIELDS",
     "Assumption",
     "Probe",
@@ -110,6 +112,12 @@ ENRICH_BATCH_KEY: Final = "counterparties"
 ``POST /counterparties/{id}/enrich-branding-ai`` (empty body) answer 202 and later fill
 ``logoUrl``/``corporateWebsiteUrl``."""
 
+UPDATED_AT: Final = "updatedAt"
+UPDATED_AT_COLLECTIONS: Final = ("/client-contacts", "/client-notes")
+"""Collections whose items carry ``updatedAt`` (published for ClientContact and ClientNote;
+Client and Counterparty publish no timestamps) and which take API Platform's DateFilter on
+it: ``updatedAt[after]=<RFC 3339>`` (inclusive) lists only what changed since then."""
+
 WEBHOOK_FIELDS: Final = ("url", "events", "secret", "active")
 """A webhook subscription: target URL, event names, a signing secret, an active flag."""
 
@@ -127,6 +135,7 @@ class Probe(StrEnum):
     COUNTERPARTY_SHAPE = "counterparty_shape"
     NOTE_ID = "note_id"
     DOCUMENTS = "documents"
+    UPDATED_AT_FILTER = "updated_at_filter"
     WRITE_ONLY = "write_only"
     """Only a write could tell; ``check`` reports it as unverified rather than writing."""
 
@@ -184,6 +193,12 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         "/clients/{id}/documents is a Hydra collection of documents "
         f"({', '.join(DOCUMENT_FIELDS)}).",
         Probe.DOCUMENTS,
+    ),
+    Assumption(
+        "updated_at_filter",
+        f"{', '.join(UPDATED_AT_COLLECTIONS)} filter by '{UPDATED_AT}[after]' "
+        "(API Platform's DateFilter, inclusive).",
+        Probe.UPDATED_AT_FILTER,
     ),
     Assumption(
         "free_enums",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from sync.flowtly import assumptions as a
+from sync.sandbox._date_filter import updated_at_filters
 from sync.sandbox._errors import Problem
 from sync.sandbox._hydra import collection_document, ld_response, paging, search_template
 from sync.sandbox._json import JsonObject, JsonValue, type_name
@@ -110,11 +111,12 @@ def _parent_filter(value: str | QueryTree) -> Where:
 
 
 def list_collection(resource: Resource) -> Handler:
-    """GET on a collection route, with the ``client`` filter where Flowtly would have one."""
+    """GET on a collection route, with the ``client`` filter where Flowtly would have one
+    and ``updatedAt[...]`` where its items carry that date."""
 
     def handle(call: Call) -> Response:
         filtered = _FILTERS.get(resource)
-        wheres: list[Where] = []
+        wheres: list[Where] = updated_at_filters(resource, call.query)
         search = None
         if filtered is not None:
             if filtered in call.query:

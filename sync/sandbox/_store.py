@@ -7,13 +7,22 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sync.privacy.files import private_sqlite_file
 from sync.sandbox._json import JsonObject
 
-__all__ = ["Page", "SandboxDb", "Where", "compact", "name_or_tax_id", "parent_is"]
+__all__ = [
+    "Page",
+    "SandboxDb",
+    "Where",
+    "compact",
+    "name_or_tax_id",
+    "parent_is",
+    "updated_since",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -26,6 +35,8 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (resource, key);
 CREATE INDEX IF NOT EXISTS records_parent ON records (resource, parent, seq);
+CREATE INDEX IF NOT EXISTS records_updated
+    ON records (resource, json_extract(body, '$.updatedAt'));
 CREATE TABLE IF NOT EXISTS sequences (resource TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -241,6 +252,25 @@ class SandboxDb:
 def parent_is(parent: int) -> Where:
     """Records whose indexed parent is ``parent``."""
     return Where("parent = ?", (parent,))
+
+
+_COMPARISONS = frozenset({">=", ">", "<=", "<"})
+_UPDATED_AT = "json_extract(body, '$.updatedAt')"
+"""Spelled as in the ``records_updated`` index, so SQLite answers from the index."""
+
+
+def updated_since(resource: str, comparison: str, moment: datetime) -> Where:
+    """Records of ``resource`` whose ``updatedAt`` compares to ``moment`` by ``comparison``.
+
+    Stored times are UTC at whole seconds (``2024-05-01T10:00:00+00:00``): ``moment`` in the
+    same form compares as text, and one with a fraction sorts after its whole second. The
+    ids are picked from the ``records_updated`` index first: as a plain condition, SQLite
+    walks every record in id order (to skip the sort) and reads each one's JSON.
+    """
+    if comparison not in _COMPARISONS:
+        raise ValueError(f"not a comparison: {comparison!r}")
+    picked = f"SELECT seq FROM records WHERE resource = ? AND {_UPDATED_AT} {comparison} ?"  # noqa: S608 - one of four constant comparisons; values bound
+    return Where(f"seq IN ({picked})", (resource, moment.astimezone(UTC).isoformat()))
 
 
 def name_or_tax_id(term: str) -> Where:
