@@ -36,6 +36,7 @@ from sync.flowtly.assumptions import (
     COUNTERPARTY_CREATE_PATH,
     EMPLOYEE_ORGANIZATION_FIELD,
     ENRICH_BATCH_KEY,
+    ID_ORDER_PARAM,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
 )
@@ -224,7 +225,10 @@ class FlowtlySide(Connector):
         present: list[str] = []
         sent_any = False
         async for item in self._client.iterate(
-            routes.collection, page_size=MAX_ITEMS_PER_PAGE, audit=audit
+            routes.collection,
+            {ID_ORDER_PARAM: "asc"},
+            page_size=MAX_ITEMS_PER_PAGE,
+            audit=audit,
         ):
             found = item_id(item)
             if not audit.member(found) and found is not None:

@@ -175,13 +175,17 @@ class SandboxDb:
         offset: int,
         limit: int | None,
         wheres: Sequence[Where] = (),
+        *,
+        descending: bool = False,
     ) -> Page:
-        """Records ordered by sequence, ``limit`` None meaning all."""
+        """Records ordered by sequence (last first if ``descending``), ``limit`` None
+        meaning all."""
         sql = " FROM records WHERE resource = ?"
         args: list[object] = [resource]
         for where in wheres:
             sql += f" AND ({where.sql})"
             args.extend(where.args)
+        order, after = (" ORDER BY seq DESC", "<") if descending else (" ORDER BY seq", ">")
         query = (sql, *args)
         if len(self._totals) > _REMEMBERED or len(self._resume) > _REMEMBERED:
             self._totals.clear()
@@ -193,16 +197,17 @@ class SandboxDb:
         else:
             total = int(self._db.execute("SELECT count(*)" + sql, args).fetchone()[0])
             self._totals[query] = (self._generation, total)
-        resume = self._resume.get(query)
+        resumed = (*query, order)
+        resume = self._resume.get(resumed)
         if resume is not None and resume[:2] == (self._generation, start):
             # The page after the last one served starts after its last record.
-            sql, args, offset = sql + " AND seq > ?", [*args, resume[2]], 0
+            sql, args, offset = sql + f" AND seq {after} ?", [*args, resume[2]], 0
         rows = self._db.execute(
-            "SELECT seq, body" + sql + " ORDER BY seq LIMIT ? OFFSET ?",
+            "SELECT seq, body" + sql + order + " LIMIT ? OFFSET ?",
             [*args, -1 if limit is None else limit, offset],
         ).fetchall()
         if rows:
-            self._resume[query] = (self._generation, start + len(rows), int(rows[-1][0]))
+            self._resume[resumed] = (self._generation, start + len(rows), int(rows[-1][0]))
         return Page(total, [json.loads(row[1]) for row in rows])
 
     @_locked
