@@ -261,10 +261,14 @@ class ApiClient:
         return url.copy_merge_params(params) if params else url
 
     def _link(self, current: httpx.URL, link: str) -> httpx.URL:
-        """Resolve a ``next``/``@id`` link: absolute paths go against the origin."""
+        """Resolve a ``next``/``@id`` link: absolute paths go against the origin.
+
+        Not checked against the origin here: a link is followed through `_url`, which
+        refuses another origin then (a page's members are used before its link is).
+        """
         if link.startswith("/") and not link.startswith("//"):
             return httpx.URL(self._origin + link)  # the usual case, without a full join
-        return self._same_origin(current.join(link))
+        return current.join(link)
 
     def _same_origin(self, url: httpx.URL) -> httpx.URL:
         origin = self._origin_url

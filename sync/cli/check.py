@@ -22,6 +22,8 @@ from sync.flowtly.assumptions import (
     ASSUMPTIONS,
     CLIENT_SEARCH_PARAM,
     EMPLOYEE_ORGANIZATION_FIELD,
+    ID_ORDER_PARAM,
+    ORDERED_COLLECTIONS,
     UPDATED_AT,
     UPDATED_AT_COLLECTIONS,
     Probe,
@@ -93,6 +95,30 @@ class _Prober:
         if isinstance(total, int) and total > len(_members(body)) and "next" not in view:
             raise _Contradiction("a partial page without view.next")
         return f"{len(_members(body))} per page, totalItems={total}"
+
+    async def id_order(self) -> str | None:
+        """Two ids asked for in each direction must come in that direction: a server that
+        ignores the order answers ascending (its default) both times."""
+        probed = []
+        for path in ORDERED_COLLECTIONS:
+            ascending, descending = [await self._ids(path, order) for order in ("asc", "desc")]
+            if len(ascending) < 2:
+                continue
+            if not (ascending[0] < ascending[1] and descending[0] > descending[1]):
+                raise _Contradiction(
+                    f"{path} with {ID_ORDER_PARAM}=asc listed ids {ascending}, with desc "
+                    f"{descending}: the order is ignored, pages read at once may overlap"
+                )
+            probed.append(path)
+        return f"ids ascend and descend on {', '.join(probed)}" if probed else None
+
+    async def _ids(self, path: str, order: str) -> list[int]:
+        body = await self.client.get(path, {ID_ORDER_PARAM: order, "itemsPerPage": 2})
+        ids = [m.get("id") for m in _members(body)]
+        numbers = [i for i in ids if isinstance(i, int)]
+        if len(numbers) != len(ids):
+            raise _Contradiction(f"{path} ids are not numbers: {ids}")
+        return numbers
 
     async def references(self) -> str:
         first = await _first(self.client, "/currencies")
@@ -263,6 +289,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
         probes: dict[Probe, Callable[[], Awaitable[str | None]]] = {
             Probe.AUTH: prober.auth,
             Probe.PAGINATION: prober.pagination,
+            Probe.ID_ORDER: prober.id_order,
             Probe.REFERENCES: prober.references,
             Probe.EMPLOYEE_ME: prober.employee_me,
             Probe.EMPLOYEE_ORGANIZATION: prober.employee_organization,

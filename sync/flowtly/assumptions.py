@@ -33,9 +33,12 @@ __all__ = [
     "EMPLOYEE_ORGANIZATION_FIELD",
     "ENRICH_BATCH_KEY",
     "FREE_ENUMS",
+    "ID_ORDER_PARAM",
     "MAX_ITEMS_PER_PAGE",
     "MERGE_SOURCES_KEY",
     "NOTE_REQUIRED",
+    "ORDERED_COLLECTIONS",
+    "ORDER_PARAM",
     "ORGANIZATION_FIELDS",
     "REFERENCE_CODE_FIELD",
     "UPDATED_AT",
@@ -51,6 +54,14 @@ AUTH_HEADER: Final = "Authorization"
 DEFAULT_ITEMS_PER_PAGE: Final = 30
 MAX_ITEMS_PER_PAGE: Final = 30
 """``itemsPerPage`` is honoured and silently clamped to 30 (API Platform >= 4.2.10)."""
+
+ORDER_PARAM: Final = "order"
+ID_ORDER_PARAM: Final = f"{ORDER_PARAM}[id]"
+ORDERED_COLLECTIONS: Final = ("/clients", "/client-contacts", "/counterparties")
+"""Collections take API Platform's OrderFilter on ``id`` (``order[id]=asc|desc``, any
+case; other values ignored). Complete listings send ``asc`` so that pages read
+concurrently all slice one stable order; ``check`` probes the collections listed here,
+whose numeric ids show the order (notes have UUIDs)."""
 
 REFERENCE_CODE_FIELD: Final = "code"
 """``/countries`` and ``/currencies`` items have numeric ids and an ISO ``code`` field
@@ -127,6 +138,7 @@ class Probe(StrEnum):
 
     AUTH = "auth"
     PAGINATION = "pagination"
+    ID_ORDER = "id_order"
     REFERENCES = "references"
     EMPLOYEE_ME = "employee_me"
     EMPLOYEE_ORGANIZATION = "employee_organization"
@@ -156,6 +168,12 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         "Hydra collections, unprefixed keys, 30 per page, itemsPerPage "
         "clamped to 30, next links in view.",
         Probe.PAGINATION,
+    ),
+    Assumption(
+        "id_order",
+        f"{', '.join(ORDERED_COLLECTIONS)} honour {ID_ORDER_PARAM}=asc|desc, so pages read "
+        "at once hold one stable order.",
+        Probe.ID_ORDER,
     ),
     Assumption(
         "references",

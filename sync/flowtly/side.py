@@ -40,6 +40,7 @@ from sync.flowtly.assumptions import (
     COUNTERPARTY_CREATE_PATH,
     EMPLOYEE_ORGANIZATION_FIELD,
     ENRICH_BATCH_KEY,
+    ID_ORDER_PARAM,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
     UPDATED_AT,
@@ -254,7 +255,7 @@ class FlowtlySide(Connector):
         refs = self._refs
         shown = self._authors_by_email and entity is EntityKind.NOTE
         incremental = self._incremental(entity)
-        params: dict[str, str] = {}
+        params: dict[str, str] = {ID_ORDER_PARAM: "asc"}
         latest: datetime | None = None
         if incremental and since is not None and since.timestamp is not None:
             latest = aware(since.timestamp)
@@ -266,7 +267,7 @@ class FlowtlySide(Connector):
         present: list[str] = []
         sent_any = False
         async for item in self._client.iterate(
-            routes.collection, params or None, page_size=MAX_ITEMS_PER_PAGE, audit=audit
+            routes.collection, params, page_size=MAX_ITEMS_PER_PAGE, audit=audit
         ):
             found = item_id(item)
             if not audit.member(found) and found is not None:

@@ -90,7 +90,9 @@ def _collection(
 ) -> Response:
     pages = paging(call.query)
     sandbox = call.sandbox
-    found = sandbox.page(resource, pages.offset, pages.limit, wheres)
+    found = sandbox.page(
+        resource, pages.offset, pages.limit, wheres, descending=_id_descending(call.query)
+    )
     doc = collection_document(
         context=sandbox.context(context_name or SPECS[resource].short_name),
         collection_id=collection_id,
@@ -102,6 +104,14 @@ def _collection(
         search=search,
     )
     return ld_response(doc, method=call.method, docs_url=call.docs_url)
+
+
+def _id_descending(query: QueryTree) -> bool:
+    """OrderFilter on ``id``: ``order[id]=desc`` (any case) reverses the default ascending
+    order; any other value is ignored, as API Platform ignores it."""
+    order = query.get(a.ORDER_PARAM)
+    direction = order.get("id") if isinstance(order, dict) else None
+    return isinstance(direction, str) and direction.lower() == "desc"
 
 
 def _parent_filter(value: str | QueryTree) -> Where:

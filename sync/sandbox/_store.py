@@ -186,13 +186,17 @@ class SandboxDb:
         offset: int,
         limit: int | None,
         wheres: Sequence[Where] = (),
+        *,
+        descending: bool = False,
     ) -> Page:
-        """Records ordered by sequence, ``limit`` None meaning all."""
+        """Records ordered by sequence (last first if ``descending``), ``limit`` None
+        meaning all."""
         sql = " FROM records WHERE resource = ?"
         args: list[object] = [resource]
         for where in wheres:
             sql += f" AND ({where.sql})"
             args.extend(where.args)
+        order, after = (" ORDER BY seq DESC", "<") if descending else (" ORDER BY seq", ">")
         query = (sql, *args)
         if len(self._totals) > _REMEMBERED or len(self._resume) > _REMEMBERED:
             self._totals.clear()
@@ -204,16 +208,17 @@ class SandboxDb:
         else:
             total = int(self._db.execute("SELECT count(*)" + sql, args).fetchone()[0])
             self._totals[query] = (self._generation, total)
-        resume = self._resume.get(query)
+        resumed = (*query, order)
+        resume = self._resume.get(resumed)
         if resume is not None and resume[:2] == (self._generation, start):
             # The page after the last one served starts after its last record.
-            sql, args, offset = sql + " AND seq > ?", [*args, resume[2]], 0
+            sql, args, offset = sql + f" AND seq {after} ?", [*args, resume[2]], 0
         rows = self._db.execute(
-            "SELECT seq, body" + sql + " ORDER BY seq LIMIT ? OFFSET ?",
+            "SELECT seq, body" + sql + order + " LIMIT ? OFFSET ?",
             [*args, -1 if limit is None else limit, offset],
         ).fetchall()
         if rows:
-            self._resume[query] = (self._generation, start + len(rows), int(rows[-1][0]))
+            self._resume[resumed] = (self._generation, start + len(rows), int(rows[-1][0]))
         return Page(total, [json.loads(row[1]) for row in rows])
 
     @_locked
@@ -223,11 +228,12 @@ class SandboxDb:
         if not parents:
             return found
         marks = ",".join("?" * len(parents))
-        rows = self._db.execute(
-            f"SELECT parent, body FROM records WHERE resource = ? AND parent IN ({marks}) "  # noqa: S608
-            "ORDER BY seq",
-            [resource, *parents],
-        )
+        # Without statistics SQLite walks every record of ``resource`` by its primary key
+        # for this (3 ms a page of clients at 25,000 contacts); the parent index answers it
+        # in a tenth of a millisecond, already in (parent, seq) order.
+        sql = "SELECT parent, body FROM records INDEXED BY records_parent WHERE resource = ? "
+        sql += f"AND parent IN ({marks}) ORDER BY parent, seq"
+        rows = self._db.execute(sql, [resource, *parents])
         for parent, body in rows:
             found[int(parent)].append(json.loads(body))
         return found
