@@ -43,9 +43,15 @@ class SyncJob:
     finished; may add warnings to the result (`sync.extras.after_run.AfterRun`)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunResult:
-    """What a run did (or, dry, would do)."""
+    """What a run did (or, dry, would do).
+
+    Its repr names the sync and counts what it holds instead of listing it: ``asyncio.run``
+    builds the repr of its main task's result (a `signal.getsignal` lookup fails on the
+    handler that names the task, and the failure's message holds the task's repr), and the
+    generated repr of every operation of a first sync was the run's largest allocation.
+    """
 
     sync: str
     dry_run: bool
@@ -59,6 +65,13 @@ class RunResult:
     """A stop was requested; steps not started were left for the next run."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(sync={self.sync!r}, dry_run={self.dry_run}, run_id={self.run_id}, "
+            f"operations={len(self.operations)}, errors={len(self.errors)}, "
+            f"warnings={len(self.warnings)}, interrupted={self.interrupted})"
+        )
 
     @property
     def conflicts(self) -> list[Operation]:
