@@ -19,6 +19,7 @@ from connectors.base import RUN_STOPPING_ERRORS, Connector, ItemResult
 from sync.engine.detect import TOMBSTONE
 from sync.engine.ops import Action, Operation, Plan, Step, Write
 from sync.engine.plan import payload_fingerprint
+from sync.engine.spool import OperationSpool
 from sync.engine.status import Status
 from sync.errors import (
     ConnectorError,
@@ -63,7 +64,7 @@ class ApplyContext:
 class ApplyResult:
     """Operations as they turned out, and the records that failed."""
 
-    operations: list[Operation] = field(default_factory=list)
+    operations: OperationSpool = field(default_factory=OperationSpool)
     errors: list[RecordError] = field(default_factory=list)
     new_links: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
