@@ -13,14 +13,11 @@ and never appear in messages, logs or reprs.
 from __future__ import annotations
 
 import asyncio
-import http.client
-import http.cookiejar
 import ipaddress
 import json
 import random as _random
 import re
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -102,20 +99,6 @@ class HttpLimits:
             raise ValueError("request time and size limits must be > 0")
 
 
-class _NoCookies(http.cookiejar.CookieJar):
-    """A jar that keeps nothing: the API token is the only credential, and a cookie set by
-    one answer must not ride along on later requests (nor cost a parse of every answer's
-    headers, a tenth of the client's CPU per request)."""
-
-    def extract_cookies(
-        self, response: http.client.HTTPResponse, request: urllib.request.Request
-    ) -> None:
-        return None
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        return None
-
-
 def _secret_pattern(secrets: Collection[str]) -> re.Pattern[str] | None:
     """Whole-token occurrences of any secret (so a short test token does not garble words)."""
     kept = sorted({s for s in secrets if s}, key=len, reverse=True)
@@ -174,16 +157,19 @@ class ApiClient:
         pool = httpx.Limits(
             max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency
         )
+        self._transport = transport or network_transport(pool)
+        # The client gives the default headers and closes the transport; requests go to
+        # the transport directly (`connectors.http.answer`), so no cookie an answer sets
+        # rides along on later requests: the token is the only credential.
         self._http = httpx.AsyncClient(
             headers=dict(headers),
             timeout=httpx.Timeout(limits.timeout),
-            transport=transport or network_transport(pool),
+            transport=self._transport,
             limits=pool,
             follow_redirects=False,  # a redirect could carry the token to another host
-            cookies=_NoCookies(),
         )
-        # Every request carries the same headers but for its body's type: built once here
-        # instead of merged on every request (`httpx.AsyncClient.build_request`).
+        # Every request carries the same headers but for its body's type: built once per
+        # type instead of merged on every request (`httpx.AsyncClient.build_request`).
         self._headers: dict[str | None, httpx.Headers] = {}
         self._timeout = self._http.timeout.as_dict()
         self._limits = limits
@@ -393,7 +379,7 @@ class ApiClient:
                     extensions={"timeout": self._timeout},
                 )
                 try:
-                    response = await read_answer(self._http, request, limits)
+                    response = await read_answer(self._transport, request, limits)
                 except httpx.TransportError as exc:
                     self.stats.transport_errors += 1
                     sent = not isinstance(exc, _UNSENT)
