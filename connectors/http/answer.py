@@ -28,7 +28,7 @@ from sync.errors import ApiError
 __all__ = ["AnswerLimits", "read_answer"]
 
 # Headers that described the body as it travelled; the buffered copy is already decoded.
-_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 # What error messages read from a response's extensions (the rest holds the connection).
 _KEPT_EXTENSIONS = ("http_version", "reason_phrase")
 
@@ -117,10 +117,9 @@ def _too_large(request: httpx.Request, status: int, limits: AnswerLimits) -> Api
 
 def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
     """A closed copy of ``response`` holding ``body``, so callers read ``.content``."""
+    # Raw bytes: filtering them skips decoding each header to text and back.
     headers = [
-        (name, value)
-        for name, value in response.headers.multi_items()
-        if name.lower() not in _WIRE_HEADERS
+        (name, value) for name, value in response.headers.raw if name.lower() not in _WIRE_HEADERS
     ]
     extensions = {k: response.extensions[k] for k in _KEPT_EXTENSIONS if k in response.extensions}
     return httpx.Response(
