@@ -16,8 +16,8 @@ DELETE answered 404 after a lost answer had landed.
 
 The environment's proxy settings (HTTPS_PROXY, NO_PROXY) are read once per origin, not
 by aiohttp on every request: its ``trust_env`` sends each request through a worker
-thread twice (the proxy lookup and a ``~/.netrc`` read), which cost a tenth of the
-client's CPU per request. A netrc entry never supplied a host's credentials under
+thread twice (the proxy lookup and a ``~/.netrc`` read), two thread hops per request for
+an answer that never changes. A netrc entry never supplied a host's credentials under
 httpx's own transport either: the API token is the only one.
 """
 
