@@ -18,6 +18,7 @@ from sync.flowtly.resources import Defaults
 from sync.flowtly.side import FlowtlySide
 from sync.model import EntityKind, Side
 from sync.sandbox import SandboxSettings, create_app
+from tests.clocks import SettableClock
 
 CLIENT = EntityKind.CLIENT
 CONTACT = EntityKind.CONTACT
@@ -26,14 +27,6 @@ COUNTERPARTY = EntityKind.COUNTERPARTY
 # Flowtly's clock, years from ours: a cursor taken from the local clock would show.
 START = datetime(2021, 3, 1, 8, 0, 0, tzinfo=UTC)
 OVERLAP = timedelta(minutes=5)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class _Queries(httpx.AsyncBaseTransport):
@@ -52,14 +45,14 @@ class _Queries(httpx.AsyncBaseTransport):
 @dataclass
 class Env:
     side: FlowtlySide
-    clock: Clock
+    clock: SettableClock
     transport: _Queries
     company: str
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    clock = Clock()
+    clock = SettableClock(START)
     app = create_app(SandboxSettings(clock=clock, seed=5))
     transport = _Queries(httpx.ASGITransport(app=app))
     client = FlowtlyClient("http://sandbox", "t", rate_limit=0, transport=transport)

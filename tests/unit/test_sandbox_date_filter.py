@@ -11,23 +11,16 @@ import pytest
 from sync.sandbox import Sandbox, SandboxSettings, create_app
 from sync.sandbox._resources import Resource
 from sync.sandbox._store import updated_since
+from tests.clocks import SettableClock
 
 LD = {"Content-Type": "application/ld+json"}
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-async def setup() -> AsyncIterator[tuple[Sandbox, httpx.AsyncClient, Clock, list[int]]]:
+async def setup() -> AsyncIterator[tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]]]:
     """Three contacts of one client, updated at 12:00:00, 12:00:10 and 12:00:20 UTC."""
-    clock = Clock()
+    clock = SettableClock(START)
     app = create_app(SandboxSettings(clock=clock, seed=3))
     sandbox: Sandbox = app.state.sandbox
     async with httpx.AsyncClient(
@@ -65,7 +58,7 @@ async def _ids(
 
 
 async def test_after_is_inclusive_and_strictly_after_is_not(
-    setup: tuple[Sandbox, httpx.AsyncClient, Clock, list[int]],
+    setup: tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]],
 ) -> None:
     _sandbox, http, _clock, ids = setup
     assert await _ids(http, {"updatedAt[after]": "2024-05-01T12:00:10+00:00"}) == ids[1:]
@@ -77,7 +70,7 @@ async def test_after_is_inclusive_and_strictly_after_is_not(
 
 
 async def test_offsets_and_fractions_compare_as_moments(
-    setup: tuple[Sandbox, httpx.AsyncClient, Clock, list[int]],
+    setup: tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]],
 ) -> None:
     _sandbox, http, _clock, ids = setup
     # 14:00:10 in Warsaw's summer time is 12:00:10 UTC.
@@ -90,7 +83,7 @@ async def test_offsets_and_fractions_compare_as_moments(
 
 
 async def test_unusable_values_are_ignored_like_api_platform(
-    setup: tuple[Sandbox, httpx.AsyncClient, Clock, list[int]],
+    setup: tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]],
 ) -> None:
     _sandbox, http, _clock, ids = setup
     assert await _ids(http, {"updatedAt[after]": "not a date"}) == ids
@@ -103,7 +96,7 @@ async def test_unusable_values_are_ignored_like_api_platform(
 
 
 async def test_an_update_moves_a_record_into_the_window(
-    setup: tuple[Sandbox, httpx.AsyncClient, Clock, list[int]],
+    setup: tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]],
 ) -> None:
     _sandbox, http, clock, ids = setup
     clock.now = START + timedelta(minutes=5)
@@ -117,14 +110,14 @@ async def test_an_update_moves_a_record_into_the_window(
 
 
 async def test_collections_without_the_date_ignore_it(
-    setup: tuple[Sandbox, httpx.AsyncClient, Clock, list[int]],
+    setup: tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]],
 ) -> None:
     http = setup[1]
     assert len(await _ids(http, {"updatedAt[after]": "2099-01-01"}, "/clients")) == 1
 
 
 def test_a_page_is_picked_from_the_index(
-    setup: tuple[Sandbox, httpx.AsyncClient, Clock, list[int]],
+    setup: tuple[Sandbox, httpx.AsyncClient, SettableClock, list[int]],
 ) -> None:
     sandbox = setup[0]
     where = updated_since(Resource.CONTACTS.value, ">=", START)
