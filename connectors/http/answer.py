@@ -8,6 +8,11 @@ under one `asyncio.timeout` and reading stops at a byte cap.
 
 The deadline is a loop timer, not the client's injectable clock: only a loop timer can
 interrupt a read that is blocked inside the transport.
+
+The request goes straight to the transport, not through `httpx.AsyncClient.send`: the
+client's layers (auth flows, redirects, cookies, event hooks, its log line) do nothing
+for an API client that follows no redirect and keeps no cookie, and cost a fifth of the
+CPU of a request.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from sync.errors import ApiError
 __all__ = ["AnswerLimits", "read_answer"]
 
 # Headers that described the body as it travelled; the buffered copy is already decoded.
-_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 # What error messages read from a response's extensions (the rest holds the connection).
 _KEPT_EXTENSIONS = ("http_version", "reason_phrase")
 
@@ -45,12 +50,12 @@ class _Progress:
 
 
 async def read_answer(
-    http: httpx.AsyncClient, request: httpx.Request, limits: AnswerLimits
+    transport: httpx.AsyncBaseTransport, request: httpx.Request, limits: AnswerLimits
 ) -> httpx.Response:
     """Send ``request`` and read its whole answer within ``limits``.
 
     Returns a response whose body is already read (``.content`` works). Raises what
-    ``http.send`` raises (`httpx.TransportError`, its own read timeouts included),
+    ``transport`` raises (`httpx.TransportError`, its own read timeouts included),
     `sync.errors.TransientError` once ``limits.seconds`` pass, and the side's protocol error
     once the decoded body passes ``limits.max_bytes``.
     """
@@ -58,7 +63,7 @@ async def read_answer(
     deadline = asyncio.timeout(limits.seconds)
     try:
         async with deadline:
-            return await _read(http, request, limits, progress)
+            return await _read(transport, request, limits, progress)
     except TimeoutError:
         if not deadline.expired():
             raise  # raised inside the transport, not by our deadline
@@ -74,10 +79,14 @@ async def read_answer(
 
 
 async def _read(
-    http: httpx.AsyncClient, request: httpx.Request, limits: AnswerLimits, progress: _Progress
+    transport: httpx.AsyncBaseTransport,
+    request: httpx.Request,
+    limits: AnswerLimits,
+    progress: _Progress,
 ) -> httpx.Response:
     max_bytes = limits.max_bytes
-    response = await http.send(request, stream=True)
+    response = await transport.handle_async_request(request)
+    response.request = request
     try:
         progress.status = response.status_code
         declared = response.headers.get("Content-Length", "")
@@ -108,10 +117,9 @@ def _too_large(request: httpx.Request, status: int, limits: AnswerLimits) -> Api
 
 def _buffered(response: httpx.Response, body: bytes) -> httpx.Response:
     """A closed copy of ``response`` holding ``body``, so callers read ``.content``."""
+    # Raw bytes: filtering them skips decoding each header to text and back.
     headers = [
-        (name, value)
-        for name, value in response.headers.multi_items()
-        if name.lower() not in _WIRE_HEADERS
+        (name, value) for name, value in response.headers.raw if name.lower() not in _WIRE_HEADERS
     ]
     extensions = {k: response.extensions[k] for k in _KEPT_EXTENSIONS if k in response.extensions}
     return httpx.Response(

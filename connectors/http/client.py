@@ -47,6 +47,8 @@ QueryParams: TypeAlias = Mapping[str, str | int | Sequence[str | int]]
 
 _log = structlog.get_logger("connectors.http")
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout)
+_KNOWN_URLS = 1024
+"""How many resolved paths a client keeps (`ApiClient._url`)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -157,13 +159,22 @@ class ApiClient:
         pool = httpx.Limits(
             max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency
         )
+        self._transport = transport or network_transport(pool)
+        # The client gives the default headers and closes the transport; requests go to
+        # the transport directly (`connectors.http.answer`), so no cookie an answer sets
+        # rides along on later requests: the token is the only credential.
         self._http = httpx.AsyncClient(
             headers=dict(headers),
             timeout=httpx.Timeout(limits.timeout),
-            transport=transport or network_transport(pool),
+            transport=self._transport,
             limits=pool,
             follow_redirects=False,  # a redirect could carry the token to another host
         )
+        # Every request carries the same headers but for its body's type: built once per
+        # type instead of merged on every request (`httpx.AsyncClient.build_request`).
+        self._headers: dict[str | None, httpx.Headers] = {}
+        self._timeout = self._http.timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
         self._limits = limits
         self._semaphore = asyncio.Semaphore(limits.concurrency)
         self._throttle = Throttle(limits.rate_limit, clock=clock, sleep=sleep)
@@ -246,6 +257,17 @@ class ApiClient:
 
     def _url(self, path: str, params: QueryParams | None = None) -> httpx.URL:
         """``path`` under the base URL (an absolute URL must be on its origin)."""
+        # Parsing a URL is a tenth of a request's CPU, and a run sends thousands of
+        # requests to the same few paths (every create of an entity POSTs to one).
+        url = self._urls.get(path)
+        if url is None:
+            url = self._resolve(path)
+            if len(self._urls) >= _KNOWN_URLS:
+                self._urls.clear()  # paths naming one record each are rarely asked again
+            self._urls[path] = url
+        return url.copy_merge_params(params) if params else url
+
+    def _resolve(self, path: str) -> httpx.URL:
         target = httpx.URL(path)
         if target.is_absolute_url:
             url = self._same_origin(target)
@@ -258,13 +280,17 @@ class ApiClient:
         else:
             # Concatenating a known origin is a third of the cost of an RFC 3986 join.
             url = httpx.URL(f"{self._origin}{self._prefix}/{path.lstrip('/')}")
-        return url.copy_merge_params(params) if params else url
+        return url
 
     def _link(self, current: httpx.URL, link: str) -> httpx.URL:
-        """Resolve a ``next``/``@id`` link: absolute paths go against the origin."""
+        """Resolve a ``next``/``@id`` link: absolute paths go against the origin.
+
+        Not checked against the origin here: a link is followed through `_url`, which
+        refuses another origin then (a page's members are used before its link is).
+        """
         if link.startswith("/") and not link.startswith("//"):
             return httpx.URL(self._origin + link)  # the usual case, without a full join
-        return self._same_origin(current.join(link))
+        return current.join(link)
 
     def _same_origin(self, url: httpx.URL) -> httpx.URL:
         origin = self._origin_url
@@ -325,6 +351,16 @@ class ApiClient:
                 error.detail = self._secret_pattern.sub("***", error.detail)
         return error
 
+    def _headers_with(self, content_type: str | None) -> httpx.Headers:
+        """The client's headers with ``content_type`` as the body's type."""
+        headers = self._headers.get(content_type)
+        if headers is None:
+            headers = self._http.headers.copy()
+            if content_type is not None:
+                headers["Content-Type"] = content_type
+            self._headers[content_type] = headers
+        return headers
+
     async def _request(
         self,
         method: str,
@@ -335,7 +371,7 @@ class ApiClient:
         content_type: str | None = None,
     ) -> httpx.Response:
         content = None if body is None else json.dumps(body, allow_nan=False).encode()
-        headers = {"Content-Type": content_type} if content_type else None
+        headers = self._headers_with(content_type)
         path = url.path
         maybe_landed = False
         attempt = 0
@@ -353,9 +389,15 @@ class ApiClient:
                     self._deadline_key if budget.cut_short else self._attempt_key,
                     self._limits.max_response_bytes,
                 )
-                request = self._http.build_request(method, url, content=content, headers=headers)
+                request = httpx.Request(
+                    method,
+                    url,
+                    content=content,
+                    headers=headers,
+                    extensions={"timeout": self._timeout},
+                )
                 try:
-                    response = await read_answer(self._http, request, limits)
+                    response = await read_answer(self._transport, request, limits)
                 except httpx.TransportError as exc:
                     self.stats.transport_errors += 1
                     sent = not isinstance(exc, _UNSENT)

@@ -13,13 +13,21 @@ otherwise a create that reached the server could be sent twice. And aiohttp's ow
 re-send of a GET, PUT or DELETE whose pooled connection dropped is turned off: every
 failure must reach the client's retry policy, which counts it, paces it and knows that a
 DELETE answered 404 after a lost answer had landed.
+
+The environment's proxy settings (HTTPS_PROXY, NO_PROXY) are read once per origin, not
+by aiohttp on every request: its ``trust_env`` sends each request through a worker
+thread twice (the proxy lookup and a ``~/.netrc`` read), two thread hops per request for
+an answer that never changes. A netrc entry never supplied a host's credentials under
+httpx's own transport either: the API token is the only one.
 """
 
 from __future__ import annotations
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 __all__ = ["network_transport"]
 
@@ -50,6 +58,7 @@ class _Transport(AiohttpTransport):
 
     def __init__(self, limits: httpx.Limits) -> None:
         super().__init__(limits=limits, client=self._session)
+        self._proxies: dict[tuple[str, str, int | None], httpx.Proxy | None] = {}
 
     def _session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -59,16 +68,30 @@ class _Transport(AiohttpTransport):
         )
         # No cookie jar: an API token is the only credential, and a cookie set by one
         # answer must not ride along on later requests. Proxies come from the environment
-        # (HTTPS_PROXY, NO_PROXY) as with httpx's own transport.
-        session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=True
-        )
+        # (HTTPS_PROXY, NO_PROXY) as with httpx's own transport, looked up by `_proxy_for`.
+        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
         # No constructor argument exists for it (aiohttp 3.10-3.14); the attribute is how
         # the session decides whether to re-send on a dropped persistent connection.
         session._retry_connection = False
         return session
 
+    def _proxy_for(self, url: httpx.URL) -> httpx.Proxy | None:
+        """The environment's proxy for ``url``'s origin (None: connect directly)."""
+        origin = (url.scheme, url.host, url.port)
+        if origin not in self._proxies:
+            try:
+                proxy, auth = get_env_proxy_for_url(URL(str(url)))
+            except LookupError:  # no proxy for this scheme, or NO_PROXY names the host
+                self._proxies[origin] = None
+            else:
+                credentials = None if auth is None else (auth.login, auth.password)
+                self._proxies[origin] = httpx.Proxy(str(proxy), auth=credentials)
+        return self._proxies[origin]
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # The adapter reads ``proxy`` before its first await, so concurrent requests of
+        # one loop each send with their own origin's proxy.
+        self.proxy = self._proxy_for(request.url)
         try:
             return await super().handle_async_request(request)
         except httpx.TransportError as exc:

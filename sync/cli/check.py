@@ -22,14 +22,24 @@ from sync.flowtly.assumptions import (
     ASSUMPTIONS,
     CLIENT_SEARCH_PARAM,
     EMPLOYEE_ORGANIZATION_FIELD,
+    ID_ORDER_PARAM,
+    ORDERED_COLLECTIONS,
+    UPDATED_AT,
+    UPDATED_AT_COLLECTIONS,
     Probe,
 )
 from sync.flowtly.client import FlowtlyClient
+from sync.flowtly.stamps import parse
 from sync.wiring import build_crm, flowtly_client, flowtly_side, open_store
 
 __all__ = ["Verdict", "run_checks"]
 
 JsonObject = dict[str, Any]
+
+_FILTER_FUTURE = "2999-01-01T00:00:00+00:00"
+_FILTER_PAST = "1970-01-01T00:00:00+00:00"
+"""Bounds no record is updated beyond: a working filter lists none after the first and
+all after the second; one that is ignored lists all after both."""
 
 
 class Verdict(StrEnum):
@@ -85,6 +95,30 @@ class _Prober:
         if isinstance(total, int) and total > len(_members(body)) and "next" not in view:
             raise _Contradiction("a partial page without view.next")
         return f"{len(_members(body))} per page, totalItems={total}"
+
+    async def id_order(self) -> str | None:
+        """Two ids asked for in each direction must come in that direction: a server that
+        ignores the order answers ascending (its default) both times."""
+        probed = []
+        for path in ORDERED_COLLECTIONS:
+            ascending, descending = [await self._ids(path, order) for order in ("asc", "desc")]
+            if len(ascending) < 2:
+                continue
+            if not (ascending[0] < ascending[1] and descending[0] > descending[1]):
+                raise _Contradiction(
+                    f"{path} with {ID_ORDER_PARAM}=asc listed ids {ascending}, with desc "
+                    f"{descending}: the order is ignored, pages read at once may overlap"
+                )
+            probed.append(path)
+        return f"ids ascend and descend on {', '.join(probed)}" if probed else None
+
+    async def _ids(self, path: str, order: str) -> list[int]:
+        body = await self.client.get(path, {ID_ORDER_PARAM: order, "itemsPerPage": 2})
+        ids = [m.get("id") for m in _members(body)]
+        numbers = [i for i in ids if isinstance(i, int)]
+        if len(numbers) != len(ids):
+            raise _Contradiction(f"{path} ids are not numbers: {ids}")
+        return numbers
 
     async def references(self) -> str:
         first = await _first(self.client, "/currencies")
@@ -154,6 +188,39 @@ class _Prober:
             raise _Contradiction(f"note id is {type(item.get('id')).__name__}")
         return "string ids"
 
+    async def updated_at_filter(self) -> str | None:
+        seen: list[str] = []
+        for path in UPDATED_AT_COLLECTIONS:
+            found = await self._filtered_totals(path)
+            if found is not None:
+                seen.append(found)
+        return "; ".join(seen) if seen else None
+
+    async def _filtered_totals(self, path: str) -> str | None:
+        """How ``path`` answers ``updatedAt[after]`` far ahead and far back; None when it
+        holds nothing to tell a working filter from an ignored one."""
+        body = await self.client.get(path, {"itemsPerPage": 1})
+        total = body.get("totalItems")
+        members = _members(body)
+        if not members:
+            return None
+        stamp = members[0].get(UPDATED_AT)
+        if parse(stamp) is None:
+            raise _Contradiction(f"{path} items carry {UPDATED_AT}={stamp!r}, no time with offset")
+        key = f"{UPDATED_AT}[after]"
+        ahead = await self.client.get(path, {"itemsPerPage": 1, key: _FILTER_FUTURE})
+        back = await self.client.get(path, {"itemsPerPage": 1, key: _FILTER_PAST})
+        if ahead.get("totalItems") != 0 or _members(ahead):
+            raise _Contradiction(
+                f"{path}?{key}={_FILTER_FUTURE} listed {ahead.get('totalItems')} of {total} "
+                "items: the filter is ignored"
+            )
+        if back.get("totalItems") != total:
+            raise _Contradiction(
+                f"{path}?{key}={_FILTER_PAST} listed {back.get('totalItems')} of {total} items"
+            )
+        return f"{path}: none after {_FILTER_FUTURE[:4]}, all {total} after {_FILTER_PAST[:4]}"
+
     async def documents(self) -> str | None:
         item = await _first(self.client, "/clients")
         if item is None:
@@ -222,6 +289,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
         probes: dict[Probe, Callable[[], Awaitable[str | None]]] = {
             Probe.AUTH: prober.auth,
             Probe.PAGINATION: prober.pagination,
+            Probe.ID_ORDER: prober.id_order,
             Probe.REFERENCES: prober.references,
             Probe.EMPLOYEE_ME: prober.employee_me,
             Probe.EMPLOYEE_ORGANIZATION: prober.employee_organization,
@@ -230,6 +298,7 @@ async def run_checks(settings: Settings, out: TextIO) -> bool:
             Probe.COUNTERPARTY_SHAPE: prober.counterparty_shape,
             Probe.NOTE_ID: prober.note_id,
             Probe.DOCUMENTS: prober.documents,
+            Probe.UPDATED_AT_FILTER: prober.updated_at_filter,
         }
         for assumption in ASSUMPTIONS:
             probe = probes.get(assumption.probe)

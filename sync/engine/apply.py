@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -19,7 +20,8 @@ from connectors.base import RUN_STOPPING_ERRORS, Connector, ItemResult
 from sync.engine.detect import TOMBSTONE
 from sync.engine.ops import Action, Operation, Plan, Step, Write
 from sync.engine.plan import payload_fingerprint
-from sync.engine.status import Status
+from sync.engine.spool import OperationSpool
+from sync.engine.status import Status, StatusTx
 from sync.errors import (
     ConnectorError,
     RecordError,
@@ -32,6 +34,10 @@ from sync.settings_base import DEFAULT_CONCURRENCY
 from sync.store.rows import EventOutcome, EventValues, IntentValues, LinkValues
 
 __all__ = ["ApplyContext", "ApplyResult", "CrashPoint", "apply_plan"]
+
+
+_IN_FLIGHT = 2
+"""Chunks sent at a time: one finishing while the next is already under way."""
 
 
 class CrashPoint(Exception):
@@ -63,7 +69,7 @@ class ApplyContext:
 class ApplyResult:
     """Operations as they turned out, and the records that failed."""
 
-    operations: list[Operation] = field(default_factory=list)
+    operations: OperationSpool = field(default_factory=OperationSpool)
     errors: list[RecordError] = field(default_factory=list)
     new_links: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
@@ -143,11 +149,11 @@ class _Applier:
     def _fp(self, record: Record) -> str:
         return fingerprint(self.entity, record.fields, self.ctx.names)
 
-    def _begin_intents(self, steps: Sequence[Step]) -> dict[int, int]:
-        """Commit the intents of every create in ``steps`` before any of them is sent.
+    def _add_intents(self, tx: StatusTx, steps: Sequence[Step]) -> dict[int, int]:
+        """Add the intents of every create in ``steps``, to commit before any is sent.
 
-        One transaction per chunk: the intent still precedes its request, and a chunk of
-        creates costs one durable commit instead of one each. Keyed by ``id(step)``.
+        A chunk of creates costs one durable commit instead of one each. Keyed by
+        ``id(step)``.
         """
         creates = [
             (step, write)
@@ -163,13 +169,10 @@ class _Applier:
             assert source_id is not None
             payload = payload_fingerprint(self.entity, step.base)
             values.append(IntentValues(create.target, source_id, step.natural_key, payload))
-        with self.ctx.store.transaction() as tx:
-            if self.ctx.pending_intents:
-                for intent in values:
-                    tx.clear_intents_for(
-                        self.ctx.sync, self.entity, intent.target, intent.source_id
-                    )
-            ids = tx.add_intents(self.ctx.sync, self.entity, self.ctx.run_id, values)
+        if self.ctx.pending_intents:
+            for intent in values:
+                tx.clear_intents_for(self.ctx.sync, self.entity, intent.target, intent.source_id)
+        ids = tx.add_intents(self.ctx.sync, self.entity, self.ctx.run_id, values)
         return {id(step): intent_id for (step, _), intent_id in zip(creates, ids, strict=True)}
 
     def _failed(self, step: Step, done: _Done, write: Write, exc: ConnectorError) -> None:
@@ -215,11 +218,19 @@ class _Applier:
         """Record finished steps (links, conflicts, audit events) in one transaction."""
         if not finished:
             return
+        with self.ctx.store.transaction() as tx:
+            ops = self._write_links(tx, finished)
+        self.result.operations.extend(ops)
+        self._crash("after_store")
+
+    def _write_links(self, tx: StatusTx, finished: Sequence[_Done]) -> list[Operation]:
+        """Write what finished steps leave in the store; their operations, to report once
+        the transaction commits."""
         sync, entity = self.ctx.sync, self.entity
         links: list[LinkValues] = []
         events: list[EventValues] = []
         all_ops: list[Operation] = []
-        with self.ctx.store.transaction() as tx:
+        if finished:
             for done in finished:
                 step = done.step
                 if step.replaces is not None:
@@ -271,8 +282,7 @@ class _Applier:
             tx.save_links(sync, entity, links)
             tx.clear_intents(d.intent_id for d in finished if d.intent_id is not None)
             tx.add_events(self.ctx.run_id, entity, events)
-        self.result.operations.extend(all_ops)
-        self._crash("after_store")
+        return all_ops
 
     async def _send(
         self, steps: Sequence[Step], intents: Mapping[int, int], semaphore: asyncio.Semaphore
@@ -384,15 +394,34 @@ class _Applier:
                 done.crm_id = record.id
             done.crm_fp = fp
 
-    def _finish(self, finished: Sequence[_Done]) -> None:
+    def _storable(self, finished: Sequence[_Done]) -> list[_Done]:
+        """The finished steps whose links may be stored now; the rest wait for the CRM
+        side's `Connector.commit` (`deferred`)."""
         to_crm = [any(w.target is Side.CRM for w in d.step.writes) for d in finished]
         self.deferred.extend(d for d, deferred in zip(finished, to_crm, strict=True) if deferred)
-        self._store([d for d, deferred in zip(finished, to_crm, strict=True) if not deferred])
+        return [d for d, deferred in zip(finished, to_crm, strict=True) if not deferred]
+
+    def _next_chunk(self, finished: Sequence[_Done], chunk: Sequence[Step]) -> dict[int, int]:
+        """Store what an earlier chunk finished and add ``chunk``'s intents, in one commit.
+
+        Both are durable before ``chunk`` is sent, as two commits would leave them; one
+        durable commit per chunk instead of two keeps the loop free for the answers.
+        """
+        stored = self._storable(finished)
+        with self.ctx.store.transaction() as tx:
+            ops = self._write_links(tx, stored)
+            intents = self._add_intents(tx, chunk)
+        self.result.operations.extend(ops)
+        if stored:
+            self._crash("after_store")
+        self._crash("after_intent")
+        return intents
 
     async def run(self) -> ApplyResult:
         """Apply the plan chunk by chunk, each chunk's intents committed before it is sent.
 
-        Chunks overlap: the next one is sent before the last one's links are stored, so
+        Two chunks are in flight at a time: once the older one finishes, its links are
+        stored with the intents of the next chunk in one commit and the next is sent, so
         requests stay in flight while the store commits (a commit between chunks with
         nothing in flight cost a fifth of an initial sync's time).
         """
@@ -402,26 +431,25 @@ class _Applier:
         # call of a side that writes in batches.
         batch = max(side.write_batch for side in self.ctx.sides.values())
         size = max(16, self.ctx.concurrency * 8, batch)
-        sending: asyncio.Task[list[_Done]] | None = None
+        flying: deque[asyncio.Task[list[_Done]]] = deque()
         try:
             for start in range(0, len(steps), size):
+                finished: list[_Done] = []
+                if len(flying) == _IN_FLIGHT:
+                    finished = await flying[0]
+                    flying.popleft()
                 if self.ctx.stopping is not None and self.ctx.stopping():
                     self.result.skipped += len(steps) - start
+                    self._store(self._storable(finished))
                     break
                 chunk = steps[start : start + size]
-                intents = self._begin_intents(chunk)
-                self._crash("after_intent")
-                previous, sending = (
-                    sending,
-                    asyncio.create_task(self._send(chunk, intents, semaphore)),
-                )
-                if previous is not None:
-                    self._finish(await previous)
-            if sending is not None:
-                last, sending = sending, None
-                self._finish(await last)
+                intents = self._next_chunk(finished, chunk)
+                flying.append(asyncio.create_task(self._send(chunk, intents, semaphore)))
+            while flying:
+                self._store(self._storable(await flying[0]))
+                flying.popleft()
         finally:
-            if sending is not None:
+            for sending in flying:
                 # A fatal error stopped the run: what is in flight is not waited for.
                 sending.cancel()
                 with contextlib.suppress(BaseException):

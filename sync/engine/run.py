@@ -24,6 +24,7 @@ from sync.engine.job import RunResult, SyncJob
 from sync.engine.ops import Plan
 from sync.engine.plan import plan_entity
 from sync.engine.reading import PlanReader
+from sync.engine.spool import OperationSpool
 from sync.errors import DeadlineExceeded
 from sync.model import EntityKind, Side
 from sync.store.rows import RunOutcome
@@ -57,7 +58,8 @@ class _Run:
         self.dry_run = dry_run
         self.crash = crash
         self.progress = progress
-        self.result = RunResult(job.name, dry_run)
+        self.operations = OperationSpool()
+        self.result = RunResult(job.name, dry_run, operations=self.operations)
         self.reader = PlanReader(
             job, dry_run=dry_run, now=job.clock(), progress=progress, seen=self.result.seen
         )
@@ -85,7 +87,7 @@ class _Run:
         if self.dry_run:
             self._report(plan, None)
             self.reader.remember_planned(plan)
-            self.result.operations.extend(plan.operations())
+            self.operations.extend(plan.operations())
             return True
         self._remember_rejections(
             entity, plan, {Side.CRM: crm_view, Side.FLOWTLY: fl_view}, rejections.keys()
@@ -112,7 +114,7 @@ class _Run:
         )
         if applied.retryable and not final and not applied.skipped:
             # Keep what succeeded; the failures are tried again by the next pass.
-            self.result.operations.extend(op for op in applied.operations if op.outcome == "ok")
+            self.operations.extend(op for op in applied.operations if op.outcome == "ok")
             return False
         self._report(plan, applied)
         if not plan.errors and not plan.waiting and not applied.errors:
@@ -127,7 +129,7 @@ class _Run:
         if applied is not None:
             if applied.skipped:
                 self.result.interrupted = True
-            self.result.operations.extend(applied.operations)
+            self.operations.extend(applied.operations)
             self.result.errors.extend(applied.errors)
 
     def _remember_rejections(

@@ -33,11 +33,16 @@ __all__ = [
     "EMPLOYEE_ORGANIZATION_FIELD",
     "ENRICH_BATCH_KEY",
     "FREE_ENUMS",
+    "ID_ORDER_PARAM",
     "MAX_ITEMS_PER_PAGE",
     "MERGE_SOURCES_KEY",
     "NOTE_REQUIRED",
+    "ORDERED_COLLECTIONS",
+    "ORDER_PARAM",
     "ORGANIZATION_FIELDS",
     "REFERENCE_CODE_FIELD",
+    "UPDATED_AT",
+    "UPDATED_AT_COLLECTIONS",
     "WEBHOOK_FIELDS",
     "Assumption",
     "Probe",
@@ -49,6 +54,14 @@ AUTH_HEADER: Final = "Authorization"
 DEFAULT_ITEMS_PER_PAGE: Final = 30
 MAX_ITEMS_PER_PAGE: Final = 30
 """``itemsPerPage`` is honoured and silently clamped to 30 (API Platform >= 4.2.10)."""
+
+ORDER_PARAM: Final = "order"
+ID_ORDER_PARAM: Final = f"{ORDER_PARAM}[id]"
+ORDERED_COLLECTIONS: Final = ("/clients", "/client-contacts", "/counterparties")
+"""Collections take API Platform's OrderFilter on ``id`` (``order[id]=asc|desc``, any
+case; other values ignored). Complete listings send ``asc`` so that pages read
+concurrently all slice one stable order; ``check`` probes the collections listed here,
+whose numeric ids show the order (notes have UUIDs)."""
 
 REFERENCE_CODE_FIELD: Final = "code"
 """``/countries`` and ``/currencies`` items have numeric ids and an ISO ``code`` field
@@ -110,6 +123,12 @@ ENRICH_BATCH_KEY: Final = "counterparties"
 ``POST /counterparties/{id}/enrich-branding-ai`` (empty body) answer 202 and later fill
 ``logoUrl``/``corporateWebsiteUrl``."""
 
+UPDATED_AT: Final = "updatedAt"
+UPDATED_AT_COLLECTIONS: Final = ("/client-contacts", "/client-notes")
+"""Collections whose items carry ``updatedAt`` (published for ClientContact and ClientNote;
+Client and Counterparty publish no timestamps) and which take API Platform's DateFilter on
+it: ``updatedAt[after]=<RFC 3339>`` (inclusive) lists only what changed since then."""
+
 WEBHOOK_FIELDS: Final = ("url", "events", "secret", "active")
 """A webhook subscription: target URL, event names, a signing secret, an active flag."""
 
@@ -119,6 +138,7 @@ class Probe(StrEnum):
 
     AUTH = "auth"
     PAGINATION = "pagination"
+    ID_ORDER = "id_order"
     REFERENCES = "references"
     EMPLOYEE_ME = "employee_me"
     EMPLOYEE_ORGANIZATION = "employee_organization"
@@ -127,6 +147,7 @@ class Probe(StrEnum):
     COUNTERPARTY_SHAPE = "counterparty_shape"
     NOTE_ID = "note_id"
     DOCUMENTS = "documents"
+    UPDATED_AT_FILTER = "updated_at_filter"
     WRITE_ONLY = "write_only"
     """Only a write could tell; ``check`` reports it as unverified rather than writing."""
 
@@ -147,6 +168,12 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         "Hydra collections, unprefixed keys, 30 per page, itemsPerPage "
         "clamped to 30, next links in view.",
         Probe.PAGINATION,
+    ),
+    Assumption(
+        "id_order",
+        f"{', '.join(ORDERED_COLLECTIONS)} honour {ID_ORDER_PARAM}=asc|desc, so pages read "
+        "at once hold one stable order.",
+        Probe.ID_ORDER,
     ),
     Assumption(
         "references",
@@ -184,6 +211,12 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
         "/clients/{id}/documents is a Hydra collection of documents "
         f"({', '.join(DOCUMENT_FIELDS)}).",
         Probe.DOCUMENTS,
+    ),
+    Assumption(
+        "updated_at_filter",
+        f"{', '.join(UPDATED_AT_COLLECTIONS)} filter by '{UPDATED_AT}[after]' "
+        "(API Platform's DateFilter, inclusive).",
+        Probe.UPDATED_AT_FILTER,
     ),
     Assumption(
         "free_enums",

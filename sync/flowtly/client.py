@@ -12,12 +12,21 @@ import asyncio
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias, cast
 
 import httpx
 from pydantic import SecretStr
 
-from connectors.http import ApiClient, HttpLimits, QueryParams, RequestStats, RetryScope, Side
+from connectors.http import (
+    ApiClient,
+    HttpLimits,
+    Page,
+    Paginator,
+    QueryParams,
+    RequestStats,
+    RetryScope,
+    Side,
+)
 from connectors.listing import ListingAudit
 from sync import __version__
 from sync.errors import FlowtlyError
@@ -32,6 +41,7 @@ JsonObject: TypeAlias = dict[str, Any]
 LD_JSON: Final = "application/ld+json"
 MERGE_PATCH_JSON: Final = "application/merge-patch+json"
 PAGE_SIZE_PARAM: Final = "itemsPerPage"
+PAGE_PARAM: Final = "page"
 
 FLOWTLY: Final = Side(
     "flowtly",
@@ -43,20 +53,31 @@ FLOWTLY: Final = Side(
 """The Flowtly side as the HTTP kit names it: in errors, messages and setting keys."""
 
 
-class _Page(NamedTuple):
-    """One answer of a collection listing, as `FlowtlyClient.iterate` needs it."""
+class _Collection(NamedTuple):
+    """One answer of a collection listing, as `FlowtlyClient.iterate` reads it."""
 
     members: list[JsonObject]
     next: str | None
+    last: str | None
+    """``view.last``: the link to the last page, absent with partial pagination."""
     total: int | None
     """``totalItems``: the size of the whole collection, absent with partial pagination."""
     problem: str | None
     """Why the answer is not a collection page, though it parsed (``{}``, no members)."""
 
 
-def _members(body: Any, where: str) -> _Page:
-    """Members, ``next`` link and stated total of a Hydra collection (prefixed or not) or a
-    bare list.
+def _link_of(view: Any, name: str, where: str) -> str | None:
+    if not isinstance(view, dict):
+        return None
+    found = view.get(name) or view.get(f"hydra:{name}")
+    if found is not None and not isinstance(found, str):
+        raise FlowtlyError(f"GET {where}: the {name} link is not a string")
+    return found or None
+
+
+def _members(body: Any, where: str) -> _Collection:
+    """Members, ``next`` and ``last`` links and stated total of a Hydra collection
+    (prefixed or not) or a bare list.
 
     An object without ``member`` is no collection page: it has no members, and `problem`
     says so, because taking it for an empty page would make the records it should have
@@ -64,26 +85,33 @@ def _members(body: Any, where: str) -> _Page:
     """
     problem = None
     total: Any = None
+    view: Any = None
     if isinstance(body, list):
         raw: Any = body
-        nxt: Any = None
     elif isinstance(body, dict):
         key = "member" if "member" in body else "hydra:member"
         if key not in body:
             problem = "answered {} instead of a collection" if not body else "had no members"
         raw = body.get(key, [])
-        view = body.get("view") or body.get("hydra:view") or {}
-        nxt = (view.get("next") or view.get("hydra:next")) if isinstance(view, dict) else None
+        view = body.get("view") or body.get("hydra:view")
         total = body.get("totalItems", body.get("hydra:totalItems"))
     else:
         raise FlowtlyError(f"GET {where}: expected a collection, got {type(body).__name__}")
     if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
         raise FlowtlyError(f"GET {where}: collection members are not JSON objects")
-    if nxt is not None and not isinstance(nxt, str):
-        raise FlowtlyError(f"GET {where}: the next link is not a string")
     if total is not None and (type(total) is not int or total < 0):
         raise FlowtlyError(f"GET {where}: totalItems is not a count: {total!r}")
-    return _Page(raw, nxt or None, total, problem)
+    return _Collection(
+        raw, _link_of(view, "next", where), _link_of(view, "last", where), total, problem
+    )
+
+
+def _page_number(link: str | None) -> int | None:
+    """The ``page`` a ``view.last`` link names, or None when it names none."""
+    if link is None:
+        return None
+    number = httpx.URL(link).params.get(PAGE_PARAM, "")
+    return int(number) if number.isascii() and number.isdigit() else None
 
 
 class FlowtlyClient(ApiClient):
@@ -183,50 +211,63 @@ class FlowtlyClient(ApiClient):
         page_size: int | None = None,
         audit: ListingAudit | None = None,
     ) -> AsyncIterator[JsonObject]:
-        """Stream a collection's members, fetching the next page only once this one is used.
+        """Stream a collection's members in the server's order.
 
-        Follows ``next`` links until there is none; never computes page numbers, since the
-        server may ignore or clamp ``page_size`` (sent as ``itemsPerPage``).
+        When the first page links its last one (``view.last``, full pagination), pages
+        2..last are fetched concurrently (up to twice the client's concurrency ahead of
+        the reader), page N being the first request with ``page=N`` (API Platform's own
+        rule for its links); otherwise, and past the last page if it still links a
+        ``next``, ``next`` links are followed one page at a time. ``page_size`` is sent as
+        ``itemsPerPage``; the server may ignore or clamp it.
 
         ``audit`` is told of every page before its members are yielded (its size and
         ``totalItems``, or why it is not a collection page: ``{}``, an empty body); the
         caller tells it the members' ids. Audited or not, a listing that runs past the
-        pages its ``totalItems`` allows (`ListingAudit.overrun`) stops with `FlowtlyError`.
+        pages its ``totalItems`` allows (`ListingAudit.overrun`) or links back to a page
+        already read stops with `FlowtlyError`.
         """
         query: dict[str, Any] = dict(params or {})
         if page_size is not None:
             query[PAGE_SIZE_PARAM] = page_size
-        url: httpx.URL | None = self._url(path, query)
-        audit = audit if audit is not None else ListingAudit(path, total_name="totalItems")
-        visited: set[str] = set()
-        while url is not None:
-            visited.add(str(url))
+        first = self._url(path, query)
+        unnumbered = first.copy_remove_param(PAGE_PARAM)
+
+        async def fetch(token: str | None) -> Page[str]:
+            url = first if token is None else self._url(token)
             response = await self._request("GET", url, RetryScope.IDEMPOTENT)
-            page = _members(self._json(response, "GET"), url.path)
-            if not response.content:
-                audit.broken(f"answered HTTP {response.status_code} with an empty body")
-            elif page.problem is not None:
-                audit.broken(page.problem)
-            else:
-                audit.page(len(page.members), total=page.total)
-            overrun = audit.overrun()
-            if overrun is not None:
-                raise FlowtlyError(
-                    f"GET {url.path}: {overrun}; stopped reading it",
-                    method="GET",
-                    url=url.path,
-                )
-            for member in page.members:
-                yield member
-            url = None
-            if page.next is not None:
-                url = self._link(response.url, page.next)
-                if str(url) in visited:
-                    raise FlowtlyError(
-                        f"GET {url.path}: pagination loops back to a page already read",
-                        method="GET",
-                        url=url.path,
-                    )
+            return self._page(response, url)
+
+        def page_token(number: int) -> str:
+            return str(unnumbered.copy_add_param(PAGE_PARAM, str(number)))
+
+        pages = Paginator(
+            FLOWTLY,
+            path,
+            fetch,
+            None,
+            total_name="totalItems",
+            audit=audit,
+            first=str(first),
+            page_token=page_token,
+            window=2 * self.limits.concurrency,
+        )
+        async for member in pages.members():
+            yield cast(JsonObject, member)
+
+    def _page(self, response: httpx.Response, url: httpx.URL) -> Page[str]:
+        body = self._json(response, "GET")
+        found = _members(body, url.path)
+        following = None if found.next is None else str(self._link(response.url, found.next))
+        broken = found.problem
+        if not response.content:
+            broken = f"answered HTTP {response.status_code} with an empty body"
+        return Page(
+            found.members,
+            next=following,
+            total=found.total,
+            broken=broken,
+            last=_page_number(found.last),
+        )
 
     async def post(self, path: str, body: JsonObject, *, idempotent: bool = False) -> JsonObject:
         """POST a JSON-LD body; returns the created item (``{}`` for an empty answer).

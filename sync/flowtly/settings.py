@@ -3,6 +3,7 @@ Flowtly requires; the settings model of the Flowtly connector (`sync.flowtly.sid
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -47,7 +48,18 @@ class FlowtlyConfig(ConnectorSettings):
     max_retry_after: Seconds = 300.0
     """The longest Retry-After honoured; a longer one stops the run."""
     max_response_bytes: int = Field(50_000_000, ge=1024)
+    incremental: bool = False
+    """Read contacts and notes changed since the last run (``updatedAt[after]``) instead of
+    listing them whole. A record deleted in Flowtly then shows only at the next complete
+    listing (``[sync] full_scan``), so it is off unless asked for."""
+    incremental_overlap: Seconds = 300.0
+    """How far before its cursor an incremental read starts (``"5m"``, or seconds): a
+    write Flowtly stamps before another one may become visible after it."""
     defaults: FlowtlyDefaults = FlowtlyDefaults()
+
+    @property
+    def incremental_overlap_delta(self) -> timedelta:
+        return timedelta(seconds=self.incremental_overlap)
 
     @field_validator("base_url")
     @classmethod

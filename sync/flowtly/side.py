@@ -1,10 +1,13 @@
 """The Flowtly side of a sync: the `Connector` protocol over `FlowtlyClient`.
 
-Reads are complete listings (Flowtly offers no change feed we can rely on), streamed in
-batches; contacts come from ``/client-contacts`` rather than from the clients that embed
-them, which is simpler and complete. Writes are single requests: POST to create, a JSON
-Merge Patch with only the changed fields to update, DELETE where Flowtly has one. Clients
-have no DELETE: they are archived through their status (`archive_status`).
+Reads are complete listings, streamed in batches; contacts come from ``/client-contacts``
+rather than from the clients that embed them, which is simpler and complete. With
+``[flowtly] incremental``, contacts and notes (whose items carry ``updatedAt``) are read
+from a cursor instead: only what changed since it (see `FlowtlySide.read`).
+
+Writes are single requests: POST to create, a JSON Merge Patch with only the changed
+fields to update, DELETE where Flowtly has one. Clients have no DELETE: they are archived
+through their status (`archive_status`).
 
 Flowtly's refusals (400/422) surface as `sync.errors.ValidationFailed`, which the engine
 records as a rejected record; a canonical code Flowtly does not know (a currency missing
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, Self
 
 import httpx
@@ -36,14 +40,18 @@ from sync.flowtly.assumptions import (
     COUNTERPARTY_CREATE_PATH,
     EMPLOYEE_ORGANIZATION_FIELD,
     ENRICH_BATCH_KEY,
+    ID_ORDER_PARAM,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
+    UPDATED_AT,
+    UPDATED_AT_COLLECTIONS,
 )
 from sync.flowtly.client import FlowtlyClient
 from sync.flowtly.documents import ClientDocument, parse_document
 from sync.flowtly.refs import Refs, UnknownReference, id_of
 from sync.flowtly.resources import Defaults, fields_of, item_id, to_payload, to_record
 from sync.flowtly.settings import FlowtlyConfig, FlowtlyDefaults
+from sync.flowtly.stamps import aware, filter_value, later
 from sync.model import SCHEMAS, EntityKind, Record, Scalar, Side
 from sync.normalize import NormalizationError
 
@@ -91,6 +99,10 @@ class FlowtlySide(Connector):
     With ``authors_by_email`` a note's canonical ``author`` is its employee's e-mail (the
     id when the employee has none), so a CRM that names authors by e-mail compares equal
     and a Flowtly-side edit never rewrites the CRM's author; writes accept either form.
+
+    With an ``incremental_overlap``, entities whose collection filters by ``updatedAt``
+    are read incrementally (`Capability.INCREMENTAL`), each read starting that long
+    before its cursor; without one, every read is a complete listing.
     """
 
     name: ClassVar[str] = "flowtly"
@@ -107,6 +119,7 @@ class FlowtlySide(Connector):
         entities: frozenset[EntityKind] = _ALL,
         refs: Refs | None = None,
         authors_by_email: bool = False,
+        incremental_overlap: timedelta | None = None,
     ) -> None:
         unknown = entities - _ALL
         if unknown:
@@ -116,6 +129,7 @@ class FlowtlySide(Connector):
         self._entities = frozenset(EntityKind(entity) for entity in entities)
         self._refs = refs if refs is not None else Refs(client)
         self._authors_by_email = authors_by_email
+        self._overlap = incremental_overlap
         self._owns_client = False
 
     @classmethod
@@ -135,9 +149,17 @@ class FlowtlySide(Connector):
     @classmethod
     def over(cls, client: FlowtlyClient, settings: FlowtlyConfig) -> Self:
         """The side of ``[flowtly]`` over ``client`` (the caller's, not closed with it):
-        its defaults fill required fields, and note authors are compared by e-mail, the
-        form a CRM names people in."""
-        return cls(client, defaults_of(settings.defaults), authors_by_email=True)
+        its defaults fill required fields, note authors are compared by e-mail, the form
+        a CRM names people in, and ``incremental`` reads start ``incremental_overlap``
+        before their cursor."""
+        return cls(
+            client,
+            defaults_of(settings.defaults),
+            authors_by_email=True,
+            incremental_overlap=(
+                settings.incremental_overlap_delta if settings.incremental else None
+            ),
+        )
 
     async def close(self) -> None:
         if self._owns_client:
@@ -158,6 +180,15 @@ class FlowtlySide(Connector):
     def fields(self, entity: EntityKind) -> frozenset[str]:
         """The canonical fields Flowtly carries for ``entity``."""
         return fields_of(entity)
+
+    def capabilities_for(self, entity: EntityKind) -> frozenset[Capability]:
+        """`Capability.INCREMENTAL` too for what this side reads from a cursor."""
+        if self._incremental(entity):
+            return self.capabilities | {Capability.INCREMENTAL}
+        return self.capabilities
+
+    def _incremental(self, entity: EntityKind) -> bool:
+        return self._overlap is not None and _ROUTES[entity].collection in UPDATED_AT_COLLECTIONS
 
     def can_delete(self, entity: EntityKind) -> bool:
         """Contacts, notes and counterparties can be deleted; clients only archived."""
@@ -204,31 +235,45 @@ class FlowtlySide(Connector):
     async def read(
         self, entity: EntityKind, since: Cursor | None = None
     ) -> AsyncIterator[ChangeBatch]:
-        """A complete listing of ``entity``, in batches of up to `BATCH_SIZE` items.
+        """``entity`` in batches of up to `BATCH_SIZE` items: all of it, or what changed.
 
-        Flowtly offers no incremental read, so ``since`` is ignored: a complete listing
-        is a superset of any increment. Items that do not map are in ``rejected`` (and
-        their ids in ``present_ids``, so they never look deleted). A listing that cannot
-        be trusted to be whole (members without an id, repeated ids, a page that is no
-        collection, a count other than ``totalItems``) says why in the last batch's
-        ``incomplete``; of a repeated id, the first copy is kept.
+        When ``entity`` is read incrementally (see the class docstring), ``since`` lists
+        only items updated at or after its time less the overlap, and every read's last
+        batch carries the cursor of the next: the latest ``updatedAt`` Flowtly stamped on
+        an item seen (its clock, never ours), and never earlier than ``since``. Otherwise
+        ``since`` is ignored: a complete listing is a superset of any increment.
+
+        Items that do not map are in ``rejected`` (and their ids in ``present_ids``, so they
+        never look deleted). A listing that cannot be trusted to be whole (members without
+        an id, repeated ids, a page that is no collection, a count other than
+        ``totalItems``) says why in the last batch's ``incomplete``; of a repeated id, the
+        first copy is kept.
         """
         routes = self._routes(entity)
         if entity in _NEEDS_REFS:
             await self._refs.load()
         refs = self._refs
         shown = self._authors_by_email and entity is EntityKind.NOTE
+        incremental = self._incremental(entity)
+        params: dict[str, str] = {ID_ORDER_PARAM: "asc"}
+        latest: datetime | None = None
+        if incremental and since is not None and since.timestamp is not None:
+            latest = aware(since.timestamp)
+            assert self._overlap is not None, "an incremental entity has an overlap"
+            params[f"{UPDATED_AT}[after]"] = filter_value(latest - self._overlap)
         audit = ListingAudit(routes.collection, total_name="totalItems")
         records: list[Record] = []
         rejected: list[RecordError] = []
         present: list[str] = []
         sent_any = False
         async for item in self._client.iterate(
-            routes.collection, page_size=MAX_ITEMS_PER_PAGE, audit=audit
+            routes.collection, params, page_size=MAX_ITEMS_PER_PAGE, audit=audit
         ):
             found = item_id(item)
             if not audit.member(found) and found is not None:
                 continue  # listed on an earlier page too (the collection shifted meanwhile)
+            if incremental:
+                latest = later(latest, item.get(UPDATED_AT))
             try:
                 record = to_record(entity, item, refs)
                 if shown:
@@ -243,9 +288,15 @@ class FlowtlySide(Connector):
                 sent_any = True
                 records, rejected, present = [], [], []
         incomplete = audit.verdict()
-        if records or rejected or incomplete or not sent_any:
+        cursor = None if latest is None else Cursor(latest)
+        if records or rejected or incomplete or cursor or not sent_any:
             yield ChangeBatch(
-                entity, records, rejected=rejected, present_ids=present, incomplete=incomplete
+                entity,
+                records,
+                rejected=rejected,
+                present_ids=present,
+                cursor=cursor,
+                incomplete=incomplete,
             )
 
     async def create(self, entity: EntityKind, values: Mapping[str, Scalar]) -> Record:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 __all__ = [
     "PRIVATE_DIR",
@@ -19,6 +20,7 @@ __all__ = [
     "open_private_text",
     "private_dir",
     "private_sqlite_file",
+    "private_temporary_file",
 ]
 
 PRIVATE_FILE = 0o600
@@ -77,3 +79,11 @@ def private_sqlite_file(path: Path) -> None:
         side = path.with_name(path.name + suffix)
         if side.exists():
             _restrict(side, PRIVATE_FILE)
+
+
+def private_temporary_file() -> BinaryIO:
+    """A binary scratch file, 0600, gone when closed (or, on POSIX, nameless from the start:
+    no other process can open it, and nothing is left behind by a crash)."""
+    file = tempfile.TemporaryFile()  # noqa: SIM115 - the caller owns and closes it
+    _restrict(file.fileno(), PRIVATE_FILE)
+    return file

@@ -12,6 +12,7 @@ import dataclasses
 
 from sync.engine.ops import Operation
 from sync.engine.run import RunResult
+from sync.engine.spool import OperationSpool
 from sync.errors import RecordError
 from sync.privacy.redact import Scrubber
 
@@ -29,9 +30,13 @@ def _operation(op: Operation, scrub: Scrubber) -> Operation:
 
 def scrubbed(result: RunResult, scrub: Scrubber) -> RunResult:
     """``result`` with every error, warning and operation message scrubbed by ``scrub``."""
+    ops = result.operations
     return dataclasses.replace(
         result,
-        operations=[_operation(op, scrub) for op in result.operations],
+        # A spool keeps in memory exactly the operations with a message: only those change.
+        operations=ops.with_kept(lambda op: _operation(op, scrub))
+        if isinstance(ops, OperationSpool)
+        else [_operation(op, scrub) for op in ops],
         errors=[_error(e, scrub) for e in result.errors],
         warnings=[_error(w, scrub) for w in result.warnings],
     )

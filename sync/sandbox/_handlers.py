@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from sync.flowtly import assumptions as a
+from sync.sandbox._date_filter import updated_at_filters
 from sync.sandbox._errors import Problem
 from sync.sandbox._hydra import collection_document, ld_response, paging, search_template
 from sync.sandbox._json import JsonObject, JsonValue, type_name
@@ -89,7 +90,9 @@ def _collection(
 ) -> Response:
     pages = paging(call.query)
     sandbox = call.sandbox
-    found = sandbox.page(resource, pages.offset, pages.limit, wheres)
+    found = sandbox.page(
+        resource, pages.offset, pages.limit, wheres, descending=_id_descending(call.query)
+    )
     doc = collection_document(
         context=sandbox.context(context_name or SPECS[resource].short_name),
         collection_id=collection_id,
@@ -103,6 +106,14 @@ def _collection(
     return ld_response(doc, method=call.method, docs_url=call.docs_url)
 
 
+def _id_descending(query: QueryTree) -> bool:
+    """OrderFilter on ``id``: ``order[id]=desc`` (any case) reverses the default ascending
+    order; any other value is ignored, as API Platform ignores it."""
+    order = query.get(a.ORDER_PARAM)
+    direction = order.get("id") if isinstance(order, dict) else None
+    return isinstance(direction, str) and direction.lower() == "desc"
+
+
 def _parent_filter(value: str | QueryTree) -> Where:
     # SearchFilter on a relation takes an IRI or a bare id; an unusable value matches nothing.
     tail = value.rsplit("/", 1)[-1] if isinstance(value, str) else ""
@@ -110,11 +121,12 @@ def _parent_filter(value: str | QueryTree) -> Where:
 
 
 def list_collection(resource: Resource) -> Handler:
-    """GET on a collection route, with the ``client`` filter where Flowtly would have one."""
+    """GET on a collection route, with the ``client`` filter where Flowtly would have one
+    and ``updatedAt[...]`` where its items carry that date."""
 
     def handle(call: Call) -> Response:
         filtered = _FILTERS.get(resource)
-        wheres: list[Where] = []
+        wheres: list[Where] = updated_at_filters(resource, call.query)
         search = None
         if filtered is not None:
             if filtered in call.query:

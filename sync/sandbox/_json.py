@@ -11,7 +11,10 @@ JsonObject: TypeAlias = "dict[str, JsonValue]"
 
 # API Platform encodes with JSON_HEX_TAG|JSON_HEX_APOS|JSON_HEX_AMP|JSON_HEX_QUOT and without
 # JSON_UNESCAPED_SLASHES: reproduce the bytes so clients are tested against the real escaping.
-_HEX = str.maketrans({"/": "\\/", "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "'": "\\u0027"})
+# One str.replace per character: a translate table maps character by character in Python
+# objects, a third of the sandbox's time per listing page. No replacement brings in a
+# character another one replaces, so the order does not matter.
+_HEX = (("/", "\\/"), ("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"), ("'", "\\u0027"))
 _ESCAPE_PAIR = re.compile(r"\\(.)")
 
 
@@ -21,7 +24,10 @@ def _hex_quote(match: re.Match[str]) -> str:
 
 def encode(value: JsonValue) -> bytes:
     """Serialise like PHP's ``json_encode`` with API Platform's flags."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_HEX)
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in _HEX:
+        if char in text:
+            text = text.replace(char, escaped)
     if '\\"' in text:
         text = _ESCAPE_PAIR.sub(_hex_quote, text)
     return text.encode("utf-8")

@@ -134,10 +134,16 @@ class Sandbox:
         return found[0], key, found[1]
 
     def page(
-        self, resource: Resource, offset: int, limit: int | None, wheres: Sequence[Where] = ()
+        self,
+        resource: Resource,
+        offset: int,
+        limit: int | None,
+        wheres: Sequence[Where] = (),
+        *,
+        descending: bool = False,
     ) -> Page:
-        """A page of stored records, ordered by id."""
-        return self.store.page(resource.value, offset, limit, wheres)
+        """A page of stored records, ordered by id (highest first if ``descending``)."""
+        return self.store.page(resource.value, offset, limit, wheres, descending=descending)
 
     def records(self, resource: Resource) -> list[JsonObject]:
         """Every stored record of ``resource`` (raw, nulls absent), for tests and tools."""

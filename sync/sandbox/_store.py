@@ -7,13 +7,22 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sync.privacy.files import private_sqlite_file
 from sync.sandbox._json import JsonObject
 
-__all__ = ["Page", "SandboxDb", "Where", "compact", "name_or_tax_id", "parent_is"]
+__all__ = [
+    "Page",
+    "SandboxDb",
+    "Where",
+    "compact",
+    "name_or_tax_id",
+    "parent_is",
+    "updated_since",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -26,6 +35,8 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (resource, key);
 CREATE INDEX IF NOT EXISTS records_parent ON records (resource, parent, seq);
+CREATE INDEX IF NOT EXISTS records_updated
+    ON records (resource, json_extract(body, '$.updatedAt'));
 CREATE TABLE IF NOT EXISTS sequences (resource TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -175,13 +186,17 @@ class SandboxDb:
         offset: int,
         limit: int | None,
         wheres: Sequence[Where] = (),
+        *,
+        descending: bool = False,
     ) -> Page:
-        """Records ordered by sequence, ``limit`` None meaning all."""
+        """Records ordered by sequence (last first if ``descending``), ``limit`` None
+        meaning all."""
         sql = " FROM records WHERE resource = ?"
         args: list[object] = [resource]
         for where in wheres:
             sql += f" AND ({where.sql})"
             args.extend(where.args)
+        order, after = (" ORDER BY seq DESC", "<") if descending else (" ORDER BY seq", ">")
         query = (sql, *args)
         if len(self._totals) > _REMEMBERED or len(self._resume) > _REMEMBERED:
             self._totals.clear()
@@ -193,16 +208,17 @@ class SandboxDb:
         else:
             total = int(self._db.execute("SELECT count(*)" + sql, args).fetchone()[0])
             self._totals[query] = (self._generation, total)
-        resume = self._resume.get(query)
+        resumed = (*query, order)
+        resume = self._resume.get(resumed)
         if resume is not None and resume[:2] == (self._generation, start):
             # The page after the last one served starts after its last record.
-            sql, args, offset = sql + " AND seq > ?", [*args, resume[2]], 0
+            sql, args, offset = sql + f" AND seq {after} ?", [*args, resume[2]], 0
         rows = self._db.execute(
-            "SELECT seq, body" + sql + " ORDER BY seq LIMIT ? OFFSET ?",
+            "SELECT seq, body" + sql + order + " LIMIT ? OFFSET ?",
             [*args, -1 if limit is None else limit, offset],
         ).fetchall()
         if rows:
-            self._resume[query] = (self._generation, start + len(rows), int(rows[-1][0]))
+            self._resume[resumed] = (self._generation, start + len(rows), int(rows[-1][0]))
         return Page(total, [json.loads(row[1]) for row in rows])
 
     @_locked
@@ -212,11 +228,12 @@ class SandboxDb:
         if not parents:
             return found
         marks = ",".join("?" * len(parents))
-        rows = self._db.execute(
-            f"SELECT parent, body FROM records WHERE resource = ? AND parent IN ({marks}) "  # noqa: S608
-            "ORDER BY seq",
-            [resource, *parents],
-        )
+        # Without statistics SQLite walks every record of ``resource`` by its primary key
+        # for this (3 ms a page of clients at 25,000 contacts); the parent index answers it
+        # in a tenth of a millisecond, already in (parent, seq) order.
+        sql = "SELECT parent, body FROM records INDEXED BY records_parent WHERE resource = ? "
+        sql += f"AND parent IN ({marks}) ORDER BY parent, seq"
+        rows = self._db.execute(sql, [resource, *parents])
         for parent, body in rows:
             found[int(parent)].append(json.loads(body))
         return found
@@ -241,6 +258,25 @@ class SandboxDb:
 def parent_is(parent: int) -> Where:
     """Records whose indexed parent is ``parent``."""
     return Where("parent = ?", (parent,))
+
+
+_COMPARISONS = frozenset({">=", ">", "<=", "<"})
+_UPDATED_AT = "json_extract(body, '$.updatedAt')"
+"""Spelled as in the ``records_updated`` index, so SQLite answers from the index."""
+
+
+def updated_since(resource: str, comparison: str, moment: datetime) -> Where:
+    """Records of ``resource`` whose ``updatedAt`` compares to ``moment`` by ``comparison``.
+
+    Stored times are UTC at whole seconds (``2024-05-01T10:00:00+00:00``): ``moment`` in the
+    same form compares as text, and one with a fraction sorts after its whole second. The
+    ids are picked from the ``records_updated`` index first: as a plain condition, SQLite
+    walks every record in id order (to skip the sort) and reads each one's JSON.
+    """
+    if comparison not in _COMPARISONS:
+        raise ValueError(f"not a comparison: {comparison!r}")
+    picked = f"SELECT seq FROM records WHERE resource = ? AND {_UPDATED_AT} {comparison} ?"  # noqa: S608 - one of four constant comparisons; values bound
+    return Where(f"seq IN ({picked})", (resource, moment.astimezone(UTC).isoformat()))
 
 
 def name_or_tax_id(term: str) -> Where:

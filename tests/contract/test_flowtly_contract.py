@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 import pytest_asyncio
+from sql_databases import SteppingClock
 
 from connectors.base import Connector
 from connectors.testing import ConnectorContract, sample_values
 from sync.config import FlowtlyConfig, Settings
+from sync.flowtly.side import FlowtlySide, client_of
 from sync.model import EntityKind, Scalar
+from sync.sandbox import SandboxSettings, create_app
 from sync.wiring import flowtly_client, flowtly_side
 
 CREATED_AT = "notes are read with Flowtly's createdAt, never written nor compared: not in fields()"
@@ -51,3 +55,17 @@ class TestFlowtlyContract(ConnectorContract):
         if entity is EntityKind.NOTE:
             del values["author"]  # written by the token's employee
         return values
+
+
+class TestFlowtlyIncrementalContract(TestFlowtlyContract):
+    """``[flowtly] incremental = true``: contacts and notes read from a cursor, over a
+    sandbox whose clock moves ten minutes per write (further apart than the overlap)."""
+
+    @pytest_asyncio.fixture
+    async def connector_factory(self) -> AsyncIterator[Callable[[], Connector]]:
+        app = create_app(SandboxSettings(clock=SteppingClock()))
+        settings = FlowtlyConfig(base_url="http://sandbox", token="t", incremental=True)
+        client = client_of(settings, transport=httpx.ASGITransport(app=app))
+        async with client:
+            yield lambda: FlowtlySide.over(client, settings)
+        app.state.sandbox.close()

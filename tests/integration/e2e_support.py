@@ -850,6 +850,8 @@ class FaultProxy:
         self.target = target.rstrip("/")
         self.faults: Counter[tuple[str, str]] = Counter()
         self.counts: Counter[str] = Counter()
+        self.paths: Counter[tuple[str, str]] = Counter()
+        """Requests per (method, path without query)."""
         self.requests = 0
         self._random = random.Random(seed)
         self._guard = threading.Lock()
@@ -864,6 +866,8 @@ class FaultProxy:
             def forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with proxy._guard:
+                    proxy.paths[(self.command, self.path.partition("?")[0])] += 1
                 fault = proxy._draw(self.command, drop_rate, delay_rate)
                 if fault == "drop-before":
                     self.close_connection = True

@@ -30,20 +30,13 @@ from sync.model import EntityKind, Record, Scalar, Side
 from sync.policy import SyncPolicy
 from sync.store import Store
 from sync.wiring import open_job
+from tests.clocks import SettableClock
 
 CLIENT, CONTACT, SUPPLIER = EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.COUNTERPARTY
 COMPANY = ("name", "country", "vat_number", "city", "status")
 FIELDS = {CLIENT: COMPANY, SUPPLIER: COMPANY, CONTACT: ("company_id", "name", "email")}
 ENTITIES = (CLIENT, SUPPLIER, CONTACT)
 START = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -82,7 +75,7 @@ def run(crm, flowtly, store, *, clock=None, crash=None, dry_run=False, full_scan
         # These tests delete an entity's only records on purpose; the guard has its own.
         SyncPolicy(allow_mass_delete=True),
         concurrency=4,
-        clock=clock or Clock(),
+        clock=clock or SettableClock(START),
         full_scan=full_scan,
     )
 
@@ -308,7 +301,7 @@ def test_an_expired_cursor_is_dropped_and_the_entity_read_completely(store):
 
 
 def test_a_complete_listing_comes_after_full_scan_and_finds_deletes(store):
-    clock = Clock()
+    clock = SettableClock(START)
     crm, flowtly = crm_side(IncrementalMemoryConnector, deletes_feed=()), flowtly_side()
     crm.put(company(CLIENT, "C1", "PL1"))
     crm.put(company(CLIENT, "C2", "PL2"))
@@ -349,7 +342,7 @@ async def _high_water(side: MemoryConnector, entity: EntityKind) -> Cursor:
 
 
 def test_a_pending_create_is_resolved_by_fetching_a_source_the_cursor_passed(store):
-    clock = Clock()
+    clock = SettableClock(START)
     crm, flowtly = crm_side(IncrementalMemoryConnector), flowtly_side()
     crm.put(company(CLIENT, "C0", "PL0"))
     run(crm, flowtly, store, clock=clock)

@@ -118,6 +118,28 @@ async def test_rate_limited_then_answered_within_the_retry_after_cap() -> None:
         assert client.stats.rate_limited == 1
 
 
+async def test_requests_carry_the_client_headers_and_their_body_type_but_no_cookie() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={}, headers={"Set-Cookie": "session=abc; Path=/"})
+
+    async with _client(httpx.MockTransport(handler)) as client:
+        await client.send("POST", "x", body={"name": "Acme"})
+        await client.send("PATCH", "x", body={}, content_type="application/merge-patch+json")
+        await client.send("GET", "x")
+    assert [r.headers.get("Content-Type") for r in seen] == [
+        "application/json",
+        "application/merge-patch+json",
+        None,
+    ]
+    assert {r.headers["Authorization"] for r in seen} == {f"Bearer {SECRET}"}
+    # A cookie an answer sets never rides along: the token is the only credential.
+    assert [r.headers.get("Cookie") for r in seen] == [None, None, None]
+    assert seen[0].extensions["timeout"] == httpx.Timeout(30.0).as_dict()
+
+
 def test_plain_http_is_refused_off_loopback() -> None:
     with pytest.raises(TransportSecurityError, match="DemoCRM base URL"):
         ApiClient("http://crm.example", DEMO, READER, headers={})

@@ -8,8 +8,10 @@ reading the request" (the adapter underneath reports both as connect errors).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -135,3 +137,60 @@ async def test_a_get_dropped_on_a_pooled_connection_is_not_resent_silently(
             await http.get("/b")
     # The retry policy above the transport decides about resending, not aiohttp.
     assert [request.split(b" ", 2)[1] for request in seen] == [b"/a", b"/b"]
+
+
+class _NoWorkerThreads(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that fails any request that hops through a worker thread."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        raise AssertionError("a request went through a worker thread")
+
+
+async def test_requests_stay_on_the_event_loop(
+    serve: Callable[[Handler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await _read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    url = await serve(handler)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    loop = asyncio.get_running_loop()
+    async with _client(url) as http:
+        await http.get("/warm")  # the pool's first connect may resolve names elsewhere
+        loop.set_default_executor(_NoWorkerThreads())
+        try:
+            assert (await http.get("/again")).status_code == 200
+        finally:
+            loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
+
+
+async def test_the_environment_proxy_is_used_and_no_proxy_is_honoured(
+    serve: Callable[[Handler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxied: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        proxied.append(await _read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async def direct(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    proxy_url, direct_url = await serve(proxy), await serve(direct)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with _client("http://api.example.invalid") as http:
+        assert (await http.get("/through")).status_code == 200
+        assert (await http.get(f"{direct_url}/around")).status_code == 204
+    assert [request.split(b" ", 2)[1] for request in proxied] == [
+        b"http://api.example.invalid/through"
+    ]
