@@ -7,27 +7,15 @@ plans the records both sides know, `sync.engine.plan` the new ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
-from sync.engine.ops import Action, FieldChange, Step
+from sync.engine.ops import Action, Step
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
-__all__ = ["PlanDraft", "changes_of"]
-
-
-def changes_of(
-    values: Mapping[str, Scalar], old: Mapping[str, Scalar], conflicts: Iterable[str] = ()
-) -> tuple[FieldChange, ...]:
-    """The field changes from ``old`` to ``values`` (both empty: left out), conflicts marked."""
-    conflicted = set(conflicts)
-    return tuple(
-        FieldChange(name, old.get(name), value, name in conflicted)
-        for name, value in sorted(values.items())
-        if value is not None or old.get(name) is not None
-    )
+__all__ = ["PlanDraft"]
 
 
 class PlanDraft:
@@ -78,10 +66,14 @@ class PlanDraft:
     def _restrict(self, record: Record) -> dict[str, Scalar]:
         return {name: record.fields.get(name) for name in self.inp.names}
 
-    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> dict[str, Scalar] | None:
-        """Values with the parent reference as Flowtly knows it; None if not linked yet."""
+    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:
+        """Values with the parent reference as Flowtly knows it; None if not linked yet.
+
+        Without a reference to translate these are ``values`` themselves, not a copy: a
+        create's payload then shares the mapping its step keeps as ``base``.
+        """
         if self.inp.parent_links is None or values.get(PARENT_FIELD) is None:
-            return dict(values)
+            return values
         parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
         if parent is None:
             return None

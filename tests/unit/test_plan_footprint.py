@@ -1,0 +1,89 @@
+"""What a run holds while it applies: a create's values once, and no records read."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import sync.engine.run as engine_run
+from connectors.memory import MemoryConnector
+from sync.engine.detect import SideView
+from sync.engine.inputs import PlanInput
+from sync.engine.ops import Action, FieldChange, Plan
+from sync.engine.run import SyncJob, run_sync
+from sync.model import EntityKind, Record, Side
+from sync.normalize import fingerprint
+from sync.policy import SyncPolicy
+from sync.store import Store
+
+CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT
+FIELDS = {CLIENT: ("name", "country", "city"), CONTACT: ("company_id", "name", "email")}
+NAMES = frozenset(FIELDS[CLIENT])
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = Store.open(f"sqlite:///{tmp_path}/state.db")
+    yield opened
+    opened.close()
+
+
+def _plan_one_new(side: Side) -> Plan:
+    record = Record(CLIENT, "C1", {"name": "Acme", "country": "PL", "city": None})
+    views = {s: SideView(s, CLIENT) for s in Side}
+    views[side].new["C1"] = record
+    views[side].fps["C1"] = fingerprint(CLIENT, record.fields, NAMES)
+    inp = PlanInput(CLIENT, NAMES, {}, 0, {}, views[Side.CRM], views[Side.FLOWTLY], SyncPolicy())
+    return engine_run.plan_entity(inp)
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_a_create_holds_its_values_once_and_reports_the_same_changes(side: Side) -> None:
+    (step,) = _plan_one_new(side).steps
+    (write,) = step.writes
+    assert write.action is Action.CREATE
+    assert write.target is side.other
+    assert write.payload is step.base
+    assert write.field_changes == ()
+    assert write.changes == (
+        FieldChange("country", None, "PL"),
+        FieldChange("name", None, "Acme"),
+    )
+    assert write.values() == {"country": "PL", "name": "Acme"}
+    (op,) = step.operations()
+    assert op.changes == write.changes
+
+
+def test_records_read_are_let_go_before_the_plan_is_applied(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm = MemoryConnector(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="c")
+    flowtly = MemoryConnector(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="f")
+    crm.put(Record(CLIENT, "C1", {"name": "Acme", "country": "PL", "city": "Gdańsk"}))
+    crm.put(Record(CONTACT, "P1", {"company_id": "C1", "name": "Ann", "email": "a@x.eu"}))
+    flowtly.put(Record(CLIENT, "9", {"name": "Bolt", "country": "PL", "city": None}))
+    planned: list[SideView] = []
+    plan_entity = engine_run.plan_entity
+
+    def spy(inp: PlanInput) -> Plan:
+        planned.extend((inp.crm, inp.flowtly))
+        return plan_entity(inp)
+
+    held: list[int] = []
+
+    def expect(description: str, count: int) -> None:
+        held.append(sum(len(view.new) + len(view.changed) for view in planned))
+
+    monkeypatch.setattr(engine_run, "plan_entity", spy)
+    job = SyncJob("t", crm, flowtly, store, SyncPolicy(), concurrency=2)
+    result = asyncio.run(run_sync(job, expect=expect))
+    assert result.clean
+    assert sorted((str(op.entity), str(op.target)) for op in result.operations) == [
+        ("client", "crm"),
+        ("client", "flowtly"),
+        ("contact", "flowtly"),
+    ]
+    assert held == [0, 0]
+    assert all(view.fps for view in planned if view.side is Side.CRM)
