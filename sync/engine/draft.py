@@ -63,7 +63,14 @@ class PlanDraft:
         if not rejected:
             self.steps.append(step)
 
-    def _restrict(self, record: Record) -> dict[str, Scalar]:
+    def _restrict(self, record: Record) -> Mapping[str, Scalar]:
+        """``record``'s values of the synced fields, empty ones as None.
+
+        A record carrying exactly those fields is its own read-only mapping, shared rather
+        than copied: a create's step keeps it as ``base`` for the whole apply.
+        """
+        if record.fields.keys() == self.inp.names:
+            return record.fields
         return {name: record.fields.get(name) for name in self.inp.names}
 
     def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:

@@ -30,8 +30,10 @@ def store(tmp_path: Path):
     opened.close()
 
 
-def _plan_one_new(side: Side) -> Plan:
-    record = Record(CLIENT, "C1", {"name": "Acme", "country": "PL", "city": None})
+RECORD = Record(CLIENT, "C1", {"name": "Acme", "country": "PL", "city": None})
+
+
+def _plan_one_new(side: Side, record: Record = RECORD) -> Plan:
     views = {s: SideView(s, CLIENT) for s in Side}
     views[side].new["C1"] = record
     views[side].fps["C1"] = fingerprint(CLIENT, record.fields, NAMES)
@@ -46,6 +48,7 @@ def test_a_create_holds_its_values_once_and_reports_the_same_changes(side: Side)
     assert write.action is Action.CREATE
     assert write.target is side.other
     assert write.payload is step.base
+    assert step.base is RECORD.fields
     assert write.field_changes == ()
     assert write.changes == (
         FieldChange("country", None, "PL"),
@@ -54,6 +57,13 @@ def test_a_create_holds_its_values_once_and_reports_the_same_changes(side: Side)
     assert write.values() == {"country": "PL", "name": "Acme"}
     (op,) = step.operations()
     assert op.changes == write.changes
+
+
+def test_a_record_lacking_a_synced_field_is_planned_with_it_empty() -> None:
+    partial = Record(CLIENT, "C1", {"name": "Acme"})
+    (step,) = _plan_one_new(Side.CRM, partial).steps
+    assert step.base == {"name": "Acme", "country": None, "city": None}
+    assert step.writes[0].changes == (FieldChange("name", None, "Acme"),)
 
 
 def test_records_read_are_let_go_before_the_plan_is_applied(
