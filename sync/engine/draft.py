@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
-from sync.engine.ops import Action, Step
+from sync.engine.ops import Action, Step, Write
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
@@ -73,18 +73,35 @@ class PlanDraft:
             return record.fields
         return {name: record.fields.get(name) for name in self.inp.names}
 
-    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:
-        """Values with the parent reference as Flowtly knows it; None if not linked yet.
-
-        Without a reference to translate these are ``values`` themselves, not a copy: a
-        create's payload then shares the mapping its step keeps as ``base``.
-        """
+    def _flowtly_reference(
+        self, values: Mapping[str, Scalar]
+    ) -> tuple[tuple[str, Scalar], ...] | None:
+        """The parent reference of ``values`` as Flowtly knows it (none to translate: empty);
+        None if the parent is not linked yet."""
         if self.inp.parent_links is None or values.get(PARENT_FIELD) is None:
-            return values
+            return ()
         parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
         if parent is None:
             return None
-        return {**values, PARENT_FIELD: parent}
+        return ((PARENT_FIELD, parent),)
+
+    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:
+        """Values with the parent reference as Flowtly knows it; None if not linked yet."""
+        reference = self._flowtly_reference(values)
+        if reference is None:
+            return None
+        return {**values, **dict(reference)} if reference else values
+
+    def _flowtly_create(self, values: Mapping[str, Scalar]) -> Write | None:
+        """The create of ``values`` in Flowtly; None while their parent is not linked.
+
+        The payload is ``values`` itself, the step's ``base``: a translated parent
+        reference rides beside it instead of a copy of every field.
+        """
+        reference = self._flowtly_reference(values)
+        if reference is None:
+            return None
+        return Write.create(Side.FLOWTLY, values, reference)
 
     def _wait(self, side: Side, record_id: str, values: Mapping[str, Scalar]) -> None:
         """``record_id`` waits for its company to be linked: counted, and named."""

@@ -76,16 +76,26 @@ class Write:
     record_id: str | None
     field_changes: tuple[FieldChange, ...] = ()
     payload: Mapping[str, Scalar] | None = None
+    overrides: tuple[tuple[str, Scalar], ...] = ()
+    """Fields of ``payload`` sent with another value (a parent reference in the target's
+    id space), so a child's create need not copy its whole payload to change one field."""
 
     @classmethod
-    def create(cls, target: Side, values: Mapping[str, Scalar]) -> Write:
+    def create(
+        cls,
+        target: Side,
+        values: Mapping[str, Scalar],
+        overrides: tuple[tuple[str, Scalar], ...] = (),
+    ) -> Write:
         """A create on ``target`` of ``values`` (not copied: they must not change)."""
-        return cls(target, Action.CREATE, None, payload=values)
+        return cls(target, Action.CREATE, None, payload=values, overrides=overrides)
 
     @property
     def changes(self) -> tuple[FieldChange, ...]:
         if self.payload is None:
             return self.field_changes
+        if self.overrides:
+            return changes_of({**self.payload, **dict(self.overrides)}, {})
         return changes_of(self.payload, {})
 
     def values(self) -> dict[str, Scalar]:

@@ -107,8 +107,8 @@ class _Planner(LinkedPlanning):
             return
         values = self._restrict(source)
         if target is Side.FLOWTLY:
-            sent = self._to_flowtly_space(values)
-            if sent is None:
+            create = self._flowtly_create(values)
+            if create is None:
                 self._wait(Side.CRM, source.id, values)
                 return
             self._add(
@@ -116,7 +116,7 @@ class _Planner(LinkedPlanning):
                     inp.entity,
                     source.id,
                     None,
-                    (Write.create(Side.FLOWTLY, sent),),
+                    (create,),
                     base=values,
                     crm_fp=fp,
                     link=True,

@@ -104,8 +104,8 @@ class LinkedPlanning(PlanDraft):
             values = self._restrict(other)
             fp = keep_view.fps[other.id]
             if gone is Side.FLOWTLY:
-                target_values = self._to_flowtly_space(values)
-                if target_values is None:
+                create = self._flowtly_create(values)
+                if create is None:
                     self._wait(Side.CRM, other.id, values)
                     return
                 self._add(
@@ -113,7 +113,7 @@ class LinkedPlanning(PlanDraft):
                         inp.entity,
                         link.crm_id,
                         None,
-                        (Write.create(Side.FLOWTLY, target_values),),
+                        (create,),
                         base=values,
                         crm_fp=fp,
                         link=True,

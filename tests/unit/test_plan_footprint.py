@@ -97,3 +97,28 @@ def test_records_read_are_let_go_before_the_plan_is_applied(
     ]
     assert held == [0, 0]
     assert all(view.fps for view in planned if view.side is Side.CRM)
+
+
+def test_a_child_create_keeps_its_values_and_sends_its_parent_as_flowtly_knows_it() -> None:
+    names = frozenset(FIELDS[CONTACT])
+    contact = Record(CONTACT, "P1", {"company_id": "C1", "name": "Ann", "email": "a@x.eu"})
+    crm = SideView(Side.CRM, CONTACT)
+    crm.new["P1"] = contact
+    crm.fps["P1"] = fingerprint(CONTACT, contact.fields, names)
+    inp = PlanInput(
+        CONTACT,
+        names,
+        {},
+        0,
+        {},
+        crm,
+        SideView(Side.FLOWTLY, CONTACT),
+        SyncPolicy(),
+        parent_links={"C1": "77"},
+    )
+    (step,) = engine_run.plan_entity(inp).steps
+    (write,) = step.writes
+    assert write.payload is step.base
+    assert step.base["company_id"] == "C1"
+    assert write.values() == {"company_id": "77", "email": "a@x.eu", "name": "Ann"}
+    assert write.changes[0] == FieldChange("company_id", None, "77")
