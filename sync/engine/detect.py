@@ -59,6 +59,11 @@ class SideView:
     incomplete: str | None = None
     unseen: set[str] = field(default_factory=set)
 
+    def release_records(self) -> None:
+        """Let go of the records once planned; ids, fingerprints and counts stay."""
+        self.changed = {}
+        self.new = {}
+
 
 def listing_warning(view: SideView, held_creates: int = 0) -> RecordError | None:
     """The report's warning for an incomplete listing of ``view``, if it was one, naming

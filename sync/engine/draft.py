@@ -7,27 +7,15 @@ plans the records both sides know, `sync.engine.plan` the new ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
-from sync.engine.ops import Action, FieldChange, Step
+from sync.engine.ops import Action, Step, Write
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
-__all__ = ["PlanDraft", "changes_of"]
-
-
-def changes_of(
-    values: Mapping[str, Scalar], old: Mapping[str, Scalar], conflicts: Iterable[str] = ()
-) -> tuple[FieldChange, ...]:
-    """The field changes from ``old`` to ``values`` (both empty: left out), conflicts marked."""
-    conflicted = set(conflicts)
-    return tuple(
-        FieldChange(name, old.get(name), value, name in conflicted)
-        for name, value in sorted(values.items())
-        if value is not None or old.get(name) is not None
-    )
+__all__ = ["PlanDraft"]
 
 
 class PlanDraft:
@@ -75,17 +63,45 @@ class PlanDraft:
         if not rejected:
             self.steps.append(step)
 
-    def _restrict(self, record: Record) -> dict[str, Scalar]:
+    def _restrict(self, record: Record) -> Mapping[str, Scalar]:
+        """``record``'s values of the synced fields, empty ones as None.
+
+        A record carrying exactly those fields is its own read-only mapping, shared rather
+        than copied: a create's step keeps it as ``base`` for the whole apply.
+        """
+        if record.fields.keys() == self.inp.names:
+            return record.fields
         return {name: record.fields.get(name) for name in self.inp.names}
 
-    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> dict[str, Scalar] | None:
-        """Values with the parent reference as Flowtly knows it; None if not linked yet."""
+    def _flowtly_reference(
+        self, values: Mapping[str, Scalar]
+    ) -> tuple[tuple[str, Scalar], ...] | None:
+        """The parent reference of ``values`` as Flowtly knows it (none to translate: empty);
+        None if the parent is not linked yet."""
         if self.inp.parent_links is None or values.get(PARENT_FIELD) is None:
-            return dict(values)
+            return ()
         parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
         if parent is None:
             return None
-        return {**values, PARENT_FIELD: parent}
+        return ((PARENT_FIELD, parent),)
+
+    def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:
+        """Values with the parent reference as Flowtly knows it; None if not linked yet."""
+        reference = self._flowtly_reference(values)
+        if reference is None:
+            return None
+        return {**values, **dict(reference)} if reference else values
+
+    def _flowtly_create(self, values: Mapping[str, Scalar]) -> Write | None:
+        """The create of ``values`` in Flowtly; None while their parent is not linked.
+
+        The payload is ``values`` itself, the step's ``base``: a translated parent
+        reference rides beside it instead of a copy of every field.
+        """
+        reference = self._flowtly_reference(values)
+        if reference is None:
+            return None
+        return Write.create(Side.FLOWTLY, values, reference)
 
     def _wait(self, side: Side, record_id: str, values: Mapping[str, Scalar]) -> None:
         """``record_id`` waits for its company to be linked: counted, and named."""

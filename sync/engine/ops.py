@@ -8,7 +8,7 @@ operations (`Step.operations`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -23,6 +23,7 @@ __all__ = [
     "Plan",
     "Step",
     "Write",
+    "changes_of",
 ]
 
 
@@ -49,14 +50,53 @@ class FieldChange:
     conflict: bool = False
 
 
+def changes_of(
+    values: Mapping[str, Scalar], old: Mapping[str, Scalar], conflicts: Iterable[str] = ()
+) -> tuple[FieldChange, ...]:
+    """The field changes from ``old`` to ``values`` (both empty: left out), conflicts marked."""
+    conflicted = set(conflicts)
+    return tuple(
+        FieldChange(name, old.get(name), value, name in conflicted)
+        for name, value in sorted(values.items())
+        if value is not None or old.get(name) is not None
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
-    """A write to one side. ``record_id`` is the target's id (None for a create)."""
+    """A write to one side. ``record_id`` is the target's id (None for a create).
+
+    A create keeps only its ``payload`` (often the step's ``base`` itself): its changes
+    all start from nothing, so they are derived when asked for instead of being held as
+    one `FieldChange` per field for every create of an entity while it is applied.
+    """
 
     target: Side
     action: Action
     record_id: str | None
-    changes: tuple[FieldChange, ...] = ()
+    field_changes: tuple[FieldChange, ...] = ()
+    payload: Mapping[str, Scalar] | None = None
+    overrides: tuple[tuple[str, Scalar], ...] = ()
+    """Fields of ``payload`` sent with another value (a parent reference in the target's
+    id space), so a child's create need not copy its whole payload to change one field."""
+
+    @classmethod
+    def create(
+        cls,
+        target: Side,
+        values: Mapping[str, Scalar],
+        overrides: tuple[tuple[str, Scalar], ...] = (),
+    ) -> Write:
+        """A create on ``target`` of ``values`` (not copied: they must not change)."""
+        return cls(target, Action.CREATE, None, payload=values, overrides=overrides)
+
+    @property
+    def changes(self) -> tuple[FieldChange, ...]:
+        if self.payload is None:
+            return self.field_changes
+        if self.overrides:
+            return changes_of({**self.payload, **dict(self.overrides)}, {})
+        return changes_of(self.payload, {})
 
     def values(self) -> dict[str, Scalar]:
         return {change.field: change.new for change in self.changes}

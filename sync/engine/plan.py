@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sync.engine.detect import listing_warning
-from sync.engine.draft import changes_of
 from sync.engine.inputs import PlanInput
 from sync.engine.match import match_new, record_key
 from sync.engine.merge import merge_fields
-from sync.engine.ops import Action, ParkedConflict, Plan, Step, Write
+from sync.engine.ops import Action, ParkedConflict, Plan, Step, Write, changes_of
 from sync.engine.plan_linked import LinkedPlanning
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import fingerprint
@@ -108,8 +107,8 @@ class _Planner(LinkedPlanning):
             return
         values = self._restrict(source)
         if target is Side.FLOWTLY:
-            sent = self._to_flowtly_space(values)
-            if sent is None:
+            create = self._flowtly_create(values)
+            if create is None:
                 self._wait(Side.CRM, source.id, values)
                 return
             self._add(
@@ -117,7 +116,7 @@ class _Planner(LinkedPlanning):
                     inp.entity,
                     source.id,
                     None,
-                    (Write(Side.FLOWTLY, Action.CREATE, None, changes_of(sent, {})),),
+                    (create,),
                     base=values,
                     crm_fp=fp,
                     link=True,
@@ -130,7 +129,7 @@ class _Planner(LinkedPlanning):
                     inp.entity,
                     None,
                     source.id,
-                    (Write(Side.CRM, Action.CREATE, None, changes_of(values, {})),),
+                    (Write.create(Side.CRM, values),),
                     base=values,
                     flowtly_fp=fp,
                     link=True,

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sync.engine.detect import TOMBSTONE
-from sync.engine.draft import PlanDraft, changes_of
+from sync.engine.draft import PlanDraft
 from sync.engine.guard import ALLOW_HINT, DeleteCount, refusal
 from sync.engine.inputs import LinkState
 from sync.engine.left import plan_left
 from sync.engine.match import record_key
 from sync.engine.merge import merge_fields
-from sync.engine.ops import Action, FieldChange, ParkedConflict, Step, Write
+from sync.engine.ops import Action, FieldChange, ParkedConflict, Step, Write, changes_of
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
@@ -104,8 +104,8 @@ class LinkedPlanning(PlanDraft):
             values = self._restrict(other)
             fp = keep_view.fps[other.id]
             if gone is Side.FLOWTLY:
-                target_values = self._to_flowtly_space(values)
-                if target_values is None:
+                create = self._flowtly_create(values)
+                if create is None:
                     self._wait(Side.CRM, other.id, values)
                     return
                 self._add(
@@ -113,7 +113,7 @@ class LinkedPlanning(PlanDraft):
                         inp.entity,
                         link.crm_id,
                         None,
-                        (Write(Side.FLOWTLY, Action.CREATE, None, changes_of(target_values, {})),),
+                        (create,),
                         base=values,
                         crm_fp=fp,
                         link=True,
@@ -126,7 +126,7 @@ class LinkedPlanning(PlanDraft):
                         inp.entity,
                         None,
                         link.flowtly_id,
-                        (Write(Side.CRM, Action.CREATE, None, changes_of(values, {})),),
+                        (Write.create(Side.CRM, values),),
                         base=values,
                         flowtly_fp=fp,
                         link=True,

@@ -83,7 +83,13 @@ class _Run:
         names = job.crm.fields(entity) & job.flowtly.fields(entity)
         inp = await self.reader.plan_input(entity, names)
         crm_view, fl_view, rejections = inp.crm, inp.flowtly, inp.rejections
+        pending_intents = bool(inp.crm_intents or inp.flowtly_intents)
         plan = plan_entity(inp)
+        # The plan holds what it writes: the records read and the links and bases loaded
+        # for them are let go before applying, so they are never held beside the plan.
+        del inp
+        crm_view.release_records()
+        fl_view.release_records()
         if self.dry_run:
             self._report(plan, None)
             self.reader.remember_planned(plan)
@@ -108,7 +114,7 @@ class _Run:
                 crash=self.crash,
                 stopping=self.stopping,
                 rejected=frozenset(rejections),
-                pending_intents=bool(inp.crm_intents or inp.flowtly_intents),
+                pending_intents=pending_intents,
                 on_step=None if progress is None else lambda: progress(written, 1),
             ),
         )

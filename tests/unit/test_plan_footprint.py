@@ -1,0 +1,124 @@
+"""What a run holds while it applies: a create's values once, and no records read."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import sync.engine.run as engine_run
+from connectors.memory import MemoryConnector
+from sync.engine.detect import SideView
+from sync.engine.inputs import PlanInput
+from sync.engine.ops import Action, FieldChange, Plan
+from sync.engine.run import SyncJob, run_sync
+from sync.model import EntityKind, Record, Side
+from sync.normalize import fingerprint
+from sync.policy import SyncPolicy
+from sync.store import Store
+
+CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT
+FIELDS = {CLIENT: ("name", "country", "city"), CONTACT: ("company_id", "name", "email")}
+NAMES = frozenset(FIELDS[CLIENT])
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = Store.open(f"sqlite:///{tmp_path}/state.db")
+    yield opened
+    opened.close()
+
+
+RECORD = Record(CLIENT, "C1", {"name": "Acme", "country": "PL", "city": None})
+
+
+def _plan_one_new(side: Side, record: Record = RECORD) -> Plan:
+    views = {s: SideView(s, CLIENT) for s in Side}
+    views[side].new["C1"] = record
+    views[side].fps["C1"] = fingerprint(CLIENT, record.fields, NAMES)
+    inp = PlanInput(CLIENT, NAMES, {}, 0, {}, views[Side.CRM], views[Side.FLOWTLY], SyncPolicy())
+    return engine_run.plan_entity(inp)
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_a_create_holds_its_values_once_and_reports_the_same_changes(side: Side) -> None:
+    (step,) = _plan_one_new(side).steps
+    (write,) = step.writes
+    assert write.action is Action.CREATE
+    assert write.target is side.other
+    assert write.payload is step.base
+    assert step.base is RECORD.fields
+    assert write.field_changes == ()
+    assert write.changes == (
+        FieldChange("country", None, "PL"),
+        FieldChange("name", None, "Acme"),
+    )
+    assert write.values() == {"country": "PL", "name": "Acme"}
+    (op,) = step.operations()
+    assert op.changes == write.changes
+
+
+def test_a_record_lacking_a_synced_field_is_planned_with_it_empty() -> None:
+    partial = Record(CLIENT, "C1", {"name": "Acme"})
+    (step,) = _plan_one_new(Side.CRM, partial).steps
+    assert step.base == {"name": "Acme", "country": None, "city": None}
+    assert step.writes[0].changes == (FieldChange("name", None, "Acme"),)
+
+
+def test_records_read_are_let_go_before_the_plan_is_applied(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm = MemoryConnector(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="c")
+    flowtly = MemoryConnector(entities=(CLIENT, CONTACT), fields=FIELDS, id_prefix="f")
+    crm.put(Record(CLIENT, "C1", {"name": "Acme", "country": "PL", "city": "Gdańsk"}))
+    crm.put(Record(CONTACT, "P1", {"company_id": "C1", "name": "Ann", "email": "a@x.eu"}))
+    flowtly.put(Record(CLIENT, "9", {"name": "Bolt", "country": "PL", "city": None}))
+    planned: list[SideView] = []
+    plan_entity = engine_run.plan_entity
+
+    def spy(inp: PlanInput) -> Plan:
+        planned.extend((inp.crm, inp.flowtly))
+        return plan_entity(inp)
+
+    held: list[int] = []
+
+    def expect(description: str, count: int) -> None:
+        held.append(sum(len(view.new) + len(view.changed) for view in planned))
+
+    monkeypatch.setattr(engine_run, "plan_entity", spy)
+    job = SyncJob("t", crm, flowtly, store, SyncPolicy(), concurrency=2)
+    result = asyncio.run(run_sync(job, expect=expect))
+    assert result.clean
+    assert sorted((str(op.entity), str(op.target)) for op in result.operations) == [
+        ("client", "crm"),
+        ("client", "flowtly"),
+        ("contact", "flowtly"),
+    ]
+    assert held == [0, 0]
+    assert all(view.fps for view in planned if view.side is Side.CRM)
+
+
+def test_a_child_create_keeps_its_values_and_sends_its_parent_as_flowtly_knows_it() -> None:
+    names = frozenset(FIELDS[CONTACT])
+    contact = Record(CONTACT, "P1", {"company_id": "C1", "name": "Ann", "email": "a@x.eu"})
+    crm = SideView(Side.CRM, CONTACT)
+    crm.new["P1"] = contact
+    crm.fps["P1"] = fingerprint(CONTACT, contact.fields, names)
+    inp = PlanInput(
+        CONTACT,
+        names,
+        {},
+        0,
+        {},
+        crm,
+        SideView(Side.FLOWTLY, CONTACT),
+        SyncPolicy(),
+        parent_links={"C1": "77"},
+    )
+    (step,) = engine_run.plan_entity(inp).steps
+    (write,) = step.writes
+    assert write.payload is step.base
+    assert step.base["company_id"] == "C1"
+    assert write.values() == {"company_id": "77", "email": "a@x.eu", "name": "Ann"}
+    assert write.changes[0] == FieldChange("company_id", None, "77")
