@@ -200,6 +200,9 @@ class Plan:
     every run, never remembered as rejected until they change."""
     waiting_records: tuple[RecordError, ...] = ()
     """What ``waiting`` counts, each record named with the company it waits for."""
+    held_creates: int = 0
+    """New records not created because the side they would be created on had an
+    incomplete listing (their twin may be in what it lacked); they are planned again."""
 
     def operations(self) -> Iterator[Operation]:
         for step in self.steps:

@@ -154,6 +154,7 @@ def plan_entity(inp: PlanInput) -> Plan:
         (*(warning for warning in listings if warning), *planner.warnings),
         frozenset(planner.rechecked),
         tuple(planner.waiting_records),
+        sum(planner.held_creates.values()),
     )
 
 

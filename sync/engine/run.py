@@ -123,7 +123,7 @@ class _Run:
             self.operations.extend(op for op in applied.operations if op.outcome == "ok")
             return False
         self._report(plan, applied)
-        if not plan.errors and not plan.waiting and not applied.errors:
+        if not plan.errors and not plan.waiting and not plan.held_creates and not applied.errors:
             self._advance_cursors(entity, crm_view, fl_view)
         return True
 
@@ -175,8 +175,11 @@ class _Run:
     def _advance_cursors(self, entity: EntityKind, *views: SideView) -> None:
         """Move incremental cursors past what this run fully handled.
 
-        A record that was rejected, ambiguous or waiting for its company would fall behind
-        the cursor and never be read again, so any of those keeps the cursor where it was.
+        A record that was rejected, ambiguous, waiting for its company or held back from a
+        create (the other side's listing was incomplete) would fall behind the cursor and
+        never be read again, so any of those keeps the cursor where it was. A held record
+        left behind would look missing to the next run, which would then create its twin
+        back on its own side: a duplicate.
         """
         with self.job.store.transaction() as tx:
             for view in views:

@@ -37,7 +37,7 @@ from test_engine_state_machine import (
 )
 
 from connectors.base import ChangeBatch, Cursor
-from connectors.memory import IncrementalMemoryConnector
+from connectors.memory import IncrementalMemoryConnector, ListingFault
 from sync.engine.detect import TOMBSTONE
 from sync.engine.job import LAST_FULL_SCAN
 from sync.engine.run import RunResult, SyncJob, run_sync
@@ -223,4 +223,31 @@ def test_an_edit_after_a_run_that_never_reached_its_crash_point_is_promised() ->
         assert machine.crm.records(CLIENT)[0].get("city") == "alpha"
     finally:
         # Only the files: the machine's own teardown records hypothesis events.
+        SyncMachine.teardown(machine)
+
+
+def test_a_lost_store_and_broken_listings_never_duplicate_crm_contacts() -> None:
+    """A sequence the machine once found duplicating CRM contacts, replayed step by step.
+
+    Three CRM contacts reach Flowtly in a run that crashes right after those writes; the
+    store (with its links and intents) is then lost. A run over a Flowtly listing missing
+    its last page, a CRM edit, and a run over a CRM listing with an id repeated in place
+    of another follow. Neither listing is evidence enough to create a contact in the CRM:
+    every Flowtly contact is a twin of a CRM one.
+    """
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.run()
+        for _ in range(3):
+            machine.create_contact(Side.CRM, _Drawn(machine.crm.records(CLIENT)[0], None))
+        machine.run_and_crash(point="after_write_flowtly")
+        machine.lose_store()
+        machine.run_with_broken_listing(Side.FLOWTLY, CONTACT, ListingFault.DROP_PAGE)
+        (first, *_) = machine.crm.records(CONTACT)
+        machine.edit(Side.CRM, CONTACT, _Drawn(first, "title"), "alpha")
+        machine.run_with_broken_listing(Side.CRM, CONTACT, ListingFault.REPEAT_ID)
+        emails = sorted(str(record.get("email")) for record in machine.crm.records(CONTACT))
+        assert emails == ["p2@x.eu", "p3@x.eu", "p4@x.eu"]
+    finally:
         SyncMachine.teardown(machine)

@@ -137,6 +137,30 @@ def test_an_incomplete_first_listing_keeps_the_cursor_where_it_was(store: Store)
     assert len(flowtly.records(CLIENT)) == 3
 
 
+def test_creates_held_by_the_other_sides_broken_listing_keep_the_cursor(
+    tmp_path: Path,
+) -> None:
+    """The CRM is listed completely, but Flowtly's listing of the twins arrives broken,
+    so the CRM's contacts are held back. Had the CRM's cursor passed them, the next
+    (incremental) run would miss them and create their Flowtly twins in the CRM again."""
+    crm, flowtly = _sides(IncrementalMemoryConnector)
+    crm.put(_company("c1", "PL1"))
+    flowtly.put(_company("f1", "PL1"))
+    for n in (1, 2, 3):
+        crm.put(_person(f"cp{n}", "c1", f"p{n}@x.eu"))
+        flowtly.put(_person(f"fp{n}", "f1", f"p{n}@x.eu"))
+    store = Store.open(f"sqlite:///{tmp_path}/state.db")
+    flowtly.garble_listing(CONTACT, ListingFault.DROP_PAGE)
+    held = _run(crm, flowtly, store)
+    assert [op for op in held.operations if op.entity is CONTACT] == []
+    assert store.get_cursor("t", Side.CRM, CONTACT) is None
+    flowtly.clear_faults()
+    assert _run(crm, flowtly, store).clean
+    assert sorted(r.id for r in crm.records(CONTACT)) == ["cp1", "cp2", "cp3"]
+    assert len(store.link_index("t", CONTACT)) == 3
+    store.close()
+
+
 async def test_read_side_infers_no_delete_from_an_incomplete_listing() -> None:
     side = MemoryConnector(entities=(CLIENT,), fields=FIELDS, batch_size=2)
     for n in range(1, 4):
