@@ -164,6 +164,8 @@ class Connector(abc.ABC):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     settings_model: ClassVar[type[ConnectorSettings]]
+    uses_transport: ClassVar[bool] = False
+    """True for connectors over an HTTP API: `from_settings` hands them its ``transport``."""
     write_batch: ClassVar[int] = 1
     """How many records the batch methods send in one call (HubSpot's batch 100,
     Salesforce's collections 200): the engine hands them chunks of at least this many."""
@@ -192,10 +194,18 @@ class Connector(abc.ABC):
     ) -> Self:
         """Build the connector from its validated ``settings_model`` instance.
 
-        API connectors send every request through ``transport`` when one is given (an
-        in-process server: the Flowtly sandbox, a vendor fake in tests); the others have no
-        use for it. By default the class is called with the settings.
+        API connectors (`uses_transport`) send every request through ``transport`` when
+        one is given (an in-process server: the Flowtly sandbox, a vendor fake in tests)
+        and are called with it; the others have no use for it and get the settings alone.
         """
+        if not isinstance(settings, cls.settings_model):
+            raise TypeError(
+                f"{cls.__name__} takes {cls.settings_model.__name__}, got {type(settings).__name__}"
+            )
+        # The subclass's own __init__ takes its settings model (and the transport): the
+        # base cannot spell that signature.
+        if cls.uses_transport:
+            return cls(settings, transport=transport)  # type: ignore[call-arg]
         return cls(settings)  # type: ignore[call-arg]
 
     def request_stats(self) -> RequestStats | None:

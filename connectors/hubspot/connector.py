@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -22,7 +22,6 @@ from connectors.base import (
     BatchConnector,
     Capability,
     ChangeBatch,
-    ConnectorSettings,
     Cursor,
     ItemResult,
 )
@@ -65,6 +64,7 @@ class HubSpotConnector(BatchConnector):
         {Capability.READ, Capability.WRITE, Capability.DELETE, Capability.INCREMENTAL}
     )
     settings_model = HubSpotSettings
+    uses_transport = True
 
     def __init__(
         self,
@@ -110,14 +110,6 @@ class HubSpotConnector(BatchConnector):
         self.reader = Reader(
             self.api, self.codec, timedelta(seconds=settings.search_overlap), clock
         )
-
-    @classmethod
-    def from_settings(
-        cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> Self:
-        if not isinstance(settings, HubSpotSettings):
-            raise TypeError(f"HubSpot settings expected, got {type(settings).__name__}")
-        return cls(settings, transport=transport)
 
     def use_layout(self, layout: FieldLayout) -> None:
         """Read and write under the user's property names and kind values."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import httpx
 
@@ -66,6 +66,7 @@ class PipedriveConnector(Connector):
         }
     )
     settings_model: ClassVar[type[ConnectorSettings]] = PipedriveSettings
+    uses_transport = True
 
     def __init__(
         self,
@@ -115,14 +116,6 @@ class PipedriveConnector(Connector):
         self._bindings: dict[Group, Binding] = {}
         self._setup = FieldSetup(self._api)
         self._reader = Reader(self._api, self.limits)
-
-    @classmethod
-    def from_settings(
-        cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> Self:
-        if not isinstance(settings, PipedriveSettings):
-            raise TypeError(f"expected PipedriveSettings, got {type(settings).__name__}")
-        return cls(settings, transport=transport)
 
     def use_layout(self, layout: FieldLayout) -> None:
         """Read and write under the user's ``[mapping.*]`` field names and kind values."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -26,7 +26,6 @@ from connectors.base import (
     BatchConnector,
     Capability,
     ChangeBatch,
-    ConnectorSettings,
     Cursor,
     ItemResult,
 )
@@ -78,6 +77,7 @@ class SalesforceConnector(BatchConnector):
     write_batch = COLLECTION_SIZE
     capabilities = _ALL
     settings_model = SalesforceSettings
+    uses_transport = True
 
     def __init__(
         self,
@@ -94,14 +94,6 @@ class SalesforceConnector(BatchConnector):
         self._objects: dict[str, ObjectLayout] = {}
         self.notes = NoteObject(self.api, settings.notes)
         self._writes = CollectionWrites(self.api, self.notes, self._object, self.get_many)
-
-    @classmethod
-    def from_settings(
-        cls, settings: ConnectorSettings, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> Self:
-        if not isinstance(settings, SalesforceSettings):
-            raise TypeError(f"expected SalesforceSettings, got {type(settings).__name__}")
-        return cls(settings, transport=transport)
 
     def use_layout(self, layout: FieldLayout) -> None:
         """Take the user's ``[mapping.*]`` field names and kind values (before `open`)."""
