@@ -24,11 +24,12 @@ from sync.flowtly.assumptions import (
     EMPLOYEE_ORGANIZATION_FIELD,
     ID_ORDER_PARAM,
     ORDERED_COLLECTIONS,
+    UPDATED_AFTER_PARAM,
     UPDATED_AT,
     UPDATED_AT_COLLECTIONS,
     Probe,
 )
-from sync.flowtly.client import FlowtlyClient
+from sync.flowtly.client import PAGE_SIZE_PARAM, FlowtlyClient
 from sync.flowtly.stamps import parse
 from sync.wiring import build_crm, flowtly_client, flowtly_side, open_store
 
@@ -63,7 +64,7 @@ def _members(body: JsonObject) -> list[JsonObject]:
 
 
 async def _first(client: FlowtlyClient, path: str) -> JsonObject | None:
-    body = await client.get(path, {"itemsPerPage": 1})
+    body = await client.get(path, {PAGE_SIZE_PARAM: 1})
     members = _members(body)
     return members[0] if members else None
 
@@ -113,7 +114,7 @@ class _Prober:
         return f"ids ascend and descend on {', '.join(probed)}" if probed else None
 
     async def _ids(self, path: str, order: str) -> list[int]:
-        body = await self.client.get(path, {ID_ORDER_PARAM: order, "itemsPerPage": 2})
+        body = await self.client.get(path, {ID_ORDER_PARAM: order, PAGE_SIZE_PARAM: 2})
         ids = [m.get("id") for m in _members(body)]
         numbers = [i for i in ids if isinstance(i, int)]
         if len(numbers) != len(ids):
@@ -199,7 +200,7 @@ class _Prober:
     async def _filtered_totals(self, path: str) -> str | None:
         """How ``path`` answers ``updatedAt[after]`` far ahead and far back; None when it
         holds nothing to tell a working filter from an ignored one."""
-        body = await self.client.get(path, {"itemsPerPage": 1})
+        body = await self.client.get(path, {PAGE_SIZE_PARAM: 1})
         total = body.get("totalItems")
         members = _members(body)
         if not members:
@@ -207,9 +208,9 @@ class _Prober:
         stamp = members[0].get(UPDATED_AT)
         if parse(stamp) is None:
             raise _Contradiction(f"{path} items carry {UPDATED_AT}={stamp!r}, no time with offset")
-        key = f"{UPDATED_AT}[after]"
-        ahead = await self.client.get(path, {"itemsPerPage": 1, key: _FILTER_FUTURE})
-        back = await self.client.get(path, {"itemsPerPage": 1, key: _FILTER_PAST})
+        key = UPDATED_AFTER_PARAM
+        ahead = await self.client.get(path, {PAGE_SIZE_PARAM: 1, key: _FILTER_FUTURE})
+        back = await self.client.get(path, {PAGE_SIZE_PARAM: 1, key: _FILTER_PAST})
         if ahead.get("totalItems") != 0 or _members(ahead):
             raise _Contradiction(
                 f"{path}?{key}={_FILTER_FUTURE} listed {ahead.get('totalItems')} of {total} "

@@ -41,6 +41,7 @@ __all__ = [
     "ORDER_PARAM",
     "ORGANIZATION_FIELDS",
     "REFERENCE_CODE_FIELD",
+    "UPDATED_AFTER_PARAM",
     "UPDATED_AT",
     "UPDATED_AT_COLLECTIONS",
     "WEBHOOK_FIELDS",
@@ -124,6 +125,7 @@ ENRICH_BATCH_KEY: Final = "counterparties"
 ``logoUrl``/``corporateWebsiteUrl``."""
 
 UPDATED_AT: Final = "updatedAt"
+UPDATED_AFTER_PARAM: Final = f"{UPDATED_AT}[after]"
 UPDATED_AT_COLLECTIONS: Final = ("/client-contacts", "/client-notes")
 """Collections whose items carry ``updatedAt`` (published for ClientContact and ClientNote;
 Client and Counterparty publish no timestamps) and which take API Platform's DateFilter on
@@ -214,7 +216,7 @@ ASSUMPTIONS: Final[tuple[Assumption, ...]] = (
     ),
     Assumption(
         "updated_at_filter",
-        f"{', '.join(UPDATED_AT_COLLECTIONS)} filter by '{UPDATED_AT}[after]' "
+        f"{', '.join(UPDATED_AT_COLLECTIONS)} filter by '{UPDATED_AFTER_PARAM}' "
         "(API Platform's DateFilter, inclusive).",
         Probe.UPDATED_AT_FILTER,
     ),

@@ -33,7 +33,14 @@ from sync.errors import FlowtlyError
 from sync.flowtly._http_errors import FLOWTLY_ERRORS
 from sync.settings_base import DEFAULT_CONCURRENCY
 
-__all__ = ["FLOWTLY", "FlowtlyClient", "JsonObject", "QueryParams", "RequestStats"]
+__all__ = [
+    "FLOWTLY",
+    "PAGE_SIZE_PARAM",
+    "FlowtlyClient",
+    "JsonObject",
+    "QueryParams",
+    "RequestStats",
+]
 
 JsonObject: TypeAlias = dict[str, Any]
 """A raw Flowtly JSON object; only the client and the resource mappers handle it."""

@@ -43,6 +43,7 @@ from sync.flowtly.assumptions import (
     ID_ORDER_PARAM,
     MAX_ITEMS_PER_PAGE,
     MERGE_SOURCES_KEY,
+    UPDATED_AFTER_PARAM,
     UPDATED_AT,
     UPDATED_AT_COLLECTIONS,
 )
@@ -260,7 +261,7 @@ class FlowtlySide(Connector):
         if incremental and since is not None and since.timestamp is not None:
             latest = aware(since.timestamp)
             assert self._overlap is not None, "an incremental entity has an overlap"
-            params[f"{UPDATED_AT}[after]"] = filter_value(latest - self._overlap)
+            params[UPDATED_AFTER_PARAM] = filter_value(latest - self._overlap)
         audit = ListingAudit(routes.collection, total_name="totalItems")
         records: list[Record] = []
         rejected: list[RecordError] = []
