@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
+from sync.engine.match import record_key
 from sync.engine.ops import Action, Step, Write
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
@@ -102,6 +103,51 @@ class PlanDraft:
         if reference is None:
             return None
         return Write.create(Side.FLOWTLY, values, reference)
+
+    def _create_linked(
+        self,
+        target: Side,
+        source: Record,
+        values: Mapping[str, Scalar],
+        fp: str,
+        *,
+        replaces: str | None = None,
+    ) -> None:
+        """Plan creating ``source`` (as ``values``) on ``target``, linked to it; a Flowtly
+        create whose parent is not linked yet waits. ``replaces``: the CRM id whose link
+        the new CRM record's link takes over."""
+        entity = self.inp.entity
+        if target is Side.FLOWTLY:
+            create = self._flowtly_create(values)
+            if create is None:
+                self._wait(Side.CRM, source.id, values)
+                return
+            self._add(
+                Step(
+                    entity,
+                    source.id,
+                    None,
+                    (create,),
+                    base=values,
+                    crm_fp=fp,
+                    link=True,
+                    natural_key=record_key(source),
+                )
+            )
+        else:
+            self._add(
+                Step(
+                    entity,
+                    None,
+                    source.id,
+                    (Write.create(Side.CRM, values),),
+                    base=values,
+                    flowtly_fp=fp,
+                    link=True,
+                    natural_key=record_key(source),
+                    replaces=replaces,
+                )
+            )
 
     def _wait(self, side: Side, record_id: str, values: Mapping[str, Scalar]) -> None:
         """``record_id`` waits for its company to be linked: counted, and named."""

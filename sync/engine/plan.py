@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from sync.engine.detect import listing_warning
 from sync.engine.inputs import PlanInput
-from sync.engine.match import match_new, record_key
+from sync.engine.match import match_new
 from sync.engine.merge import merge_fields
 from sync.engine.ops import Action, ParkedConflict, Plan, Step, Write, changes_of
 from sync.engine.plan_linked import LinkedPlanning
@@ -105,37 +105,7 @@ class _Planner(LinkedPlanning):
             return
         if self._still_rejected(target.other, source.id, fp):
             return
-        values = self._restrict(source)
-        if target is Side.FLOWTLY:
-            create = self._flowtly_create(values)
-            if create is None:
-                self._wait(Side.CRM, source.id, values)
-                return
-            self._add(
-                Step(
-                    inp.entity,
-                    source.id,
-                    None,
-                    (create,),
-                    base=values,
-                    crm_fp=fp,
-                    link=True,
-                    natural_key=record_key(source),
-                )
-            )
-        else:
-            self._add(
-                Step(
-                    inp.entity,
-                    None,
-                    source.id,
-                    (Write.create(Side.CRM, values),),
-                    base=values,
-                    flowtly_fp=fp,
-                    link=True,
-                    natural_key=record_key(source),
-                )
-            )
+        self._create_linked(target, source, self._restrict(source), fp)
 
 
 def plan_entity(inp: PlanInput) -> Plan:

@@ -10,7 +10,6 @@ from sync.engine.draft import PlanDraft
 from sync.engine.guard import ALLOW_HINT, DeleteCount, refusal
 from sync.engine.inputs import LinkState
 from sync.engine.left import plan_left
-from sync.engine.match import record_key
 from sync.engine.merge import merge_fields
 from sync.engine.ops import Action, FieldChange, ParkedConflict, Step, Write, changes_of
 from sync.errors import RecordError
@@ -101,39 +100,9 @@ class LinkedPlanning(PlanDraft):
         keep_id = link.flowtly_id if keep is Side.FLOWTLY else link.crm_id
         if other is not None:
             # Deleted on one side, changed on the other: the change wins, recreate it.
-            values = self._restrict(other)
-            fp = keep_view.fps[other.id]
-            if gone is Side.FLOWTLY:
-                create = self._flowtly_create(values)
-                if create is None:
-                    self._wait(Side.CRM, other.id, values)
-                    return
-                self._add(
-                    Step(
-                        inp.entity,
-                        link.crm_id,
-                        None,
-                        (create,),
-                        base=values,
-                        crm_fp=fp,
-                        link=True,
-                        natural_key=record_key(other),
-                    )
-                )
-            else:
-                self._add(
-                    Step(
-                        inp.entity,
-                        None,
-                        link.flowtly_id,
-                        (Write.create(Side.CRM, values),),
-                        base=values,
-                        flowtly_fp=fp,
-                        link=True,
-                        natural_key=record_key(other),
-                        replaces=link.crm_id,
-                    )
-                )
+            self._create_linked(
+                gone, other, self._restrict(other), keep_view.fps[other.id], replaces=link.crm_id
+            )
             return
         if (link.crm_fp if gone is Side.CRM else link.flowtly_fp) == TOMBSTONE:
             return  # handled by an earlier run; nothing changed since
