@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from connectors.base import RUN_STOPPING_ERRORS, Connector, ItemResult
 from sync.engine.detect import TOMBSTONE
-from sync.engine.ops import Action, Operation, Plan, Step, Write
+from sync.engine.ops import Action, Operation, Step, Write
 from sync.engine.plan import payload_fingerprint
 from sync.engine.spool import OperationSpool
 from sync.engine.status import Status, StatusTx
@@ -28,7 +28,7 @@ from sync.errors import (
     RetryableError,
     ValidationFailed,
 )
-from sync.model import Record, Side
+from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
 from sync.settings_base import DEFAULT_CONCURRENCY
 from sync.store.rows import EventOutcome, EventValues, IntentValues, LinkValues
@@ -135,10 +135,10 @@ def _event_values(op: Operation) -> EventValues:
 
 
 class _Applier:
-    def __init__(self, plan: Plan, ctx: ApplyContext) -> None:
-        self.plan = plan
+    def __init__(self, entity: EntityKind, steps: deque[Step], ctx: ApplyContext) -> None:
+        self.steps = steps
         self.ctx = ctx
-        self.entity = plan.entity
+        self.entity = entity
         self.result = ApplyResult()
         self.deferred: list[_Done] = []
 
@@ -423,26 +423,27 @@ class _Applier:
         Two chunks are in flight at a time: once the older one finishes, its links are
         stored with the intents of the next chunk in one commit and the next is sent, so
         requests stay in flight while the store commits (a commit between chunks with
-        nothing in flight cost a fifth of an initial sync's time).
+        nothing in flight cost a fifth of an initial sync's time). Each chunk is taken off
+        ``steps`` as it is sent, so a step is let go once it is applied and stored.
         """
         semaphore = asyncio.Semaphore(self.ctx.concurrency)
-        steps = self.plan.steps
+        steps = self.steps
         # Chunks large enough to keep every request slot busy, and to fill a whole batch
         # call of a side that writes in batches.
         batch = max(side.write_batch for side in self.ctx.sides.values())
         size = max(16, self.ctx.concurrency * 8, batch)
         flying: deque[asyncio.Task[list[_Done]]] = deque()
         try:
-            for start in range(0, len(steps), size):
+            while steps:
                 finished: list[_Done] = []
                 if len(flying) == _IN_FLIGHT:
                     finished = await flying[0]
                     flying.popleft()
                 if self.ctx.stopping is not None and self.ctx.stopping():
-                    self.result.skipped += len(steps) - start
+                    self.result.skipped += len(steps)
                     self._store(self._storable(finished))
                     break
-                chunk = steps[start : start + size]
+                chunk = [steps.popleft() for _ in range(min(size, len(steps)))]
                 intents = self._next_chunk(finished, chunk)
                 flying.append(asyncio.create_task(self._send(chunk, intents, semaphore)))
             while flying:
@@ -463,6 +464,12 @@ class _Applier:
         return self.result
 
 
-async def apply_plan(plan: Plan, ctx: ApplyContext) -> ApplyResult:
-    """Carry out ``plan``; per-record failures are collected, fatal ones raised."""
-    return await _Applier(plan, ctx).run()
+async def apply_plan(entity: EntityKind, steps: deque[Step], ctx: ApplyContext) -> ApplyResult:
+    """Carry out an entity's planned ``steps``, taking each off ``steps`` as it is sent;
+    per-record failures are collected, fatal ones raised.
+
+    A plan's steps hold the values they write: an initial sync's plan is every record of
+    the entity, and letting each go once applied keeps it from being held beside what the
+    apply adds (new ids, stored links) until the whole entity is done.
+    """
+    return await _Applier(entity, steps, ctx).run()

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
-from sync.engine.match import record_key
-from sync.engine.ops import Action, Step, Write
+from sync.engine.match import landed_create, record_key
+from sync.engine.merge import merge_fields
+from sync.engine.ops import Action, ParkedConflict, Step, Write, changes_of
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
@@ -32,6 +33,11 @@ class PlanDraft:
         self.waiting_records = [*inp.crm.waiting_records, *inp.flowtly.waiting_records]
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
         self.rechecked: set[tuple[Side, str]] = set()
+        # One reference per parent, shared by its contacts' and notes' creates: a first
+        # sync plans hundreds of thousands of them, a few per company.
+        self._references: dict[str, tuple[tuple[str, Scalar], ...]] = {}
+        # New records already linked to a twin by a pending create (`_landed_twin`).
+        self.claimed: dict[Side, set[str]] = {Side.CRM: set(), Side.FLOWTLY: set()}
 
     # helpers -----------------------------------------------------------------------
     def _add(self, step: Step) -> None:
@@ -84,7 +90,10 @@ class PlanDraft:
         parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
         if parent is None:
             return None
-        return ((PARENT_FIELD, parent),)
+        reference = self._references.get(parent)
+        if reference is None:
+            reference = self._references[parent] = ((PARENT_FIELD, parent),)
+        return reference
 
     def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:
         """Values with the parent reference as Flowtly knows it; None if not linked yet."""
@@ -148,6 +157,69 @@ class PlanDraft:
                     replaces=replaces,
                 )
             )
+
+    def _link(self, crm_rec: Record, fl_rec: Record, *, replaces: str | None = None) -> None:
+        """Plan linking two records found to be twins, merged without a base (a conflict
+        goes by the policy). ``replaces``: the CRM id whose link this one takes over."""
+        inp = self.inp
+        crm_values, fl_values = self._restrict(crm_rec), self._restrict(fl_rec)
+        result = merge_fields(sorted(inp.names), None, crm_values, fl_values, inp.policy)
+        conflicted = [d.field for d in result.decisions if d.is_conflict]
+        writes: list[Write] = []
+        if result.to_flowtly:
+            target = self._to_flowtly_space(result.to_flowtly)
+            if target is not None:
+                writes.append(
+                    Write(
+                        Side.FLOWTLY,
+                        Action.UPDATE,
+                        fl_rec.id,
+                        changes_of(
+                            target, self._to_flowtly_space(fl_values) or fl_values, conflicted
+                        ),
+                    )
+                )
+        if result.to_crm:
+            writes.append(
+                Write(
+                    Side.CRM,
+                    Action.UPDATE,
+                    crm_rec.id,
+                    changes_of(result.to_crm, crm_values, conflicted),
+                )
+            )
+        parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
+        self._add(
+            Step(
+                inp.entity,
+                crm_rec.id,
+                fl_rec.id,
+                tuple(writes),
+                base=result.base,
+                crm_fp=inp.crm.fps[crm_rec.id],
+                flowtly_fp=inp.flowtly.fps[fl_rec.id],
+                conflicts=parked,
+                link=True,
+                replaces=replaces,
+            )
+        )
+
+    def _landed_twin(self, target: Side, source: Record) -> Record | None:
+        """The record on ``target`` that a pending create of ``source`` made, when that
+        create landed but the run that sent it stopped before linking it (a crash).
+
+        Such a record is new on ``target``; it is claimed here, so that matching new
+        records does not take it for one to create on the other side.
+        """
+        inp = self.inp
+        view = inp.crm if target is Side.CRM else inp.flowtly
+        intents = inp.flowtly_intents if target is Side.CRM else inp.crm_intents
+        unclaimed = {i: r for i, r in view.new.items() if i not in self.claimed[target]}
+        found = landed_create(inp.entity, intents, source, unclaimed)
+        if found is None:
+            return None
+        self.claimed[target].add(found)
+        return view.new[found]
 
     def _wait(self, side: Side, record_id: str, values: Mapping[str, Scalar]) -> None:
         """``record_id`` waits for its company to be linked: counted, and named."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sync.model import EntityKind, Record
 from sync.normalize import fingerprint, natural_key
 
-__all__ = ["Matching", "PendingIntent", "match_new", "record_key"]
+__all__ = ["Matching", "PendingIntent", "landed_create", "match_new", "record_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,18 @@ def _resolve_intents(
             pairs.append((intent.source_id, found[0]))
             claimed.add(found[0])
     return pairs
+
+
+def landed_create(
+    entity: EntityKind,
+    intents: Iterable[PendingIntent],
+    source: Record,
+    targets: Mapping[str, Record],
+) -> str | None:
+    """The one record among ``targets`` that a pending create of ``source`` made, if that
+    create landed before the run that sent it could link it; else None."""
+    pairs = _resolve_intents(entity, intents, {source.id: source}, targets, set())
+    return pairs[0][1] if pairs else None
 
 
 def match_new(

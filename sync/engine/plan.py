@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from sync.engine.detect import listing_warning
 from sync.engine.inputs import PlanInput
 from sync.engine.match import match_new
-from sync.engine.merge import merge_fields
-from sync.engine.ops import Action, ParkedConflict, Plan, Step, Write, changes_of
+from sync.engine.ops import Plan
 from sync.engine.plan_linked import LinkedPlanning
 from sync.model import EntityKind, Record, Scalar, Side
 from sync.normalize import fingerprint
@@ -27,10 +26,11 @@ class _Planner(LinkedPlanning):
     # -- new records ---------------------------------------------------------------------
     def plan_new(self) -> None:
         inp = self.inp
+        # A record a recreate's pending create made is linked already (`_landed_twin`).
         matching = match_new(
             inp.entity,
-            inp.crm.new,
-            inp.flowtly.new,
+            {i: r for i, r in inp.crm.new.items() if i not in self.claimed[Side.CRM]},
+            {i: r for i, r in inp.flowtly.new.items() if i not in self.claimed[Side.FLOWTLY]},
             crm_intents=inp.crm_intents,
             flowtly_intents=inp.flowtly_intents,
         )
@@ -50,49 +50,6 @@ class _Planner(LinkedPlanning):
             self._create(Side.FLOWTLY, inp.crm.new[crm_id], inp.crm.fps[crm_id])
         for fl_id in matching.flowtly_only:
             self._create(Side.CRM, inp.flowtly.new[fl_id], inp.flowtly.fps[fl_id])
-
-    def _link(self, crm_rec: Record, fl_rec: Record) -> None:
-        inp = self.inp
-        crm_values, fl_values = self._restrict(crm_rec), self._restrict(fl_rec)
-        result = merge_fields(sorted(inp.names), None, crm_values, fl_values, inp.policy)
-        conflicted = [d.field for d in result.decisions if d.is_conflict]
-        writes: list[Write] = []
-        if result.to_flowtly:
-            target = self._to_flowtly_space(result.to_flowtly)
-            if target is not None:
-                writes.append(
-                    Write(
-                        Side.FLOWTLY,
-                        Action.UPDATE,
-                        fl_rec.id,
-                        changes_of(
-                            target, self._to_flowtly_space(fl_values) or fl_values, conflicted
-                        ),
-                    )
-                )
-        if result.to_crm:
-            writes.append(
-                Write(
-                    Side.CRM,
-                    Action.UPDATE,
-                    crm_rec.id,
-                    changes_of(result.to_crm, crm_values, conflicted),
-                )
-            )
-        parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
-        self._add(
-            Step(
-                inp.entity,
-                crm_rec.id,
-                fl_rec.id,
-                tuple(writes),
-                base=result.base,
-                crm_fp=inp.crm.fps[crm_rec.id],
-                flowtly_fp=inp.flowtly.fps[fl_rec.id],
-                conflicts=parked,
-                link=True,
-            )
-        )
 
     def _create(self, target: Side, source: Record, fp: str) -> None:
         inp = self.inp

@@ -98,8 +98,15 @@ class LinkedPlanning(PlanDraft):
         inp, keep = self.inp, gone.other
         keep_view = inp.flowtly if keep is Side.FLOWTLY else inp.crm
         keep_id = link.flowtly_id if keep is Side.FLOWTLY else link.crm_id
-        if other is not None:
-            # Deleted on one side, changed on the other: the change wins, recreate it.
+        rules = inp.flowtly_rules if keep is Side.FLOWTLY else inp.crm_rules
+        if other is not None and not self._archived_since(rules.archive_status, base, other):
+            # Deleted on one side, changed on the other: the change wins, recreate it,
+            # unless an earlier run's recreate landed and only its link was lost.
+            twin = self._landed_twin(gone, other)
+            if twin is not None:
+                crm_rec, fl_rec = (twin, other) if gone is Side.CRM else (other, twin)
+                self._link(crm_rec, fl_rec, replaces=link.crm_id if gone is Side.CRM else None)
+                return
             self._create_linked(
                 gone, other, self._restrict(other), keep_view.fps[other.id], replaces=link.crm_id
             )
@@ -109,9 +116,11 @@ class LinkedPlanning(PlanDraft):
         if not inp.policy.propagate_deletes:
             self._add(Step(inp.entity, link.crm_id, link.flowtly_id, unlink=True))
             return
-        rules = inp.flowtly_rules if keep is Side.FLOWTLY else inp.crm_rules
-        crm_fp = TOMBSTONE if gone is Side.CRM else link.crm_fp
-        fl_fp = TOMBSTONE if gone is Side.FLOWTLY else link.flowtly_fp
+        kept_fp = link.crm_fp if keep is Side.CRM else link.flowtly_fp
+        if other is not None:
+            kept_fp = keep_view.fps[other.id]
+        crm_fp = TOMBSTONE if gone is Side.CRM else kept_fp
+        fl_fp = TOMBSTONE if gone is Side.FLOWTLY else kept_fp
         if rules.can_delete:
             self._add(
                 Step(
@@ -125,7 +134,7 @@ class LinkedPlanning(PlanDraft):
         elif rules.archive_status is not None:
             status = rules.archive_status
             writes: tuple[Write, ...] = ()
-            if base.get("status") != status:
+            if (base if other is None else other.fields).get("status") != status:
                 writes = (
                     Write(
                         keep,
@@ -156,6 +165,18 @@ class LinkedPlanning(PlanDraft):
                     flowtly_fp=fl_fp,
                 )
             )
+
+    def _archived_since(
+        self, archive_status: str | None, base: Mapping[str, Scalar], record: Record
+    ) -> bool:
+        """Whether ``record``'s only change since ``base`` is being archived: what its
+        twin's delete leads to anyway. An earlier run archived it and stopped (a crash)
+        before storing so, or a person archived it too; neither is an edit that should
+        bring the deleted twin back."""
+        if archive_status is None or record.get("status") != archive_status:
+            return False
+        values = self._restrict(record)
+        return all(values.get(name) == base.get(name) for name in self.inp.names - {"status"})
 
     def _merge(
         self,

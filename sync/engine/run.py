@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Mapping, Set
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,8 +104,12 @@ class _Run:
         if self.expect is not None:
             self.expect(written, len(plan.steps))
         progress = self.progress
+        # Applying takes the steps off one by one; the plan keeps the rest of its findings.
+        steps = deque(plan.steps)
+        plan = replace(plan, steps=())
         applied = await apply_plan(
-            plan,
+            entity,
+            steps,
             ApplyContext(
                 job.name,
                 self.result.run_id or 0,

@@ -251,3 +251,33 @@ def test_a_lost_store_and_broken_listings_never_duplicate_crm_contacts() -> None
         assert emails == ["p2@x.eu", "p3@x.eu", "p4@x.eu"]
     finally:
         SyncMachine.teardown(machine)
+
+
+def test_a_client_recreated_in_the_crm_by_a_crashed_run_is_not_created_again() -> None:
+    """A sequence the machine once found duplicating a CRM client, replayed step by step.
+
+    A client deleted in the CRM is archived in Flowtly by a run that crashes before
+    storing so; the next run took the archive for a Flowtly edit, recreated the client in
+    the CRM and crashed after the CRM committed it. The run after that neither knew the
+    recreated client (its link was never stored) nor looked at the recreate's intent, and
+    created it once more. Now the archive agrees with the delete, and a recreate that
+    landed is linked through its intent.
+    """
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.run()
+        machine.create_client(side=Side.FLOWTLY, name="alpha", city="alpha")
+        (client,) = machine.crm.records(CLIENT)
+        machine.delete(Side.CRM, CLIENT, _Drawn(client))
+        machine.time_passes(hours=34)
+        (twin, _) = machine.flowtly.records(CLIENT)
+        machine.create_contact(Side.FLOWTLY, _Drawn(twin, "alpha"))
+        machine.time_passes(hours=1)
+        machine.run_and_crash(point="after_intent")
+        machine.run_and_crash(point="after_intent")
+        machine.run_and_crash(point="after_write_crm")
+        machine.run_and_crash(point="after_crm_commit")
+        machine.run()
+    finally:
+        SyncMachine.teardown(machine)

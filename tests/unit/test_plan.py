@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from sync.engine.detect import TOMBSTONE, SideView
 from sync.engine.inputs import PlanInput, SideRules, StoredRejection
+from sync.engine.match import PendingIntent
 from sync.engine.ops import Action, Step
-from sync.engine.plan import plan_entity
+from sync.engine.plan import payload_fingerprint, plan_entity
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
 from sync.policy import ConflictPolicy, SyncPolicy
@@ -259,6 +260,100 @@ def test_deleted_on_one_side_changed_on_the_other_recreates():
     assert (write.target, write.action) == (Side.CRM, Action.CREATE)
     assert write.values()["city"] == "Lodz"
     assert step.replaces == "C1"
+
+
+def test_a_recreate_that_landed_before_a_crash_is_linked_not_sent_again():
+    """The CRM record a recreate made is new and unlinked after a crash; its intent ties
+    it to the Flowtly record, so it is linked in the old link's place and neither side
+    gets another copy."""
+    base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": None}
+    changed = client("7", **{**base, "city": "Lodz"})
+    landed = client("C9", **changed.fields)
+    intent = PendingIntent("7", None, payload_fingerprint(CLIENT, changed.fields), NAMES)
+    result = plan(
+        view(Side.CRM, new=[landed], deleted={"C1"}, seen=4),
+        view(Side.FLOWTLY, changed=[changed]),
+        links={"C1": Link("C1", "7")},
+        linked=5,
+        bases={"C1": base},
+        flowtly_intents=(intent,),
+    )
+    step = only(result.steps)
+    assert (step.crm_id, step.flowtly_id, step.link, step.replaces) == ("C9", "7", True, "C1")
+    assert step.writes == ()
+
+
+def test_a_flowtly_recreate_that_landed_before_a_crash_is_linked_not_sent_again():
+    base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": None}
+    changed = client("C1", **{**base, "city": "Lodz"})
+    landed = client("12", **changed.fields)
+    intent = PendingIntent("C1", None, payload_fingerprint(CLIENT, changed.fields), NAMES)
+    result = plan(
+        view(Side.CRM, changed=[changed]),
+        view(Side.FLOWTLY, new=[landed], deleted={"7"}, seen=4),
+        links={"C1": Link("C1", "7")},
+        linked=5,
+        bases={"C1": base},
+        crm_intents=(intent,),
+    )
+    step = only(result.steps)
+    assert (step.crm_id, step.flowtly_id, step.link) == ("C1", "12", True)
+    assert step.writes == ()
+
+
+def test_a_recreate_whose_create_did_not_land_is_sent_again():
+    base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": None}
+    changed = client("7", **{**base, "city": "Lodz"})
+    other = client("C9", **{**base, "name": "Other", "city": "Lodz"})
+    intent = PendingIntent("7", None, payload_fingerprint(CLIENT, changed.fields), NAMES)
+    result = plan(
+        view(Side.CRM, new=[other], deleted={"C1"}, seen=4),
+        view(Side.FLOWTLY, changed=[changed]),
+        links={"C1": Link("C1", "7")},
+        linked=5,
+        bases={"C1": base},
+        flowtly_intents=(intent,),
+    )
+    writes = sorted((w.target, w.action) for step in result.steps for w in step.writes)
+    assert writes == [(Side.CRM, Action.CREATE), (Side.FLOWTLY, Action.CREATE)]
+
+
+def test_a_twin_archived_since_agrees_with_its_delete_and_is_not_recreated():
+    """Archived after its CRM twin was deleted (by a run that then crashed, or by hand):
+    that is where the delete leads, not an edit that brings the CRM record back."""
+    base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": "active"}
+    archived = client("7", **{**base, "status": "archived"})
+    step = only(
+        plan(
+            view(Side.CRM, deleted={"C1"}, seen=4),
+            view(Side.FLOWTLY, changed=[archived]),
+            links={"C1": Link("C1", "7")},
+            linked=5,
+            bases={"C1": base},
+            flowtly_rules=SideRules(can_delete=False, archive_status="archived"),
+        ).steps
+    )
+    assert step.writes == ()
+    assert (step.crm_fp, step.flowtly_fp) == (
+        TOMBSTONE,
+        fingerprint(CLIENT, archived.fields, NAMES),
+    )
+
+
+def test_a_twin_archived_and_edited_since_its_delete_is_recreated():
+    base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": "active"}
+    edited = client("7", **{**base, "status": "archived", "city": "Lodz"})
+    step = only(
+        plan(
+            view(Side.CRM, deleted={"C1"}, seen=4),
+            view(Side.FLOWTLY, changed=[edited]),
+            links={"C1": Link("C1", "7")},
+            linked=5,
+            bases={"C1": base},
+            flowtly_rules=SideRules(can_delete=False, archive_status="archived"),
+        ).steps
+    )
+    assert [(w.target, w.action) for w in step.writes] == [(Side.CRM, Action.CREATE)]
 
 
 def test_deleted_on_both_sides_drops_the_link():
