@@ -135,7 +135,7 @@ SANDBOX = (
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as sync.sandbox.serve
         settings = SandboxSettings(token=token, rate_limit=rate, db=db)
         config = uvicorn.Config(Counting(create_app(settings)), log_level="warning",
-                                access_log=False, lifespan="on")
+                                access_log=False, lifespan="on", http="httptools")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
