@@ -78,6 +78,9 @@ class SyncMachine(RuleBasedStateMachine):
         self.dirty = True
         self.unlinked = False
         """The store was lost and no clean run has relinked the records since."""
+        self.based: set[tuple[Side, EntityKind, str, str]] = set()
+        """Edits made while the store lost held a link (and so a base) for the record:
+        a run that was not clean relinked it."""
 
     def teardown(self) -> None:
         self.store.close()
@@ -169,9 +172,23 @@ class SyncMachine(RuleBasedStateMachine):
         if field == "name" and value is None:
             value = "cleared"
         self.side(side).put(record.replace(**{field: value}))
-        if not self.unlinked or self.promised_without_base(side, value):
-            self.edits[(side, entity, self.identity(record), field)] = value
+        key = (side, entity, self.identity(record), field)
+        based = self.unlinked and self.linked(side, entity, record.id)
+        if not self.unlinked or based or self.promised_without_base(side, value):
+            self.edits[key] = value
+        if based:
+            self.based.add(key)
+        else:
+            self.based.discard(key)
         self.dirty = True
+
+    def linked(self, side: Side, entity: EntityKind, record_id: str) -> bool:
+        """Whether the store holds a live link of ``side``'s record ``record_id``."""
+        links = self.store.link_index("sm", entity)
+        if side is Side.CRM:
+            row = links.get(record_id)
+            return row is not None and row.crm_fp != TOMBSTONE
+        return any(row.flowtly_id == record_id for row in links.values())
 
     @rule(side=st.sampled_from(Side), entity=st.sampled_from([CLIENT, CONTACT]), data=st.data())
     def delete(self, side: Side, entity: EntityKind, data: st.DataObject) -> None:
@@ -266,6 +283,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.store = Store.open(f"sqlite:///{self.tmp}/state.db")
         # Until a clean run has relinked every record, edits meet no base (see below).
         self.unlinked = True
+        self.based.clear()
         self.edits = {k: v for k, v in self.edits.items() if self.promised_without_base(k[0], v)}
         self.dirty = True
 
@@ -285,6 +303,7 @@ class SyncMachine(RuleBasedStateMachine):
         again = asyncio.run(run_sync(self.job(), dry_run=True))
         assert again.operations == [], again.operations
         self.edits.clear()
+        self.based.clear()
         self.dirty = False
         self.unlinked = False
 

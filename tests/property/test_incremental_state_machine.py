@@ -128,8 +128,8 @@ class IncrementalSyncMachine(SyncMachine):
         promised = {}
         for key, value in self.edits.items():
             side, entity, ident, field = key
-            if self.unbased and (side is Side.FLOWTLY or value is None):
-                continue
+            if self.unbased and key not in self.based and (side is Side.FLOWTLY or value is None):
+                continue  # made while the store was lost, on a record with no link yet
             other = (side.other, entity, ident, field)
             both = other in self.edits and self.edits[other] != value
             if both and self.edited_at.get(key) != self.edited_at.get(other):
