@@ -55,6 +55,9 @@ class SideView:
     waiting: int = 0
     waiting_records: list[RecordError] = field(default_factory=list)
     """What `waiting` counts, each named (`waiting_for_company`)."""
+    parent_gone: list[RecordError] = field(default_factory=list)
+    """Flowtly records of a company deleted in the CRM (`PARENT_GONE`): not synced, and
+    said so as warnings (they wait for nothing, so they hold no cursor back)."""
     cursor: Cursor | None = None
     incomplete: str | None = None
     unseen: set[str] = field(default_factory=set)
@@ -101,6 +104,12 @@ def waiting_for_company(
         PARENT_FIELD,
         str(company),
     )
+
+
+PARENT_GONE = TOMBSTONE
+"""What a Flowtly-to-CRM parent map gives for a company whose CRM twin was deleted (its
+link a tombstone, the Flowtly company archived): there is no CRM company to put a
+contact or note under."""
 
 
 def _translate_parent(record: Record, parents: Mapping[str, str]) -> Record | None:
@@ -188,6 +197,19 @@ def _classify(
             view.waiting += 1
             view.waiting_records.append(
                 waiting_for_company(view.entity, view.side, record.id, record.get(PARENT_FIELD))
+            )
+            return
+        if translated.get(PARENT_FIELD) == PARENT_GONE:
+            view.parent_gone.append(
+                RecordError(
+                    str(view.entity),
+                    str(view.side),
+                    record.id,
+                    f"not synced: its company {record.get(PARENT_FIELD)!s} is archived because "
+                    "its CRM twin was deleted",
+                    PARENT_FIELD,
+                    str(record.get(PARENT_FIELD)),
+                )
             )
             return
         record = translated

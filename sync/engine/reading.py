@@ -14,7 +14,7 @@ from datetime import datetime
 import structlog
 
 from connectors.base import Capability, Connector, Cursor
-from sync.engine.detect import SideView, add_records, read_side
+from sync.engine.detect import PARENT_GONE, TOMBSTONE, SideView, add_records, read_side
 from sync.engine.guard import DeleteCount, siblings
 from sync.engine.inputs import PlanInput, SideRules, StoredRejection
 from sync.engine.job import LAST_FULL_SCAN, SyncJob
@@ -123,7 +123,12 @@ class PlanReader:
             )
             links.update(self.planned_parents)
             self.parent_links[parent] = links
-            self.parents_by_flowtly_id[parent] = {fl: crm for crm, fl in links.items()}
+            fps = self.job.store.link_map(
+                self.job.name, parent, LinkColumn.CRM_ID, LinkColumn.CRM_FP
+            )
+            self.parents_by_flowtly_id[parent] = {
+                fl: PARENT_GONE if fps.get(crm) == TOMBSTONE else crm for crm, fl in links.items()
+            }
         return self.parent_links[parent]
 
     def _fingerprints(self, entity: EntityKind, side: Side) -> dict[str, str]:

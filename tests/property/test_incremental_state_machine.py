@@ -175,7 +175,7 @@ class IncrementalSyncMachine(SyncMachine):
                 assert self.flowtly.get(entity, links[crm_id].flowtly_id) is not None
             assert {row.flowtly_id for row in links.values()} >= {
                 r.id for r in self.flowtly.records(entity)
-            }
+            } - self.orphaned(entity)
         self.check_no_lost_edit()
         again = asyncio.run(run_sync(self.job(), dry_run=True))
         assert again.operations == [], again.operations
@@ -279,5 +279,32 @@ def test_a_client_recreated_in_the_crm_by_a_crashed_run_is_not_created_again() -
         machine.run_and_crash(point="after_write_crm")
         machine.run_and_crash(point="after_crm_commit")
         machine.run()
+    finally:
+        SyncMachine.teardown(machine)
+
+
+def test_a_flowtly_contact_of_a_client_deleted_in_the_crm_is_not_created_there() -> None:
+    """The CRM deletes a client; a contact is added to its Flowtly twin before the run.
+    The run archives the twin, and the contact has no CRM company to go under: it is named
+    in a warning, not created under the deleted company's id, and holds no cursor back."""
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.run()
+        (client,) = machine.crm.records(CLIENT)
+        machine.delete(Side.CRM, CLIENT, _Drawn(client))
+        (twin,) = machine.flowtly.records(CLIENT)
+        machine.create_contact(Side.FLOWTLY, _Drawn(twin, "alpha"))
+        machine.time_passes(hours=25)
+        result = machine.sync()
+        assert result is not None
+        assert result.clean, result.errors
+        assert machine.crm.records(CONTACT) == []
+        (contact,) = machine.flowtly.records(CONTACT)
+        assert [(w.record_id, w.field) for w in result.warnings if w.entity == "contact"] == [
+            (contact.id, "company_id")
+        ]
+        assert machine.listed_whole()
+        machine.check_clean_run()
     finally:
         SyncMachine.teardown(machine)
