@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
 from sync.engine.match import landed_create, record_key
-from sync.engine.merge import merge_fields
+from sync.engine.merge import MergeResult, merge_fields
 from sync.engine.ops import Action, ParkedConflict, Step, Write, changes_of
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
@@ -158,36 +158,39 @@ class PlanDraft:
                 )
             )
 
+    def _update_writes(
+        self,
+        result: MergeResult,
+        crm_id: str,
+        flowtly_id: str,
+        crm_values: Mapping[str, Scalar],
+        fl_values: Mapping[str, Scalar],
+    ) -> tuple[list[Write], bool]:
+        """The updates merge ``result`` makes on each side, and whether its Flowtly update
+        was left out because a parent it names is not linked yet."""
+        conflicted = [d.field for d in result.decisions if d.is_conflict]
+        writes: list[Write] = []
+        unlinked_parent = False
+        if result.to_flowtly:
+            target = self._to_flowtly_space(result.to_flowtly)
+            if target is None:
+                unlinked_parent = True
+            else:
+                old = self._to_flowtly_space(fl_values) or fl_values
+                changes = changes_of(target, old, conflicted)
+                writes.append(Write(Side.FLOWTLY, Action.UPDATE, flowtly_id, changes))
+        if result.to_crm:
+            changes = changes_of(result.to_crm, crm_values, conflicted)
+            writes.append(Write(Side.CRM, Action.UPDATE, crm_id, changes))
+        return writes, unlinked_parent
+
     def _link(self, crm_rec: Record, fl_rec: Record, *, replaces: str | None = None) -> None:
         """Plan linking two records found to be twins, merged without a base (a conflict
         goes by the policy). ``replaces``: the CRM id whose link this one takes over."""
         inp = self.inp
         crm_values, fl_values = self._restrict(crm_rec), self._restrict(fl_rec)
         result = merge_fields(sorted(inp.names), None, crm_values, fl_values, inp.policy)
-        conflicted = [d.field for d in result.decisions if d.is_conflict]
-        writes: list[Write] = []
-        if result.to_flowtly:
-            target = self._to_flowtly_space(result.to_flowtly)
-            if target is not None:
-                writes.append(
-                    Write(
-                        Side.FLOWTLY,
-                        Action.UPDATE,
-                        fl_rec.id,
-                        changes_of(
-                            target, self._to_flowtly_space(fl_values) or fl_values, conflicted
-                        ),
-                    )
-                )
-        if result.to_crm:
-            writes.append(
-                Write(
-                    Side.CRM,
-                    Action.UPDATE,
-                    crm_rec.id,
-                    changes_of(result.to_crm, crm_values, conflicted),
-                )
-            )
+        writes, _ = self._update_writes(result, crm_rec.id, fl_rec.id, crm_values, fl_values)
         parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
         self._add(
             Step(
@@ -204,6 +207,15 @@ class PlanDraft:
             )
         )
 
+    def _unclaimed(self, side: Side) -> Mapping[str, Record]:
+        """``side``'s new records not linked by `_landed_twin`: the view's own mapping while
+        none is (a first sync has hundreds of thousands, not to be copied for nothing)."""
+        view = self.inp.crm if side is Side.CRM else self.inp.flowtly
+        claimed = self.claimed[side]
+        if not claimed:
+            return view.new
+        return {i: r for i, r in view.new.items() if i not in claimed}
+
     def _landed_twin(self, target: Side, source: Record) -> Record | None:
         """The record on ``target`` that a pending create of ``source`` made, when that
         create landed but the run that sent it stopped before linking it (a crash).
@@ -214,8 +226,7 @@ class PlanDraft:
         inp = self.inp
         view = inp.crm if target is Side.CRM else inp.flowtly
         intents = inp.flowtly_intents if target is Side.CRM else inp.crm_intents
-        unclaimed = {i: r for i, r in view.new.items() if i not in self.claimed[target]}
-        found = landed_create(inp.entity, intents, source, unclaimed)
+        found = landed_create(inp.entity, intents, source, self._unclaimed(target))
         if found is None:
             return None
         self.claimed[target].add(found)

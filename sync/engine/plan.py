@@ -29,8 +29,8 @@ class _Planner(LinkedPlanning):
         # A record a recreate's pending create made is linked already (`_landed_twin`).
         matching = match_new(
             inp.entity,
-            {i: r for i, r in inp.crm.new.items() if i not in self.claimed[Side.CRM]},
-            {i: r for i, r in inp.flowtly.new.items() if i not in self.claimed[Side.FLOWTLY]},
+            self._unclaimed(Side.CRM),
+            self._unclaimed(Side.FLOWTLY),
             crm_intents=inp.crm_intents,
             flowtly_intents=inp.flowtly_intents,
         )

@@ -11,7 +11,7 @@ from sync.engine.guard import ALLOW_HINT, DeleteCount, refusal
 from sync.engine.inputs import LinkState
 from sync.engine.left import plan_left
 from sync.engine.merge import merge_fields
-from sync.engine.ops import Action, FieldChange, ParkedConflict, Step, Write, changes_of
+from sync.engine.ops import Action, FieldChange, ParkedConflict, Step, Write
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
@@ -195,31 +195,12 @@ class LinkedPlanning(PlanDraft):
         crm_values = self._restrict(crm_rec) if crm_rec else dict(base)
         fl_values = self._restrict(fl_rec) if fl_rec else dict(base)
         result = merge_fields(sorted(inp.names), base, crm_values, fl_values, inp.policy)
-        conflicted = [d.field for d in result.decisions if d.is_conflict]
-        writes: list[Write] = []
-        if result.to_flowtly:
-            target = self._to_flowtly_space(result.to_flowtly)
-            old = self._to_flowtly_space(fl_values) or fl_values
-            if target is None:
-                self._wait(Side.CRM, link.crm_id, result.to_flowtly)
-                return
-            writes.append(
-                Write(
-                    Side.FLOWTLY,
-                    Action.UPDATE,
-                    link.flowtly_id,
-                    changes_of(target, old, conflicted),
-                )
-            )
-        if result.to_crm:
-            writes.append(
-                Write(
-                    Side.CRM,
-                    Action.UPDATE,
-                    link.crm_id,
-                    changes_of(result.to_crm, crm_values, conflicted),
-                )
-            )
+        writes, unlinked_parent = self._update_writes(
+            result, link.crm_id, link.flowtly_id, crm_values, fl_values
+        )
+        if unlinked_parent:
+            self._wait(Side.CRM, link.crm_id, result.to_flowtly)
+            return
         parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
         self._add(
             Step(
