@@ -8,10 +8,11 @@ so the field mapping flowing through the engine is checked, not free-form.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TypeVar, final, overload
 
 __all__ = [
     "SCHEMAS",
@@ -19,6 +20,7 @@ __all__ = [
     "EntityKind",
     "FieldSpec",
     "FieldType",
+    "FieldValues",
     "Record",
     "Scalar",
     "Side",
@@ -135,6 +137,87 @@ SCHEMAS: Mapping[EntityKind, Mapping[str, FieldSpec]] = MappingProxyType(
 )
 
 
+_T = TypeVar("_T")
+
+_LAYOUTS: dict[tuple[str, ...], Mapping[str, int]] = {}
+"""The position of each name, shared by every `FieldValues` with the same names in the
+same order (a connector's records all have one or a few layouts)."""
+
+_LAYOUT_LIMIT = 4096
+"""Layouts kept for sharing; past this (names in ever new orders) each gets its own."""
+
+
+def _layout(names: tuple[str, ...]) -> Mapping[str, int]:
+    layout = _LAYOUTS.get(names)
+    if layout is None:
+        layout = {name: position for position, name in enumerate(names)}
+        if len(_LAYOUTS) < _LAYOUT_LIMIT:
+            _LAYOUTS[names] = layout
+    return layout
+
+
+@final
+class FieldValues(Mapping[str, Scalar]):
+    """A record's field values: an immutable mapping, compact because a sync holds many.
+
+    A dict of a record's seven fields takes about 270 bytes; this takes a tuple of the
+    values and a reference to an index of the names shared by all records of the same
+    layout, about 140. A first sync holds every new record of an entity at once.
+    """
+
+    __slots__ = ("_index", "_values")
+
+    _index: Mapping[str, int]
+    _values: tuple[Scalar, ...]
+
+    def __init__(self, values: Mapping[str, Scalar]) -> None:
+        if isinstance(values, FieldValues):
+            self._index, self._values = values._index, values._values
+            return
+        self._index = _layout(tuple(values))
+        self._values = tuple(values.values())
+
+    def __getitem__(self, name: str) -> Scalar:
+        return self._values[self._index[name]]
+
+    @overload
+    def get(self, name: str, /) -> Scalar: ...
+    @overload
+    def get(self, name: str, default: Scalar, /) -> Scalar: ...
+    @overload
+    def get(self, name: str, default: _T, /) -> Scalar | _T: ...
+
+    def get(self, name: str, default: object = None, /) -> object:
+        # Mapping.get is written in Python over __getitem__ and KeyError: this is the hot
+        # path of fingerprints and planning, one lookup instead.
+        position = self._index.get(name)
+        return default if position is None else self._values[position]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def items(self) -> ItemsView[str, Scalar]:
+        return dict(zip(self._index, self._values, strict=True)).items()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FieldValues) and other._index is self._index:
+            return self._values == other._values
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking like dict: unhashable
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One record as one side holds it, in canonical form.
@@ -153,8 +236,8 @@ class Record:
         unknown = [name for name in self.fields if name not in schema]
         if unknown:
             raise ValueError(f"{self.entity} has no field(s) {', '.join(sorted(unknown))}")
-        if not isinstance(self.fields, MappingProxyType):
-            object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        if type(self.fields) is not FieldValues:
+            object.__setattr__(self, "fields", FieldValues(self.fields))
 
     def get(self, name: str) -> Scalar:
         """The value of ``name``, ``None`` when empty or not carried."""

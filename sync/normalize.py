@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -241,6 +242,8 @@ _MEMO_TYPES = frozenset(
 )
 _MEMO: dict[FieldType, dict[str, Scalar]] = {kind: {} for kind in _MEMO_TYPES}
 _MEMO_LIMIT = 20_000
+_INTERN_UP_TO = 64
+"""Texts this long or shorter are interned (`sys.intern`): longer ones rarely repeat."""
 
 
 def normalize_value(spec: FieldSpec, raw: object) -> Scalar:
@@ -253,9 +256,14 @@ def normalize_value(spec: FieldSpec, raw: object) -> Scalar:
         return None
     kind = spec.type
     if type(raw) is str:
-        if kind is FieldType.TEXT:
-            # The common case, inlined: most fields are plain text.
-            return raw.strip() or None
+        if kind is FieldType.TEXT or kind is FieldType.REFERENCE:
+            # The common case, inlined: most fields are plain text. Short texts repeat
+            # across records (names, titles, cities, a parent's id under each child):
+            # interned, a run holding many records keeps one copy of each.
+            text = raw.strip()
+            if not text:
+                return None
+            return sys.intern(text) if len(text) <= _INTERN_UP_TO else text
         memo = _MEMO.get(kind)
         if memo is not None:
             if raw in memo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,12 @@ from sync.engine.detect import SideView
 from sync.engine.inputs import PlanInput
 from sync.engine.ops import Action, FieldChange, Plan
 from sync.engine.run import SyncJob, run_sync
-from sync.model import EntityKind, Record, Side
-from sync.normalize import fingerprint
+from sync.model import SCHEMAS, EntityKind, FieldValues, Record, Side
+from sync.normalize import fingerprint, normalize_value
 from sync.policy import SyncPolicy
 from sync.store import Store
 
-CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT
+CLIENT, CONTACT, NOTE = EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.NOTE
 FIELDS = {CLIENT: ("name", "country", "city"), CONTACT: ("company_id", "name", "email")}
 NAMES = frozenset(FIELDS[CLIENT])
 
@@ -122,3 +123,41 @@ def test_a_child_create_keeps_its_values_and_sends_its_parent_as_flowtly_knows_i
     assert step.base["company_id"] == "C1"
     assert write.values() == {"company_id": "77", "email": "a@x.eu", "name": "Ann"}
     assert write.changes[0] == FieldChange("company_id", None, "77")
+
+
+def test_record_values_are_a_compact_read_only_mapping_equal_to_a_dict() -> None:
+    values = {"company_id": "C1", "name": "Ann", "email": None}
+    record = Record(CONTACT, "P1", values)
+    assert isinstance(record.fields, FieldValues)
+    assert record.fields == values
+    assert values == record.fields
+    assert record.fields != {**values, "email": "ann@example.com"}
+    assert dict(record.fields) == values
+    assert list(record.fields) == list(values)
+    assert record.get("email") is None
+    assert record.get("title") is None
+    assert record.fields.get("title", "none") == "none"
+    assert "email" in record.fields
+    assert "title" not in record.fields
+    assert record.replace(email="ann@example.com").get("email") == "ann@example.com"
+    with pytest.raises(TypeError):
+        record.fields["name"] = "Bob"  # type: ignore[index]  # the point: read-only
+    values["name"] = "Bob"
+    assert record.get("name") == "Ann", "a record copies the mapping it is given"
+    # Records of one layout share the index of names: only the values are their own.
+    other = Record(CONTACT, "P2", {"company_id": "C1", "name": "Eve", "email": None})
+    assert other.fields._index is record.fields._index  # the sharing itself
+    held = sys.getsizeof(record.fields) + sys.getsizeof(record.fields._values)
+    assert held < sys.getsizeof(dict(values))
+
+
+def test_short_texts_read_from_many_records_are_held_once() -> None:
+    # Titles, cities, a parent's id under each child: the same text on many records.
+    first = normalize_value(SCHEMAS[CONTACT]["title"], "".join(["Sales ", "manager "]))
+    again = normalize_value(SCHEMAS[CONTACT]["title"], " ".join(["Sales", "manager"]))
+    assert first == again == "Sales manager"
+    assert first is again
+    parent = normalize_value(SCHEMAS[CONTACT]["company_id"], "".join(["C", "000001"]))
+    assert parent is normalize_value(SCHEMAS[CONTACT]["company_id"], "C0" + "00001")
+    long_text = "x" * 65
+    assert normalize_value(SCHEMAS[NOTE]["body"], long_text) is long_text
