@@ -72,11 +72,18 @@ class FieldType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """One canonical field. ``sensitive`` fields are masked in logs and reports."""
+    """One canonical field. ``sensitive`` fields are masked in logs and reports.
+
+    ``repeats`` marks a field whose values many records share (a status, a city, a title,
+    the parent's id under each contact): its normalized text is interned, so a run that
+    holds many records keeps one copy of each value. Values mostly unique (names, e-mail
+    addresses, phones) are not: interning them would only add to the table of interned text.
+    """
 
     name: str
     type: FieldType = FieldType.TEXT
     sensitive: bool = False
+    repeats: bool = False
 
 
 def _schema(*specs: FieldSpec) -> Mapping[str, FieldSpec]:
@@ -87,22 +94,22 @@ _COMPANY_FIELDS = (
     FieldSpec("name"),
     FieldSpec("country", FieldType.COUNTRY),
     FieldSpec("currency", FieldType.CURRENCY),
-    FieldSpec("status"),
-    FieldSpec("tin_type"),
+    FieldSpec("status", repeats=True),
+    FieldSpec("tin_type", repeats=True),
     FieldSpec("tin", FieldType.TAX_ID, sensitive=True),
     FieldSpec("tin_country", FieldType.COUNTRY),
     FieldSpec("vat_number", FieldType.TAX_ID, sensitive=True),
     FieldSpec("due_days", FieldType.INTEGER),
-    FieldSpec("documents_language"),
-    FieldSpec("invoice_comment"),
+    FieldSpec("documents_language", repeats=True),
+    FieldSpec("invoice_comment", repeats=True),
     FieldSpec("default_tax_rate", FieldType.DECIMAL),
     FieldSpec("external_payment_customer_id"),
     FieldSpec("phone"),
-    FieldSpec("city"),
-    FieldSpec("post_code"),
-    FieldSpec("street_line"),
-    FieldSpec("building_number"),
-    FieldSpec("locale_number"),
+    FieldSpec("city", repeats=True),
+    FieldSpec("post_code", repeats=True),
+    FieldSpec("street_line", repeats=True),
+    FieldSpec("building_number", repeats=True),
+    FieldSpec("locale_number", repeats=True),
     FieldSpec("address_country", FieldType.COUNTRY),
     FieldSpec("website"),
     FieldSpec("logo_url"),
@@ -113,24 +120,24 @@ SCHEMAS: Mapping[EntityKind, Mapping[str, FieldSpec]] = MappingProxyType(
         EntityKind.CLIENT: _schema(*_COMPANY_FIELDS),
         EntityKind.COUNTERPARTY: _schema(
             *_COMPANY_FIELDS,
-            FieldSpec("counterparty_type"),
+            FieldSpec("counterparty_type", repeats=True),
             FieldSpec("require_attachment", FieldType.BOOLEAN),
             FieldSpec("cyclic", FieldType.BOOLEAN),
             FieldSpec("budget_neutral", FieldType.BOOLEAN),
         ),
         EntityKind.CONTACT: _schema(
-            FieldSpec("company_id", FieldType.REFERENCE),
-            FieldSpec("type"),
+            FieldSpec("company_id", FieldType.REFERENCE, repeats=True),
+            FieldSpec("type", repeats=True),
             FieldSpec("name"),
             FieldSpec("email", FieldType.EMAIL),
             FieldSpec("phone"),
-            FieldSpec("title"),
+            FieldSpec("title", repeats=True),
             FieldSpec("position", FieldType.INTEGER),
         ),
         EntityKind.NOTE: _schema(
-            FieldSpec("company_id", FieldType.REFERENCE),
+            FieldSpec("company_id", FieldType.REFERENCE, repeats=True),
             FieldSpec("body"),
-            FieldSpec("author"),
+            FieldSpec("author", repeats=True),
             FieldSpec("created_at", FieldType.DATETIME),
         ),
     }

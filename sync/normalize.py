@@ -243,7 +243,8 @@ _MEMO_TYPES = frozenset(
 _MEMO: dict[FieldType, dict[str, Scalar]] = {kind: {} for kind in _MEMO_TYPES}
 _MEMO_LIMIT = 20_000
 _INTERN_UP_TO = 64
-"""Texts this long or shorter are interned (`sys.intern`): longer ones rarely repeat."""
+"""Texts of a field that `repeats` are interned (`sys.intern`) up to this length: longer
+ones rarely repeat."""
 
 
 def normalize_value(spec: FieldSpec, raw: object) -> Scalar:
@@ -257,13 +258,13 @@ def normalize_value(spec: FieldSpec, raw: object) -> Scalar:
     kind = spec.type
     if type(raw) is str:
         if kind is FieldType.TEXT or kind is FieldType.REFERENCE:
-            # The common case, inlined: most fields are plain text. Short texts repeat
-            # across records (names, titles, cities, a parent's id under each child):
-            # interned, a run holding many records keeps one copy of each.
+            # The common case, inlined: most fields are plain text.
             text = raw.strip()
             if not text:
                 return None
-            return sys.intern(text) if len(text) <= _INTERN_UP_TO else text
+            if spec.repeats and len(text) <= _INTERN_UP_TO:
+                return sys.intern(text)
+            return text
         memo = _MEMO.get(kind)
         if memo is not None:
             if raw in memo:

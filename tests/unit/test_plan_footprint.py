@@ -19,7 +19,7 @@ from sync.normalize import fingerprint, normalize_value
 from sync.policy import SyncPolicy
 from sync.store import Store
 
-CLIENT, CONTACT, NOTE = EntityKind.CLIENT, EntityKind.CONTACT, EntityKind.NOTE
+CLIENT, CONTACT = EntityKind.CLIENT, EntityKind.CONTACT
 FIELDS = {CLIENT: ("name", "country", "city"), CONTACT: ("company_id", "name", "email")}
 NAMES = frozenset(FIELDS[CLIENT])
 
@@ -151,13 +151,15 @@ def test_record_values_are_a_compact_read_only_mapping_equal_to_a_dict() -> None
     assert held < sys.getsizeof(dict(values))
 
 
-def test_short_texts_read_from_many_records_are_held_once() -> None:
+def test_short_texts_of_fields_that_repeat_are_held_once() -> None:
     # Titles, cities, a parent's id under each child: the same text on many records.
     first = normalize_value(SCHEMAS[CONTACT]["title"], "".join(["Sales ", "manager "]))
     again = normalize_value(SCHEMAS[CONTACT]["title"], " ".join(["Sales", "manager"]))
     assert first == again == "Sales manager"
     assert first is again
     parent = normalize_value(SCHEMAS[CONTACT]["company_id"], "".join(["C", "000001"]))
+    name = normalize_value(SCHEMAS[CONTACT]["name"], "".join(["Ann ", "Lee"]))
+    assert name is not normalize_value(SCHEMAS[CONTACT]["name"], "Ann" + " Lee"), "mostly unique"
     assert parent is normalize_value(SCHEMAS[CONTACT]["company_id"], "C0" + "00001")
     long_text = "x" * 65
-    assert normalize_value(SCHEMAS[NOTE]["body"], long_text) is long_text
+    assert normalize_value(SCHEMAS[CONTACT]["title"], long_text) is long_text
