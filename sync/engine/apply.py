@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from connectors.base import RUN_STOPPING_ERRORS, Connector, ItemResult
 from sync.engine.detect import TOMBSTONE
+from sync.engine.match import values_key
 from sync.engine.ops import Action, Operation, Step, Write
 from sync.engine.plan import payload_fingerprint
 from sync.engine.spool import OperationSpool
@@ -168,7 +169,8 @@ class _Applier:
             source_id = step.crm_id if create.target is Side.FLOWTLY else step.flowtly_id
             assert source_id is not None
             payload = payload_fingerprint(self.entity, step.base)
-            values.append(IntentValues(create.target, source_id, step.natural_key, payload))
+            key = values_key(self.entity, step.base) if step.key_from_base else step.natural_key
+            values.append(IntentValues(create.target, source_id, key, payload))
         if self.ctx.pending_intents:
             for intent in values:
                 tx.clear_intents_for(self.ctx.sync, self.entity, intent.target, intent.source_id)

@@ -113,6 +113,14 @@ class PlanDraft:
             return None
         return Write.create(Side.FLOWTLY, values, reference)
 
+    @staticmethod
+    def _intent_key(source: Record, values: Mapping[str, Scalar]) -> tuple[str | None, bool]:
+        """The natural key a create's step holds for its intent, and whether it is derived
+        from the step's ``base`` instead (when that is ``source``'s own values)."""
+        if values is source.fields:
+            return None, True
+        return record_key(source), False
+
     def _create_linked(
         self,
         target: Side,
@@ -126,6 +134,7 @@ class PlanDraft:
         create whose parent is not linked yet waits. ``replaces``: the CRM id whose link
         the new CRM record's link takes over."""
         entity = self.inp.entity
+        key, key_from_base = self._intent_key(source, values)
         if target is Side.FLOWTLY:
             create = self._flowtly_create(values)
             if create is None:
@@ -140,7 +149,8 @@ class PlanDraft:
                     base=values,
                     crm_fp=fp,
                     link=True,
-                    natural_key=record_key(source),
+                    natural_key=key,
+                    key_from_base=key_from_base,
                 )
             )
         else:
@@ -153,7 +163,8 @@ class PlanDraft:
                     base=values,
                     flowtly_fp=fp,
                     link=True,
-                    natural_key=record_key(source),
+                    natural_key=key,
+                    key_from_base=key_from_base,
                     replaces=replaces,
                 )
             )

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sync.model import EntityKind, Record
+from sync.model import EntityKind, Record, Scalar
 from sync.normalize import fingerprint, natural_key
 
-__all__ = ["Matching", "PendingIntent", "landed_create", "match_new", "record_key"]
+__all__ = ["Matching", "PendingIntent", "landed_create", "match_new", "record_key", "values_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +40,16 @@ class Matching:
 
 def record_key(record: Record) -> str | None:
     """The natural key of a record, scoped to its parent company for contacts and notes."""
-    key = natural_key(record)
+    return values_key(record.entity, record.fields)
+
+
+def values_key(entity: EntityKind, values: Mapping[str, Scalar]) -> str | None:
+    """`record_key` of a record of ``entity`` holding ``values``."""
+    key = natural_key(values, entity)
     if key is None:
         return None
-    if record.entity.parent is not None:
-        return f"{record.get('company_id')}/{key}"
+    if entity.parent is not None:
+        return f"{values.get('company_id')}/{key}"
     return key
 
 

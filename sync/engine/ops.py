@@ -120,7 +120,10 @@ class Step:
     drops it instead. ``crm_fp``/``flowtly_fp`` are each side's fingerprint before the writes
     (None where the record does not exist yet); a written side's fingerprint afterwards comes
     from the record the write returns. ``natural_key`` is
-    the correlation key an intent carries for creates. ``crm_parent``/``flowtly_parent`` hold
+    the correlation key an intent carries for creates; with ``key_from_base`` it is not
+    held but derived from ``base`` when the intent is written (``base`` is then the source
+    record's own values, so the key is the same, and a first sync does not hold one key
+    per record while it applies). ``crm_parent``/``flowtly_parent`` hold
     the parent company ids for contacts and notes, to translate references.
     """
 
@@ -136,6 +139,7 @@ class Step:
     unlink: bool = False
     tombstone: Side | None = None
     natural_key: str | None = None
+    key_from_base: bool = False
     replaces: str | None = None
     """A CRM id whose link this step's new link replaces (a record recreated in the CRM)."""
 

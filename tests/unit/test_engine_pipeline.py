@@ -16,6 +16,7 @@ from sync.engine.job import RunResult
 from sync.engine.run import SyncJob, run_sync
 from sync.errors import ValidationFailed, Violation
 from sync.model import EntityKind, Record, Scalar
+from sync.normalize import natural_key
 from sync.policy import SyncPolicy
 from sync.store import Store
 from sync.store.tx import StoreTx
@@ -116,8 +117,10 @@ def test_every_create_is_sent_after_its_intent_is_durable(store: CountingStore) 
 
     def check(values: Mapping[str, Scalar]) -> None:
         source = vat_to_id[str(values["vat_number"])]
-        pending = {row.source_id for row in store.pending_intents("t")}
+        pending = {row.source_id: row.natural_key for row in store.pending_intents("t")}
         assert source in pending, f"{source} was sent before its intent was committed"
+        # The key a later run finds a landed create by, derived from the step's values.
+        assert pending[source] == natural_key(values, CLIENT) is not None
         sent.append(source)
 
     result = _run(_crm(clients), Flowtly(check), store)

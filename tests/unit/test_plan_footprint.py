@@ -12,6 +12,7 @@ import sync.engine.run as engine_run
 from connectors.memory import MemoryConnector
 from sync.engine.detect import SideView
 from sync.engine.inputs import PlanInput
+from sync.engine.match import record_key, values_key
 from sync.engine.ops import Action, FieldChange, Plan
 from sync.engine.run import SyncJob, run_sync
 from sync.model import SCHEMAS, EntityKind, FieldValues, Record, Side
@@ -65,6 +66,18 @@ def test_a_record_lacking_a_synced_field_is_planned_with_it_empty() -> None:
     (step,) = _plan_one_new(Side.CRM, partial).steps
     assert step.base == {"name": "Acme", "country": None, "city": None}
     assert step.writes[0].changes == (FieldChange("name", None, "Acme"),)
+
+
+def test_a_create_holds_no_natural_key_its_values_give_the_same_one() -> None:
+    (step,) = _plan_one_new(Side.CRM).steps
+    assert step.key_from_base
+    assert step.natural_key is None
+    assert values_key(CLIENT, step.base) == record_key(RECORD) is not None
+    # Values cut down to the synced fields might give another key: the source's is kept.
+    wider = Record(CLIENT, "C1", {**RECORD.fields, "vat_number": "PL5260250274"})
+    (step,) = _plan_one_new(Side.CRM, wider).steps
+    assert not step.key_from_base
+    assert step.natural_key == record_key(wider) != values_key(CLIENT, step.base)
 
 
 def test_records_read_are_let_go_before_the_plan_is_applied(
