@@ -15,7 +15,7 @@ from sync.engine.match import landed_create, record_key
 from sync.engine.merge import MergeResult, merge_fields
 from sync.engine.ops import Action, ParkedConflict, Step, Write, changes_of
 from sync.errors import RecordError
-from sync.model import Record, Scalar, Side
+from sync.model import FieldValues, Record, Scalar, Side
 
 __all__ = ["PlanDraft"]
 
@@ -78,7 +78,8 @@ class PlanDraft:
         """
         if record.fields.keys() == self.inp.names:
             return record.fields
-        return {name: record.fields.get(name) for name in self.inp.names}
+        # Compact like a record's own values (`FieldValues`): a step holds it until applied.
+        return FieldValues({name: record.fields.get(name) for name in self.inp.names})
 
     def _flowtly_reference(
         self, values: Mapping[str, Scalar]
