@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from sync.engine.detect import PARENT_FIELD, waiting_for_company
 from sync.engine.inputs import PlanInput
-from sync.engine.match import landed_create, record_key
+from sync.engine.match import PendingIntent, landed_create, record_key
 from sync.engine.merge import MergeResult, merge_fields
 from sync.engine.ops import Action, ParkedConflict, Step, Write, changes_of
 from sync.errors import RecordError
@@ -38,6 +38,8 @@ class PlanDraft:
         self._references: dict[str, tuple[tuple[str, Scalar], ...]] = {}
         # New records already linked to a twin by a pending create (`_landed_twin`).
         self.claimed: dict[Side, set[str]] = {Side.CRM: set(), Side.FLOWTLY: set()}
+        # Pending creates by (target, source id), indexed on first use (`_landed_base`).
+        self._intents_by_source: dict[tuple[Side, str], list[PendingIntent]] | None = None
 
     # helpers -----------------------------------------------------------------------
     def _add(self, step: Step) -> None:
@@ -196,12 +198,20 @@ class PlanDraft:
             writes.append(Write(Side.CRM, Action.UPDATE, crm_id, changes))
         return writes, unlinked_parent
 
-    def _link(self, crm_rec: Record, fl_rec: Record, *, replaces: str | None = None) -> None:
-        """Plan linking two records found to be twins, merged without a base (a conflict
-        goes by the policy). ``replaces``: the CRM id whose link this one takes over."""
+    def _link(
+        self,
+        crm_rec: Record,
+        fl_rec: Record,
+        *,
+        replaces: str | None = None,
+        base: Mapping[str, Scalar] | None = None,
+    ) -> None:
+        """Plan linking two records found to be twins, merged against ``base`` (none: a
+        conflict goes by the policy). ``replaces``: the CRM id whose link this one takes
+        over."""
         inp = self.inp
         crm_values, fl_values = self._restrict(crm_rec), self._restrict(fl_rec)
-        result = merge_fields(sorted(inp.names), None, crm_values, fl_values, inp.policy)
+        result = merge_fields(sorted(inp.names), base, crm_values, fl_values, inp.policy)
         writes, _ = self._update_writes(result, crm_rec.id, fl_rec.id, crm_values, fl_values)
         parked = tuple(ParkedConflict(d.field, d.base, d.crm, d.flowtly) for d in result.parked)
         self._add(
@@ -218,6 +228,29 @@ class PlanDraft:
                 replaces=replaces,
             )
         )
+
+    def _landed_base(self, crm_rec: Record, fl_rec: Record) -> Mapping[str, Scalar] | None:
+        """The base of twins one of which a pending create of the other made and that is
+        unchanged since (it still holds the create's payload): its own values, which both
+        sides agreed on when the create was sent. None if neither is such a create.
+
+        Merged against it, an edit made since on the source side alone is carried over
+        instead of taken for a conflict.
+        """
+        if self._intents_by_source is None:
+            by_source: dict[tuple[Side, str], list[PendingIntent]] = {}
+            for target, intents in (
+                (Side.CRM, self.inp.flowtly_intents),
+                (Side.FLOWTLY, self.inp.crm_intents),
+            ):
+                for intent in intents:
+                    by_source.setdefault((target, intent.source_id), []).append(intent)
+            self._intents_by_source = by_source
+        for target, source, made in ((Side.CRM, fl_rec, crm_rec), (Side.FLOWTLY, crm_rec, fl_rec)):
+            pending = self._intents_by_source.get((target, source.id))
+            if pending and landed_create(self.inp.entity, pending, source, {made.id: made}):
+                return self._restrict(made)
+        return None
 
     def _unclaimed(self, side: Side) -> Mapping[str, Record]:
         """``side``'s new records not linked by `_landed_twin`: the view's own mapping while

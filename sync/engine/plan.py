@@ -45,7 +45,7 @@ class _Planner(LinkedPlanning):
                 self.rechecked.add((Side.FLOWTLY, fl_id))
         for crm_id, fl_id in matching.pairs:
             crm_rec, fl_rec = inp.crm.new[crm_id], inp.flowtly.new[fl_id]
-            self._link(crm_rec, fl_rec)
+            self._link(crm_rec, fl_rec, base=self._landed_base(crm_rec, fl_rec))
         for crm_id in matching.crm_only:
             self._create(Side.FLOWTLY, inp.crm.new[crm_id], inp.crm.fps[crm_id])
         for fl_id in matching.flowtly_only:

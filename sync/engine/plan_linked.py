@@ -105,7 +105,9 @@ class LinkedPlanning(PlanDraft):
             twin = self._landed_twin(gone, other)
             if twin is not None:
                 crm_rec, fl_rec = (twin, other) if gone is Side.CRM else (other, twin)
-                self._link(crm_rec, fl_rec, replaces=link.crm_id if gone is Side.CRM else None)
+                replaces = link.crm_id if gone is Side.CRM else None
+                # The recreate still holds what was sent: an edit made since is merged.
+                self._link(crm_rec, fl_rec, replaces=replaces, base=self._restrict(twin))
                 return
             self._create_linked(
                 gone, other, self._restrict(other), keep_view.fps[other.id], replaces=link.crm_id

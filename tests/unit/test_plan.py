@@ -301,6 +301,53 @@ def test_a_flowtly_recreate_that_landed_before_a_crash_is_linked_not_sent_again(
     assert step.writes == ()
 
 
+def test_an_edit_made_after_a_create_landed_is_merged_not_taken_for_a_conflict():
+    """A Flowtly client's create landed in the CRM before a crash; Flowtly edited it
+    before the next run. The twins match by VAT, and the landed record (still holding the
+    create's payload) is their base: the edit goes to the CRM, the CRM's winning
+    conflicts do not undo it."""
+    sent = client("7", name="Acme", country="PL", vat_number="PL1", city="Lodz")
+    landed = client("C9", **sent.fields)
+    edited = sent.replace(city="Gdansk")
+    intent = PendingIntent("7", None, payload_fingerprint(CLIENT, sent.fields), NAMES)
+    step = only(
+        plan(
+            view(Side.CRM, new=[landed]),
+            view(Side.FLOWTLY, new=[edited]),
+            policy=SyncPolicy(conflict_policy=ConflictPolicy.CRM),
+            flowtly_intents=(intent,),
+        ).steps
+    )
+    assert (step.crm_id, step.flowtly_id, step.link, step.conflicts) == ("C9", "7", True, ())
+    write = only_write(step)
+    assert (write.target, write.action, write.record_id) == (Side.CRM, Action.UPDATE, "C9")
+    assert [(c.field, c.old, c.new, c.conflict) for c in write.changes] == [
+        ("city", "Lodz", "Gdansk", False)
+    ]
+    assert step.base["city"] == "Gdansk"
+
+
+def test_an_edit_made_after_a_recreate_landed_is_merged_into_it():
+    base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": None}
+    changed = client("7", **{**base, "city": "Lodz"})
+    landed = client("C9", **changed.fields)
+    intent = PendingIntent("7", None, payload_fingerprint(CLIENT, changed.fields), NAMES)
+    result = plan(
+        view(Side.CRM, new=[landed], deleted={"C1"}, seen=4),
+        view(Side.FLOWTLY, changed=[changed.replace(city="Gdansk")]),
+        links={"C1": Link("C1", "7")},
+        linked=5,
+        bases={"C1": base},
+        policy=SyncPolicy(conflict_policy=ConflictPolicy.CRM),
+        flowtly_intents=(intent,),
+    )
+    step = only(result.steps)
+    assert (step.crm_id, step.flowtly_id, step.replaces) == ("C9", "7", "C1")
+    write = only_write(step)
+    assert (write.target, write.action, write.record_id) == (Side.CRM, Action.UPDATE, "C9")
+    assert [(c.field, c.new, c.conflict) for c in write.changes] == [("city", "Gdansk", False)]
+
+
 def test_a_recreate_whose_create_did_not_land_is_sent_again():
     base = {"name": "Acme", "country": "PL", "vat_number": None, "city": None, "status": None}
     changed = client("7", **{**base, "city": "Lodz"})
