@@ -38,8 +38,12 @@ class PlanDraft:
         self._references: dict[str, tuple[tuple[str, Scalar], ...]] = {}
         # New records already linked to a twin by a pending create (`_landed_twin`).
         self.claimed: dict[Side, set[str]] = {Side.CRM: set(), Side.FLOWTLY: set()}
-        # Pending creates by (target, source id), indexed on first use (`_landed_base`).
-        self._intents_by_source: dict[tuple[Side, str], list[PendingIntent]] | None = None
+        # Pending creates by (target, source id): a landed create is looked for per
+        # record (`_landed_twin`, `_landed_base`), and most records have none.
+        self._intents: dict[tuple[Side, str], list[PendingIntent]] = {}
+        for target, intents in ((Side.CRM, inp.flowtly_intents), (Side.FLOWTLY, inp.crm_intents)):
+            for intent in intents:
+                self._intents.setdefault((target, intent.source_id), []).append(intent)
 
     # helpers -----------------------------------------------------------------------
     def _add(self, step: Step) -> None:
@@ -237,17 +241,8 @@ class PlanDraft:
         Merged against it, an edit made since on the source side alone is carried over
         instead of taken for a conflict.
         """
-        if self._intents_by_source is None:
-            by_source: dict[tuple[Side, str], list[PendingIntent]] = {}
-            for target, intents in (
-                (Side.CRM, self.inp.flowtly_intents),
-                (Side.FLOWTLY, self.inp.crm_intents),
-            ):
-                for intent in intents:
-                    by_source.setdefault((target, intent.source_id), []).append(intent)
-            self._intents_by_source = by_source
         for target, source, made in ((Side.CRM, fl_rec, crm_rec), (Side.FLOWTLY, crm_rec, fl_rec)):
-            pending = self._intents_by_source.get((target, source.id))
+            pending = self._intents.get((target, source.id))
             if pending and landed_create(self.inp.entity, pending, source, {made.id: made}):
                 return self._restrict(made)
         return None
@@ -270,8 +265,10 @@ class PlanDraft:
         """
         inp = self.inp
         view = inp.crm if target is Side.CRM else inp.flowtly
-        intents = inp.flowtly_intents if target is Side.CRM else inp.crm_intents
-        found = landed_create(inp.entity, intents, source, self._unclaimed(target))
+        pending = self._intents.get((target, source.id))
+        if not pending:
+            return None
+        found = landed_create(inp.entity, pending, source, self._unclaimed(target))
         if found is None:
             return None
         self.claimed[target].add(found)

@@ -284,18 +284,23 @@ def test_a_client_recreated_in_the_crm_by_a_crashed_run_is_not_created_again() -
         SyncMachine.teardown(machine)
 
 
+def _contact_added_to_a_twin_the_crm_deleted(machine: IncrementalSyncMachine, title: str) -> None:
+    """A client synced, then deleted in the CRM, then given a contact in Flowtly."""
+    machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+    machine.run()
+    (client,) = machine.crm.records(CLIENT)
+    machine.delete(Side.CRM, CLIENT, _Drawn(client))
+    (twin,) = machine.flowtly.records(CLIENT)
+    machine.create_contact(Side.FLOWTLY, _Drawn(twin, title))
+
+
 def test_a_flowtly_contact_of_a_client_deleted_in_the_crm_is_not_created_there() -> None:
     """The CRM deletes a client; a contact is added to its Flowtly twin before the run.
     The run archives the twin, and the contact has no CRM company to go under: it is named
     in a warning, not created under the deleted company's id, and holds no cursor back."""
     machine = IncrementalSyncMachine()
     try:
-        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
-        machine.run()
-        (client,) = machine.crm.records(CLIENT)
-        machine.delete(Side.CRM, CLIENT, _Drawn(client))
-        (twin,) = machine.flowtly.records(CLIENT)
-        machine.create_contact(Side.FLOWTLY, _Drawn(twin, "alpha"))
+        _contact_added_to_a_twin_the_crm_deleted(machine, "alpha")
         machine.time_passes(hours=25)
         result = machine.sync()
         assert result is not None
@@ -325,12 +330,7 @@ def test_a_contact_created_under_a_client_the_crm_deleted_unseen_follows_its_rec
     CRM again, under a new id. Both sides' contacts must then be under that client."""
     machine = IncrementalSyncMachine()
     try:
-        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
-        machine.run()
-        (client,) = machine.crm.records(CLIENT)
-        machine.delete(Side.CRM, CLIENT, _Drawn(client))
-        (twin,) = machine.flowtly.records(CLIENT)
-        machine.create_contact(Side.FLOWTLY, _Drawn(twin, "beta"))
+        _contact_added_to_a_twin_the_crm_deleted(machine, "beta")
         machine.run()
         (twin,) = machine.flowtly.records(CLIENT)
         machine.edit(Side.FLOWTLY, CLIENT, _Drawn(twin, "city"), "delta")
