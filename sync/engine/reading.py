@@ -14,13 +14,20 @@ from datetime import datetime
 import structlog
 
 from connectors.base import Capability, Connector, Cursor
-from sync.engine.detect import PARENT_GONE, TOMBSTONE, SideView, add_records, read_side
+from sync.engine.detect import (
+    PARENT_FIELD,
+    PARENT_GONE,
+    TOMBSTONE,
+    SideView,
+    add_records,
+    read_side,
+)
 from sync.engine.guard import DeleteCount, siblings
 from sync.engine.inputs import PlanInput, SideRules, StoredRejection
 from sync.engine.job import LAST_FULL_SCAN, SyncJob
 from sync.engine.match import PendingIntent
 from sync.engine.ops import Plan
-from sync.errors import CursorExpired
+from sync.errors import CursorExpired, RecordError
 from sync.model import EntityKind, Side
 from sync.store.rows import LinkColumn
 
@@ -54,6 +61,8 @@ class PlanReader:
         self.planned_parents: dict[str, str] = {}
         # (side, entity) -> when its last complete listing was, as stored with its cursor.
         self.full_scans: dict[tuple[Side, EntityKind], str] = {}
+        # (side, entity) read completely this run: its deletes are known, none unseen.
+        self.read_whole: set[tuple[Side, EntityKind]] = set()
         self.parent_links: dict[EntityKind, dict[str, str]] = {}
         self.parents_by_flowtly_id: dict[EntityKind, dict[str, str]] = {}
         # The mass-delete guard's counts per entity and side, and views read ahead for it.
@@ -68,6 +77,7 @@ class PlanReader:
         parents = self.parents(entity)
         ahead = self.prefetched.pop(entity, None)
         crm_view, fl_view = ahead if ahead is not None else await self.views(entity, names)
+        await self._confirm_parents(entity, fl_view)
         linked = job.store.link_count(job.name, entity)
         sibling_deletes = await self._count_deletes(entity, linked, crm_view, fl_view)
         crm_of = job.store.link_map(
@@ -191,6 +201,8 @@ class PlanReader:
             self.full_scans.pop((side, entity), None)
             view = await read(None)
         self.seen[(entity, side)] = view.seen
+        if view.complete:
+            self.read_whole.add((side, entity))
         return view
 
     async def views(self, entity: EntityKind, names: frozenset[str]) -> tuple[SideView, SideView]:
@@ -257,6 +269,52 @@ class PlanReader:
             log.info("full_scan_due", side=str(side), entity=str(entity), last=last)
             return None
         return Cursor.from_json(saved)
+
+    async def _confirm_parents(self, entity: EntityKind, fl_view: SideView) -> None:
+        """Hold back new Flowtly children whose CRM company is gone, though still linked.
+
+        A company deleted in the CRM shows as deleted only in a complete listing (or a
+        deletes feed); after a read of its changes alone, its link still stands, and a
+        contact added to its Flowtly twin would be created in the CRM under the deleted
+        id, where nothing moves it later. So when the parent's CRM read this run was not
+        complete, the companies of the children about to be created there are fetched by
+        id; a child whose company is not found is a warning, as under an archived company,
+        and is tried again by the next run, once a complete listing has settled the company.
+        """
+        parent = entity.parent
+        if parent is None or (Side.CRM, parent) in self.read_whole:
+            return
+        wanted = {
+            str(company)
+            for record in fl_view.new.values()
+            if (company := record.get(PARENT_FIELD)) is not None
+        }
+        # Created this run (dry runs plan them): there is nothing to confirm.
+        wanted -= self.planned_parents.keys()
+        if not wanted:
+            return
+        found = {record.id for record in await self.job.crm.get_many(parent, sorted(wanted))}
+        gone = wanted - found
+        for record_id, record in list(fl_view.new.items()):
+            company = record.get(PARENT_FIELD)
+            if company is None or str(company) not in gone:
+                continue
+            del fl_view.new[record_id]
+            del fl_view.fps[record_id]
+            fl_view.parent_gone.append(
+                RecordError(
+                    str(entity),
+                    str(Side.FLOWTLY),
+                    record_id,
+                    f"not synced: its company's CRM twin {company!s} is gone from the CRM "
+                    "(deleted since its last complete listing); it is tried again once a "
+                    "complete listing has seen the delete",
+                    PARENT_FIELD,
+                    str(company),
+                )
+            )
+        if gone:
+            log.info("parent_gone_unseen", entity=str(parent), ids=sorted(gone))
 
     async def _fetch_sources(
         self,
