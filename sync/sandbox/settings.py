@@ -21,12 +21,14 @@ class SandboxSettings:
     """How a sandbox behaves. The defaults give a fast, fault-free, in-memory Flowtly.
 
     ``token``: the only bearer token accepted; ``None`` accepts any non-empty bearer.
-    ``latency_ms``: added to every request through ``sleep``.
+    ``latency_ms``: how long every answer takes, through ``sleep`` (timed by ``monotonic``);
+    the sandbox's own handling is done within it, as a distant API's is.
     ``rate_limit``: requests per second (token bucket, burst of one second); 0 disables.
     ``fail_rate``: fraction of requests answered 500 or 503, drawn from ``random.Random(seed)``.
     ``seed``: makes fault injection and note UUIDs reproducible.
     ``db``: SQLite file that survives restarts, or ``None`` for memory.
-    ``clock``: source of ``createdAt``/``updatedAt``; ``monotonic`` feeds the rate limiter.
+    ``clock``: source of ``createdAt``/``updatedAt``; ``monotonic`` feeds the rate limiter
+    and times the latency.
     ``base_path``: route prefix, e.g. ``"/api"`` for the old Flowtly docs layout.
     """
 

@@ -45,15 +45,36 @@ class FakeTime:
         self.sleeps.append(seconds)
 
 
-async def test_latency_goes_through_the_injected_sleep() -> None:
-    fake = FakeTime()
-    app = create_app(SandboxSettings(latency_ms=25, sleep=fake.sleep))
+class TickingTime(FakeTime):
+    """`FakeTime` whose clock moves by ``tick`` seconds each time it is read: the time
+    the sandbox spends handling a request, between its two readings."""
+
+    def __init__(self, tick: float) -> None:
+        super().__init__()
+        self.tick = tick
+
+    def monotonic(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("handling_s", "slept_s"),
+    [
+        (0.0, 0.025),
+        (0.010, 0.015),  # the sandbox's own work is within the latency, not added to it
+        (0.030, 0.0),  # work longer than the latency is not made longer still
+    ],
+)
+async def test_latency_goes_through_the_injected_sleep(handling_s: float, slept_s: float) -> None:
+    fake = TickingTime(handling_s)
+    app = create_app(SandboxSettings(latency_ms=25, sleep=fake.sleep, monotonic=fake.monotonic))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://s", headers=AUTH
     ) as http:
         assert (await http.get("/countries/1")).status_code == 200
         assert (await http.get("/nope")).status_code == 404
-    assert fake.sleeps == [0.025, 0.025]
+    assert fake.sleeps == pytest.approx([slept_s, slept_s])
     app.state.sandbox.close()
 
 
