@@ -295,11 +295,46 @@ class Connector(abc.ABC):
                 if not missing:
                     break
         finally:
-            # Stopping early closes the listing (files, cursors) now, not at collection.
-            close = getattr(batches, "aclose", None)
-            if close is not None:
-                await close()
+            await _close(batches)
         return [found[record_id] for record_id in wanted if record_id in found]
+
+    async def absent(self, entity: EntityKind, ids: Sequence[str]) -> set[str] | None:
+        """Which of ``ids`` this side holds no record of ``entity`` for, or None when that
+        cannot be told this time.
+
+        A connector that reads by id (`SupportsFetch`) is asked for them (`absent_by_id`);
+        one whose `get_many` reads by id without `fetch` says so by overriding this with
+        `absent_by_id`. Otherwise a complete listing is read, stopped once every id has
+        been seen (a row that did not parse counts as held); a listing that arrives
+        incomplete tells nothing, so the answer is None.
+        """
+        if isinstance(self, SupportsFetch):
+            return await self.absent_by_id(entity, ids)
+        wanted = set(ids)
+        if not wanted:
+            return set()
+        seen: set[str] = set()
+        batches = self.read(entity)
+        try:
+            async for batch in batches:
+                if batch.incomplete is not None:
+                    return None
+                seen.update(record.id for record in batch.records)
+                seen.update(batch.present_ids)
+                seen.update(batch.left_ids)
+                seen.update(error.record_id for error in batch.rejected)
+                if wanted <= seen:
+                    return set()
+        finally:
+            await _close(batches)
+        return wanted - seen
+
+    async def absent_by_id(self, entity: EntityKind, ids: Sequence[str]) -> set[str]:
+        """The ids `get_many` does not return: `absent` for a connector that reads by id."""
+        wanted = set(ids)
+        if not wanted:
+            return set()
+        return wanted - {record.id for record in await self.get_many(entity, sorted(wanted))}
 
     async def create_many(
         self,
@@ -391,6 +426,13 @@ def _only(results: Sequence[ItemResult]) -> Record:
         raise result.error
     assert result.record is not None, "a created or updated item carries its record"
     return result.record
+
+
+async def _close(batches: AsyncIterator[ChangeBatch]) -> None:
+    # Stopping early closes the listing (files, cursors) now, not at collection.
+    close = getattr(batches, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _bounded(

@@ -203,6 +203,11 @@ class MappingConnector(Connector):
                 found.append(self._back(record))
         return found
 
+    async def absent(self, entity: EntityKind, ids: Sequence[str]) -> set[str] | None:
+        # Ids are the wrapped connector's own; a record whose values do not translate is
+        # still held there, so it is not absent.
+        return await self.inner.absent(entity, ids)
+
     async def create_many(
         self,
         entity: EntityKind,

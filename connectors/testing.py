@@ -459,3 +459,14 @@ class ConnectorContract:
         assert found == [listed[third.id], listed[first.id]]
         assert second.id not in {record.id for record in found}
         assert await connector.get_many(entity, []) == []
+
+    @pytest.mark.parametrize("entity", _ENTITIES)
+    async def test_absent_names_only_the_ids_not_held(
+        self, connector: Connector, entity: EntityKind
+    ) -> None:
+        self._offers(connector, entity, Capability.WRITE)
+        first, second = [(await self._create(connector, entity, n))[0] for n in (1, 2)]
+        await connector.commit()
+        assert await connector.absent(entity, [second.id, "no-such-id", first.id]) == {"no-such-id"}
+        assert await connector.absent(entity, [first.id]) == set()
+        assert await connector.absent(entity, []) == set()

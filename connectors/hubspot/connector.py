@@ -182,6 +182,10 @@ class HubSpotConnector(BatchConnector):
         found = await self.reader.records(entity, wanted)
         return [found[one] for one in wanted if one in found]
 
+    async def absent(self, entity: EntityKind, ids: Sequence[str]) -> set[str] | None:
+        # `get_many` reads by id: an id it does not return is not held (or not readable).
+        return await self.absent_by_id(entity, ids)
+
     # -- batch writes ------------------------------------------------------------------
 
     async def create_many(

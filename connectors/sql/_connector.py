@@ -308,6 +308,10 @@ class SqlConnector(Connector):
             found.update(await self._db.run(self._by_ids, tm, entity, chunk))
         return [found[record_id] for record_id in wanted if record_id in found]
 
+    async def absent(self, entity: EntityKind, ids: Sequence[str]) -> set[str] | None:
+        # `get_many` reads by id: an id it does not return is not held (or not readable).
+        return await self.absent_by_id(entity, ids)
+
     def _by_ids(self, tm: TableMap, entity: EntityKind, ids: Sequence[str]) -> dict[str, Record]:
         keys = [key for key in (tm.id.key(record_id) for record_id in ids) if key is not None]
         if not keys:

@@ -63,6 +63,9 @@ class PlanReader:
         self.full_scans: dict[tuple[Side, EntityKind], str] = {}
         # (side, entity) read completely this run: its deletes are known, none unseen.
         self.read_whole: set[tuple[Side, EntityKind]] = set()
+        # Per child entity, the warning that its parents could not be confirmed this pass
+        # (`_confirm_parents`); the run reports the last pass's.
+        self.unconfirmed: dict[EntityKind, RecordError] = {}
         self.parent_links: dict[EntityKind, dict[str, str]] = {}
         self.parents_by_flowtly_id: dict[EntityKind, dict[str, str]] = {}
         # The mass-delete guard's counts per entity and side, and views read ahead for it.
@@ -277,10 +280,13 @@ class PlanReader:
         deletes feed); after a read of its changes alone, its link still stands, and a
         contact added to its Flowtly twin would be created in the CRM under the deleted
         id, where nothing moves it later. So when the parent's CRM read this run was not
-        complete, the companies of the children about to be created there are fetched by
-        id; a child whose company is not found is a warning, as under an archived company,
-        and is tried again by the next run, once a complete listing has settled the company.
+        complete, the companies of the children about to be created there are looked up
+        (`Connector.absent`); a child whose company the CRM does not hold is a warning, as
+        under an archived company, and is tried again by the next run. When the CRM cannot
+        tell (a listing that arrived incomplete), the children are created as before and
+        a warning says the companies were not confirmed.
         """
+        self.unconfirmed.pop(entity, None)
         parent = entity.parent
         if parent is None or (Side.CRM, parent) in self.read_whole:
             return
@@ -293,8 +299,16 @@ class PlanReader:
         wanted -= self.planned_parents.keys()
         if not wanted:
             return
-        found = {record.id for record in await self.job.crm.get_many(parent, sorted(wanted))}
-        gone = wanted - found
+        gone = await self.job.crm.absent(parent, sorted(wanted))
+        if gone is None:
+            self.unconfirmed[entity] = RecordError(
+                str(parent),
+                str(Side.CRM),
+                "*",
+                f"incomplete listing while confirming {len(wanted)} company(ies) that "
+                f"new {entity} records go under: they are created in the CRM unconfirmed",
+            )
+            return
         for record_id, record in list(fl_view.new.items()):
             company = record.get(PARENT_FIELD)
             if company is None or str(company) not in gone:
@@ -306,9 +320,9 @@ class PlanReader:
                     str(entity),
                     str(Side.FLOWTLY),
                     record_id,
-                    f"not synced: its company's CRM twin {company!s} is gone from the CRM "
-                    "(deleted since its last complete listing); it is tried again once a "
-                    "complete listing has seen the delete",
+                    f"not synced: the CRM does not hold its company {company!s} (its "
+                    "client's CRM twin), deleted there since the last complete listing or "
+                    "unreadable there (see its error); tried again next run",
                     PARENT_FIELD,
                     str(company),
                 )

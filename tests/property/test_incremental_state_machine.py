@@ -49,7 +49,7 @@ FIELDS = {CLIENT: CLIENT_FIELDS, CONTACT: CONTACT_FIELDS}
 
 class WatchedCrm(IncrementalMemoryConnector):
     """Remembers, per entity, whether its last read was a complete listing (not counting
-    the listings `get_many` makes to find records by id)."""
+    the listings `get_many` and `absent` make to find records by id)."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -70,6 +70,13 @@ class WatchedCrm(IncrementalMemoryConnector):
         self.fetching = True
         try:
             return await super().get_many(entity, ids, limit=limit)
+        finally:
+            self.fetching = False
+
+    async def absent(self, entity: EntityKind, ids: Sequence[str]) -> set[str] | None:
+        self.fetching = True
+        try:
+            return await super().absent(entity, ids)
         finally:
             self.fetching = False
 
@@ -367,5 +374,31 @@ def test_a_contact_of_a_client_the_crm_deleted_unseen_waits_and_follows_its_recr
         (client,) = machine.crm.records(CLIENT)
         (crm_contact,) = machine.crm.records(CONTACT)
         assert crm_contact.get("company_id") == client.id
+    finally:
+        SyncMachine.teardown(machine)
+
+
+def test_companies_a_broken_listing_cannot_confirm_are_not_taken_for_gone() -> None:
+    """A sequence the machine found holding a contact back wrongly, replayed step by step.
+
+    Two clients are linked by a first run after the store was lost; a contact is added to
+    one's Flowtly twin. The next run reads the CRM's clients from their cursor, so the
+    contact's company is confirmed by a complete listing, which arrives with its last page
+    empty. That listing proves nothing about the companies it lacks: the contact is
+    created in the CRM as before, and a warning says its company was not confirmed.
+    """
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.FLOWTLY, name="alpha", city="alpha")
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.lose_store()
+        machine.run()
+        twin = machine.flowtly.get(CLIENT, "fnew1")
+        assert twin is not None
+        machine.create_contact(Side.FLOWTLY, _Drawn(twin, "alpha"))
+        machine.run_with_broken_listing(Side.CRM, CLIENT, ListingFault.DROP_PAGE)
+        (contact,) = machine.crm.records(CONTACT)
+        links = machine.store.link_index("sm", CLIENT)
+        assert contact.get("company_id") in links
     finally:
         SyncMachine.teardown(machine)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Capability, ChangeBatch, Cursor, ItemResult
-from connectors.memory import IncrementalMemoryConnector, MemoryConnector
+from connectors.memory import IncrementalMemoryConnector, ListingFault, MemoryConnector
 from sync.config import load_settings
 from sync.engine.apply import CrashPoint
 from sync.engine.detect import LEFT
@@ -384,6 +384,36 @@ def test_get_many_fetches_through_fetch_when_a_side_has_it():
     found = asyncio.run(side.get_many(CLIENT, ["m2", "x", "m1", "m2"]))
     assert [r.id for r in found] == ["m2", "m1"]
     assert sorted(side.fetched) == ["m1", "m2", "x"]
+
+
+def test_absent_from_a_listing_counts_only_what_a_complete_listing_proves():
+    side = MemoryConnector(entities=ENTITIES, fields=FIELDS, batch_size=1)
+    side.put(company(CLIENT, "m1", "PL1"))
+    side.put(company(CLIENT, "m2", "PL2"))
+    side.move("m2", CLIENT, SUPPLIER)
+    assert asyncio.run(side.absent(CLIENT, ["m1", "x"])) == {"x"}
+    # A company now of another kind still exists: it is not taken for deleted.
+    assert asyncio.run(side.absent(CLIENT, ["m2"])) == set()
+    # Its last page arrived empty: what it lacks may be there; nothing is called absent.
+    side.put(company(CLIENT, "m3", "PL3"))
+    side.garble_listing(CLIENT, ListingFault.DROP_PAGE)
+    assert asyncio.run(side.absent(CLIENT, ["m3"])) is None
+    # Ids seen before the broken page are held whatever comes after them.
+    assert asyncio.run(side.absent(CLIENT, ["m1"])) == set()
+
+
+def test_absent_reads_by_id_when_a_side_fetches():
+    class Fetching(MemoryConnector):
+        async def fetch(self, entity: EntityKind, record_id: str) -> Record | None:
+            return self.get(entity, record_id)
+
+        async def read(self, entity, since=None):
+            raise ConnectorError("no listing wanted")
+            yield  # pragma: no cover - makes this an async generator
+
+    side = Fetching(entities=ENTITIES, fields=FIELDS)
+    side.put(company(CLIENT, "m1", "PL1"))
+    assert asyncio.run(side.absent(CLIENT, ["m1", "x"])) == {"x"}
 
 
 def test_memory_reads_report_moves_and_expired_cursors():
