@@ -281,10 +281,11 @@ class PlanReader:
         contact added to its Flowtly twin would be created in the CRM under the deleted
         id, where nothing moves it later. So when the parent's CRM read this run was not
         complete, the companies of the children about to be created there are looked up
-        (`Connector.absent`); a child whose company the CRM does not hold is a warning, as
-        under an archived company, and is tried again by the next run. When the CRM cannot
-        tell (a listing that arrived incomplete), the children are created as before and
-        a warning says the companies were not confirmed.
+        (`Connector.absent`); a child whose company the CRM does not hold waits, named in
+        a warning, and is read and tried again by the next run (its cursor is held back).
+        When the CRM cannot tell (a listing that arrived incomplete), they wait too: under a
+        company that may be gone, a contact would stay there, and after a lost store its
+        Flowtly twin, matched within its company, would be created once more.
         """
         self.unconfirmed.pop(entity, None)
         parent = entity.parent
@@ -305,30 +306,38 @@ class PlanReader:
                 str(parent),
                 str(Side.CRM),
                 "*",
-                f"incomplete listing while confirming {len(wanted)} company(ies) that "
-                f"new {entity} records go under: they are created in the CRM unconfirmed",
+                f"incomplete listing while confirming {len(wanted)} company(ies) that new "
+                f"{entity} records go under: they are not created in the CRM this run",
             )
-            return
+        held = wanted if gone is None else gone
         for record_id, record in list(fl_view.new.items()):
             company = record.get(PARENT_FIELD)
-            if company is None or str(company) not in gone:
+            if company is None or str(company) not in held:
                 continue
             del fl_view.new[record_id]
             del fl_view.fps[record_id]
-            fl_view.parent_gone.append(
+            why = (
+                "the CRM could not confirm it holds its company {} (its client's CRM twin): "
+                "a listing that arrived incomplete; tried again next run"
+                if gone is None
+                else "the CRM does not hold its company {} (its client's CRM twin), deleted "
+                "there since the last complete listing or unreadable there (see its error); "
+                "tried again next run"
+            )
+            # Waiting, not skipped: the cursor stays, so an incremental read brings it again.
+            fl_view.waiting += 1
+            fl_view.waiting_records.append(
                 RecordError(
                     str(entity),
                     str(Side.FLOWTLY),
                     record_id,
-                    f"not synced: the CRM does not hold its company {company!s} (its "
-                    "client's CRM twin), deleted there since the last complete listing or "
-                    "unreadable there (see its error); tried again next run",
+                    f"not synced: {why.format(company)}",
                     PARENT_FIELD,
                     str(company),
                 )
             )
-        if gone:
-            log.info("parent_gone_unseen", entity=str(parent), ids=sorted(gone))
+        if held:
+            log.info("parent_not_confirmed", entity=str(parent), ids=sorted(held))
 
     async def _fetch_sources(
         self,

@@ -20,7 +20,8 @@ clean run relinks everything) only the CRM's edits to a value survive a conflict
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,13 +49,15 @@ FIELDS = {CLIENT: CLIENT_FIELDS, CONTACT: CONTACT_FIELDS}
 
 
 class WatchedCrm(IncrementalMemoryConnector):
-    """Remembers, per entity, whether its last read was a complete listing (not counting
-    the listings `get_many` and `absent` make to find records by id)."""
+    """Remembers, per entity, whether its last read was a complete listing; the listings
+    `get_many` and `absent` make to look records up by id count neither as reads nor as
+    broken listings served (nothing is inferred from them)."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.complete: dict[EntityKind, bool] = {}
         self.fetching = False
+        self.garbled_lookups = 0
 
     async def read(
         self, entity: EntityKind, since: Cursor | None = None
@@ -64,21 +67,30 @@ class WatchedCrm(IncrementalMemoryConnector):
         async for batch in super().read(entity, since):
             yield batch
 
+    @property
+    def garbled_listings(self) -> int:
+        """Broken listings served to the engine's reads, not to its lookups by id."""
+        return super().garbled_listings - self.garbled_lookups
+
+    @contextlib.contextmanager
+    def _lookup(self) -> Iterator[None]:
+        served = super().garbled_listings
+        self.fetching = True
+        try:
+            yield
+        finally:
+            self.fetching = False
+            self.garbled_lookups += super().garbled_listings - served
+
     async def get_many(
         self, entity: EntityKind, ids: Sequence[str], *, limit: asyncio.Semaphore | None = None
     ) -> list[Record]:
-        self.fetching = True
-        try:
+        with self._lookup():
             return await super().get_many(entity, ids, limit=limit)
-        finally:
-            self.fetching = False
 
     async def absent(self, entity: EntityKind, ids: Sequence[str]) -> set[str] | None:
-        self.fetching = True
-        try:
+        with self._lookup():
             return await super().absent(entity, ids)
-        finally:
-            self.fetching = False
 
 
 class IncrementalSyncMachine(SyncMachine):
@@ -383,9 +395,9 @@ def test_companies_a_broken_listing_cannot_confirm_are_not_taken_for_gone() -> N
 
     Two clients are linked by a first run after the store was lost; a contact is added to
     one's Flowtly twin. The next run reads the CRM's clients from their cursor, so the
-    contact's company is confirmed by a complete listing, which arrives with its last page
-    empty. That listing proves nothing about the companies it lacks: the contact is
-    created in the CRM as before, and a warning says its company was not confirmed.
+    contact's company is looked up in a complete listing, which arrives with its last page
+    empty. That listing proves nothing either way: the contact waits, named in a warning
+    that does not call its company gone, and the next run creates it under its company.
     """
     machine = IncrementalSyncMachine()
     try:
@@ -396,9 +408,62 @@ def test_companies_a_broken_listing_cannot_confirm_are_not_taken_for_gone() -> N
         twin = machine.flowtly.get(CLIENT, "fnew1")
         assert twin is not None
         machine.create_contact(Side.FLOWTLY, _Drawn(twin, "alpha"))
+        machine.crm.garble_listing(CLIENT, ListingFault.DROP_PAGE)
+        result = machine.sync()
+        machine.crm.clear_faults()
+        assert result is not None
+        assert machine.crm.records(CONTACT) == []
+        (contact,) = machine.flowtly.records(CONTACT)
+        waiting = [w for w in result.warnings if w.entity == "contact"]
+        assert [(w.record_id, w.field) for w in waiting] == [(contact.id, "company_id")]
+        assert "could not confirm" in waiting[0].reason
+        assert any(
+            w.entity == "client" and w.reason.startswith("incomplete listing")
+            for w in result.warnings
+        )
+        machine.run()
+        (created,) = machine.crm.records(CONTACT)
+        assert created.get("company_id") in machine.store.link_index("sm", CLIENT)
+    finally:
+        SyncMachine.teardown(machine)
+
+
+def test_a_contact_whose_company_a_broken_listing_cannot_confirm_is_not_duplicated() -> None:
+    """A sequence the machine found duplicating a CRM contact, replayed step by step.
+
+    The CRM deletes a client; its Flowtly twin is given a contact. A run that reads the
+    CRM's clients from their cursor looks the contact's company up in a listing that
+    arrives broken. Had the contact been created under that (deleted) company, it would
+    have stayed there; the store is then lost, a run with no links to go by creates the
+    client in the CRM again, and the Flowtly contact, matched only within its company,
+    would have been created a second time. It waits instead, and is created once, under
+    the new client.
+    """
+    machine = IncrementalSyncMachine()
+
+    def record(side: Side, entity: EntityKind, record_id: str) -> Record:
+        found = machine.side(side).get(entity, record_id)
+        assert found is not None, record_id
+        return found
+
+    try:
+        machine.create_client(side=Side.FLOWTLY, name="alpha", city="alpha")
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.lose_store()
+        machine.run()
+        machine.delete(Side.CRM, CLIENT, _Drawn(record(Side.CRM, CLIENT, "c1")))
+        machine.run()
+        machine.create_contact(Side.FLOWTLY, _Drawn(record(Side.FLOWTLY, CLIENT, "fnew1"), "a"))
+        machine.time_passes(hours=14)
         machine.run_with_broken_listing(Side.CRM, CLIENT, ListingFault.DROP_PAGE)
+        assert machine.crm.records(CONTACT) == []
+        machine.lose_store()
+        machine.run_and_crash(point="after_crm_commit")
+        machine.time_passes(hours=26)
+        machine.run_and_crash(point="after_crm_commit")
+        machine.time_passes(hours=24)
+        machine.run()
         (contact,) = machine.crm.records(CONTACT)
-        links = machine.store.link_index("sm", CLIENT)
-        assert contact.get("company_id") in links
+        assert contact.get("company_id") in {r.id for r in machine.crm.records(CLIENT)}
     finally:
         SyncMachine.teardown(machine)
