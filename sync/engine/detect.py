@@ -58,6 +58,9 @@ class SideView:
     parent_gone: list[RecordError] = field(default_factory=list)
     """Flowtly records of a company deleted in the CRM (`PARENT_GONE`): not synced, and
     said so as warnings (they wait for nothing, so they hold no cursor back)."""
+    held: dict[str, RecordError] = field(default_factory=dict)
+    """Records of ``new`` not to be created on the other side this run, each with why
+    (its company there could not be confirmed): still matched, so a twin is linked."""
     cursor: Cursor | None = None
     incomplete: str | None = None
     unseen: set[str] = field(default_factory=set)

@@ -62,6 +62,11 @@ class _Planner(LinkedPlanning):
             return
         if self._still_rejected(target.other, source.id, fp):
             return
+        held = (inp.flowtly if target is Side.CRM else inp.crm).held.get(source.id)
+        if held is not None:
+            self.waiting += 1
+            self.waiting_records.append(held)
+            return
         self._create_linked(target, source, self._restrict(source), fp)
 
 

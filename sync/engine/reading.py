@@ -281,8 +281,9 @@ class PlanReader:
         contact added to its Flowtly twin would be created in the CRM under the deleted
         id, where nothing moves it later. So when the parent's CRM read this run was not
         complete, the companies of the children about to be created there are looked up
-        (`Connector.absent`); a child whose company the CRM does not hold waits, named in
-        a warning, and is read and tried again by the next run (its cursor is held back).
+        (`Connector.absent`); a child whose company the CRM does not hold is not created
+        there (`SideView.held`) but still matched, so a twin is linked and never created
+        twice; it waits, named in a warning, and is read and tried again by the next run.
         When the CRM cannot tell (a listing that arrived incomplete), they wait too: under a
         company that may be gone, a contact would stay there, and after a lost store its
         Flowtly twin, matched within its company, would be created once more.
@@ -314,8 +315,6 @@ class PlanReader:
             company = record.get(PARENT_FIELD)
             if company is None or str(company) not in held:
                 continue
-            del fl_view.new[record_id]
-            del fl_view.fps[record_id]
             why = (
                 "the CRM could not confirm it holds its company {} (its client's CRM twin): "
                 "a listing that arrived incomplete; tried again next run"
@@ -324,17 +323,15 @@ class PlanReader:
                 "there since the last complete listing or unreadable there (see its error); "
                 "tried again next run"
             )
-            # Waiting, not skipped: the cursor stays, so an incremental read brings it again.
-            fl_view.waiting += 1
-            fl_view.waiting_records.append(
-                RecordError(
-                    str(entity),
-                    str(Side.FLOWTLY),
-                    record_id,
-                    f"not synced: {why.format(company)}",
-                    PARENT_FIELD,
-                    str(company),
-                )
+            # Still matched (a CRM twin is linked); not created, and it waits: the cursor
+            # stays, so an incremental read brings it again.
+            fl_view.held[record_id] = RecordError(
+                str(entity),
+                str(Side.FLOWTLY),
+                record_id,
+                f"not synced: {why.format(company)}",
+                PARENT_FIELD,
+                str(company),
             )
         if held:
             log.info("parent_not_confirmed", entity=str(parent), ids=sorted(held))

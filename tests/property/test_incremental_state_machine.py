@@ -467,3 +467,28 @@ def test_a_contact_whose_company_a_broken_listing_cannot_confirm_is_not_duplicat
         assert contact.get("company_id") in {r.id for r in machine.crm.records(CLIENT)}
     finally:
         SyncMachine.teardown(machine)
+
+
+def test_a_contact_held_back_from_the_crm_is_still_matched_to_its_twin() -> None:
+    """A sequence the plain machine found duplicating Flowtly contacts, replayed.
+
+    A client and its contact are synced; the store is lost. The next run's CRM client
+    listing arrives broken, so the company of the Flowtly contact (unlinked now) cannot be
+    confirmed and the contact must not be created in the CRM. It must still be matched:
+    taken out of the run, it let its CRM twin be created in Flowtly a second time.
+    """
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.create_client(side=Side.CRM, name="beta", city="beta")
+        machine.run()
+        first = machine.crm.records(CLIENT)[0]
+        machine.create_contact(Side.CRM, _Drawn(first, "alpha"))
+        machine.run()
+        machine.lose_store()
+        # The first client listed stands in for the last: the listing is incomplete.
+        machine.run_with_broken_listing(Side.CRM, CLIENT, ListingFault.REPEAT_ID)
+        assert len(machine.flowtly.records(CONTACT)) == 1
+        assert len(machine.crm.records(CONTACT)) == 1
+    finally:
+        SyncMachine.teardown(machine)
