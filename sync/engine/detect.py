@@ -55,9 +55,10 @@ class SideView:
     waiting: int = 0
     waiting_records: list[RecordError] = field(default_factory=list)
     """What `waiting` counts, each named (`waiting_for_company`)."""
-    parent_gone: list[RecordError] = field(default_factory=list)
-    """Flowtly records of a company deleted in the CRM (`PARENT_GONE`): not synced, and
-    said so as warnings (they wait for nothing, so they hold no cursor back)."""
+    warnings: list[RecordError] = field(default_factory=list)
+    """What this read found that the report says as warnings: Flowtly records of a
+    company deleted in the CRM (`PARENT_GONE`), not synced (they wait for nothing, so
+    they hold no cursor back), and a lookup of their companies that could not tell."""
     held: dict[str, RecordError] = field(default_factory=dict)
     """Records of ``new`` not to be created on the other side this run, each with why
     (its company there could not be confirmed): still matched, so a twin is linked."""
@@ -203,7 +204,7 @@ def _classify(
             )
             return
         if translated.get(PARENT_FIELD) == PARENT_GONE:
-            view.parent_gone.append(
+            view.warnings.append(
                 RecordError(
                     str(view.entity),
                     str(view.side),

@@ -27,7 +27,7 @@ class PlanDraft:
         self.inp = inp
         self.steps: list[Step] = []
         self.errors: list[RecordError] = [*inp.crm.rejected, *inp.flowtly.rejected]
-        self.warnings: list[RecordError] = [*inp.crm.parent_gone, *inp.flowtly.parent_gone]
+        self.warnings: list[RecordError] = [*inp.crm.warnings, *inp.flowtly.warnings]
         self.held_creates = {Side.CRM: 0, Side.FLOWTLY: 0}
         self.waiting = inp.crm.waiting + inp.flowtly.waiting
         self.waiting_records = [*inp.crm.waiting_records, *inp.flowtly.waiting_records]

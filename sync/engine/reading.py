@@ -63,9 +63,6 @@ class PlanReader:
         self.full_scans: dict[tuple[Side, EntityKind], str] = {}
         # (side, entity) read completely this run: its deletes are known, none unseen.
         self.read_whole: set[tuple[Side, EntityKind]] = set()
-        # Per child entity, the warning that its parents could not be confirmed this pass
-        # (`_confirm_parents`); the run reports the last pass's.
-        self.unconfirmed: dict[EntityKind, RecordError] = {}
         self.parent_links: dict[EntityKind, dict[str, str]] = {}
         self.parents_by_flowtly_id: dict[EntityKind, dict[str, str]] = {}
         # The mass-delete guard's counts per entity and side, and views read ahead for it.
@@ -288,7 +285,6 @@ class PlanReader:
         company that may be gone, a contact would stay there, and after a lost store its
         Flowtly twin, matched within its company, would be created once more.
         """
-        self.unconfirmed.pop(entity, None)
         parent = entity.parent
         if parent is None or (Side.CRM, parent) in self.read_whole:
             return
@@ -303,26 +299,31 @@ class PlanReader:
             return
         gone = await self.job.crm.absent(parent, sorted(wanted))
         if gone is None:
-            self.unconfirmed[entity] = RecordError(
-                str(parent),
-                str(Side.CRM),
-                "*",
-                f"incomplete listing while confirming {len(wanted)} company(ies) that new "
-                f"{entity} records go under: they are not created in the CRM this run",
+            fl_view.warnings.append(
+                RecordError(
+                    str(parent),
+                    str(Side.CRM),
+                    "*",
+                    f"incomplete listing while confirming {len(wanted)} company(ies) that new "
+                    f"{entity} records go under: they are not created in the CRM this run",
+                )
             )
-        held = wanted if gone is None else gone
-        for record_id, record in list(fl_view.new.items()):
+            held, why = (
+                wanted,
+                "the CRM could not confirm it holds its company {} (its client's CRM twin): "
+                "a listing that arrived incomplete; tried again next run",
+            )
+        else:
+            held, why = (
+                gone,
+                "the CRM does not hold its company {} (its client's CRM twin), deleted there "
+                "since the last complete listing or unreadable there (see its error); tried "
+                "again next run",
+            )
+        for record_id, record in fl_view.new.items():
             company = record.get(PARENT_FIELD)
             if company is None or str(company) not in held:
                 continue
-            why = (
-                "the CRM could not confirm it holds its company {} (its client's CRM twin): "
-                "a listing that arrived incomplete; tried again next run"
-                if gone is None
-                else "the CRM does not hold its company {} (its client's CRM twin), deleted "
-                "there since the last complete listing or unreadable there (see its error); "
-                "tried again next run"
-            )
             # Still matched (a CRM twin is linked); not created, and it waits: the cursor
             # stays, so an incremental read brings it again.
             fl_view.held[record_id] = RecordError(

@@ -138,9 +138,6 @@ class _Run:
         self.result.errors.extend(plan.errors)
         self.result.warnings.extend(plan.warnings)
         self.result.warnings.extend(plan.waiting_records)
-        unconfirmed = self.reader.unconfirmed.pop(plan.entity, None)
-        if unconfirmed is not None:
-            self.result.warnings.append(unconfirmed)
         if applied is not None:
             if applied.skipped:
                 self.result.interrupted = True
