@@ -8,7 +8,7 @@ so the field mapping flowing through the engine is checked, not free-form.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -223,6 +223,18 @@ class FieldValues(Mapping[str, Scalar]):
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
+
+    def __reduce__(self) -> tuple[Callable[..., FieldValues], tuple[object, ...]]:
+        # Pickled as names and values, loaded back onto the shared index of its layout
+        # (a run's scratch file holds a large plan's steps).
+        return _field_values, (tuple(self._index), self._values)
+
+
+def _field_values(names: tuple[str, ...], values: tuple[Scalar, ...]) -> FieldValues:
+    loaded = FieldValues.__new__(FieldValues)
+    loaded._index = _layout(names)
+    loaded._values = values
+    return loaded
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,3 +68,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.startswith(_ONE_WORKER):
             item.add_marker(pytest.mark.xdist_group("postgres-locks"))
+
+
+@pytest.fixture(autouse=True)
+def _small_step_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans of more than a handful of steps go through the scratch file, as a large
+    account's plans do, so every test of planning and applying covers that path too."""
+    monkeypatch.setattr("sync.engine.step_spool.STEP_CHUNK", 3)

@@ -23,6 +23,7 @@ from sync.engine.ops import Action, Operation, Step, Write
 from sync.engine.plan import payload_fingerprint
 from sync.engine.spool import OperationSpool
 from sync.engine.status import Status, StatusTx
+from sync.engine.step_spool import StepQueue
 from sync.errors import (
     ConnectorError,
     RecordError,
@@ -136,7 +137,7 @@ def _event_values(op: Operation) -> EventValues:
 
 
 class _Applier:
-    def __init__(self, entity: EntityKind, steps: deque[Step], ctx: ApplyContext) -> None:
+    def __init__(self, entity: EntityKind, steps: StepQueue, ctx: ApplyContext) -> None:
         self.steps = steps
         self.ctx = ctx
         self.entity = entity
@@ -466,7 +467,7 @@ class _Applier:
         return self.result
 
 
-async def apply_plan(entity: EntityKind, steps: deque[Step], ctx: ApplyContext) -> ApplyResult:
+async def apply_plan(entity: EntityKind, steps: StepQueue, ctx: ApplyContext) -> ApplyResult:
     """Carry out an entity's planned ``steps``, taking each off ``steps`` as it is sent;
     per-record failures are collected, fatal ones raised.
 

@@ -14,6 +14,7 @@ from sync.engine.inputs import PlanInput
 from sync.engine.match import PendingIntent, landed_create, record_key
 from sync.engine.merge import MergeResult, merge_fields
 from sync.engine.ops import Action, ParkedConflict, Step, Write, changes_of
+from sync.engine.step_spool import StepSpool
 from sync.errors import RecordError
 from sync.model import FieldValues, Record, Scalar, Side
 
@@ -25,7 +26,7 @@ class PlanDraft:
 
     def __init__(self, inp: PlanInput) -> None:
         self.inp = inp
-        self.steps: list[Step] = []
+        self.steps = StepSpool()
         self.errors: list[RecordError] = [*inp.crm.rejected, *inp.flowtly.rejected]
         self.warnings: list[RecordError] = [*inp.crm.warnings, *inp.flowtly.warnings]
         self.held_creates = {Side.CRM: 0, Side.FLOWTLY: 0}

@@ -9,7 +9,7 @@ reported and none is linked or created, since any choice could be the wrong one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sync.model import EntityKind, Record, Scalar
@@ -53,12 +53,74 @@ def values_key(entity: EntityKind, values: Mapping[str, Scalar]) -> str | None:
     return key
 
 
-def _index(records: Iterable[Record]) -> dict[str, list[str]]:
-    by_key: dict[str, list[str]] = defaultdict(list)
+def _keys(records: Iterable[Record]) -> Iterator[tuple[str, str]]:
     for record in records:
         key = record_key(record)
         if key is not None:
-            by_key[key].append(record.id)
+            yield key, record.id
+
+
+def _index(records: Iterable[Record]) -> dict[str, list[str]]:
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for key, record_id in _keys(records):
+        by_key[key].append(record_id)
+    return by_key
+
+
+class _Repeats:
+    """Which of many keys may be held more than once, told by their hashes in a bitmap.
+
+    A key is marked the second time its slot comes up: every key held twice is marked,
+    and a few held once share a slot with another (at most about one in 32: the bitmap
+    has 32 to 64 bits per key). Two bitmaps of a few MiB instead of a set of every key.
+    """
+
+    __slots__ = ("_mask", "_repeated", "_seen", "found")
+
+    def __init__(self, count: int) -> None:
+        bits = 1 << max(16, (32 * count).bit_length())
+        self._mask = bits - 1
+        self._seen = bytearray(bits // 8)
+        self._repeated = bytearray(bits // 8)
+        self.found = False
+        """Whether any key was marked."""
+
+    def add(self, key: str) -> None:
+        slot = hash(key) & self._mask
+        byte, bit = slot >> 3, 1 << (slot & 7)
+        if self._seen[byte] & bit:
+            self._repeated[byte] |= bit
+            self.found = True
+        else:
+            self._seen[byte] |= bit
+
+    def __contains__(self, key: str) -> bool:
+        slot = hash(key) & self._mask
+        return bool(self._repeated[slot >> 3] & (1 << (slot & 7)))
+
+
+def _crm_index(
+    crm_new: Mapping[str, Record], fl_by_key: Mapping[str, list[str]]
+) -> dict[str, list[str]]:
+    """CRM ids by key, for the keys that can decide something: those Flowtly holds too,
+    and those more than one CRM record may hold.
+
+    A key one CRM record alone holds decides nothing (its record is created), and in a
+    first sync that is nearly every record: holding all their keys, each with its list,
+    made matching the peak of a run's memory. Those keys are only counted (`_Repeats`),
+    and the records of keys that may repeat are indexed exactly in a second pass.
+    """
+    by_key: dict[str, list[str]] = defaultdict(list)
+    repeats = _Repeats(len(crm_new))
+    for key, record_id in _keys(crm_new.values()):
+        if key in fl_by_key:
+            by_key[key].append(record_id)
+        else:
+            repeats.add(key)
+    if repeats.found:
+        for key, record_id in _keys(crm_new.values()):
+            if key not in fl_by_key and key in repeats:
+                by_key[key].append(record_id)
     return by_key
 
 
@@ -114,8 +176,8 @@ def match_new(
     fingerprinted in that space too. Records without a key are simply left over.
     """
     result = Matching()
-    crm_by_key = _index(crm_new.values())
     fl_by_key = _index(flowtly_new.values())
+    crm_by_key = _crm_index(crm_new, fl_by_key)
     matched_crm: set[str] = set()
     matched_fl: set[str] = set()
     for key, crm_ids in crm_by_key.items():
@@ -132,22 +194,25 @@ def match_new(
         if key not in crm_by_key and len(fl_ids) > 1:
             result.ambiguous[key] = ([], list(fl_ids))
             matched_fl.update(fl_ids)
-    unmatched_fl = {i: r for i, r in flowtly_new.items() if i not in matched_fl}
-    unmatched_crm = {i: r for i, r in crm_new.items() if i not in matched_crm}
-    for crm_id, fl_id in _resolve_intents(
-        entity, crm_intents, unmatched_crm, unmatched_fl, matched_fl
-    ):
-        result.pairs.append((crm_id, fl_id))
-        matched_crm.add(crm_id)
-    for fl_id, crm_id in _resolve_intents(
-        entity,
-        flowtly_intents,
-        unmatched_fl,
-        {i: r for i, r in unmatched_crm.items() if i not in matched_crm},
-        matched_crm,
-    ):
-        result.pairs.append((crm_id, fl_id))
-        matched_fl.add(fl_id)
+    crm_intents, flowtly_intents = tuple(crm_intents), tuple(flowtly_intents)
+    if crm_intents or flowtly_intents:
+        # Copies of what is left unmatched, made only when a pending create needs them.
+        unmatched_fl = {i: r for i, r in flowtly_new.items() if i not in matched_fl}
+        unmatched_crm = {i: r for i, r in crm_new.items() if i not in matched_crm}
+        for crm_id, fl_id in _resolve_intents(
+            entity, crm_intents, unmatched_crm, unmatched_fl, matched_fl
+        ):
+            result.pairs.append((crm_id, fl_id))
+            matched_crm.add(crm_id)
+        for fl_id, crm_id in _resolve_intents(
+            entity,
+            flowtly_intents,
+            unmatched_fl,
+            {i: r for i, r in unmatched_crm.items() if i not in matched_crm},
+            matched_crm,
+        ):
+            result.pairs.append((crm_id, fl_id))
+            matched_fl.add(fl_id)
     result.crm_only = [i for i in crm_new if i not in matched_crm]
     result.flowtly_only = [i for i in flowtly_new if i not in matched_fl]
     return result

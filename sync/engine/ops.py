@@ -8,7 +8,7 @@ operations (`Step.operations`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -193,7 +193,8 @@ class Plan:
     """What one entity kind's run would do: steps, plus records that cannot be planned."""
 
     entity: EntityKind
-    steps: tuple[Step, ...] = ()
+    steps: Sequence[Step] = ()
+    """In order; a large plan's are on disk until read (`sync.engine.step_spool`)."""
     errors: tuple[RecordError, ...] = ()
     waiting: int = 0
     """Records whose parent company is not linked yet; they sync once it is."""

@@ -80,7 +80,7 @@ def plan_entity(inp: PlanInput) -> Plan:
     )
     return Plan(
         inp.entity,
-        tuple(planner.steps),
+        planner.steps,
         tuple(planner.errors),
         planner.waiting,
         (*(warning for warning in listings if warning), *planner.warnings),

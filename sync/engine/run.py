@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections import deque
 from collections.abc import Callable, Mapping, Set
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -27,6 +26,7 @@ from sync.engine.ops import Plan
 from sync.engine.plan import plan_entity
 from sync.engine.reading import PlanReader
 from sync.engine.spool import OperationSpool
+from sync.engine.step_spool import StepQueue
 from sync.errors import DeadlineExceeded
 from sync.model import EntityKind, Side
 from sync.store.rows import RunOutcome
@@ -105,7 +105,7 @@ class _Run:
             self.expect(written, len(plan.steps))
         progress = self.progress
         # Applying takes the steps off one by one; the plan keeps the rest of its findings.
-        steps = deque(plan.steps)
+        steps = StepQueue(plan.steps)
         plan = replace(plan, steps=())
         applied = await apply_plan(
             entity,
