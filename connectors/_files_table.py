@@ -8,7 +8,7 @@ which is then kept untouched like any unknown column."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -242,11 +242,12 @@ def row_entity(table: Table, row: CsvRow) -> tuple[EntityKind | None, str | None
 
 
 def parse_row(
-    table: Table, row: CsvRow, seen: set[str], want: EntityKind | None = None
+    table: Table, row: CsvRow, seen: Container[str], want: EntityKind | None = None
 ) -> ParsedRow:
     """Turn ``row`` into a record. ``seen`` holds the ids of earlier rows (a repeated id
-    is rejected, the first row keeps it); it gets this row's id. Rows of an entity other
-    than ``want`` (when given) are only registered in ``seen``, not parsed."""
+    is rejected, the first row keeps it); the caller adds this row's id to it (a listing's
+    `ListingAudit` counts every row). Rows of an entity other than ``want`` (when given)
+    are not parsed: only their id is returned."""
     cells = row.cells
     id_column = table.columns["id"]
     record_id = cells[id_column].strip() if id_column < len(cells) else ""
@@ -255,7 +256,6 @@ def parse_row(
         if record_id in seen:
             # Still reported, so the id counts as present for the entity being read.
             return ParsedRow(entity, record_id, errors=(_duplicate(table, row, entity, record_id),))
-        seen.add(record_id)
         return ParsedRow(entity, record_id)
     label = str(entity or EntityKind.CLIENT)
     where = f"file {table.file.path.name} line {row.line}"
@@ -264,7 +264,6 @@ def parse_row(
         return ParsedRow(entity, None, errors=(error,))
     if record_id in seen:
         return ParsedRow(entity, record_id, errors=(_duplicate(table, row, entity, record_id),))
-    seen.add(record_id)
     errors: list[RecordError] = []
     if kind_error is not None:
         errors.append(

@@ -180,8 +180,8 @@ class FilesConnector(Connector):
     async def _batches(
         self, entity: EntityKind, table: Table, rows: RowStream
     ) -> AsyncIterator[ChangeBatch]:
-        seen: set[str] = set()
         # Every row counts, whatever its kind: a row that lost its id may be of any kind.
+        # The audit's ids are the ids of earlier rows a repeated id is rejected by.
         audit = ListingAudit(table.file.path.name, noun="row")
         # Each batch waits for the next chunk, so the last one can carry the verdict.
         pending: ChangeBatch | None = None
@@ -190,7 +190,7 @@ class FilesConnector(Connector):
             rejected: list[RecordError] = []
             present: list[str] = []
             for row in chunk:
-                parsed = parse_row(table, row, seen, entity)
+                parsed = parse_row(table, row, audit, entity)
                 audit.member(parsed.record_id, f"line {row.line}")
                 if parsed.record is not None:
                     if parsed.entity is entity:
@@ -441,7 +441,7 @@ class FilesConnector(Connector):
         return cells
 
     def _reparse(self, entity: EntityKind, table: Table, row: CsvRow) -> Record:
-        parsed = parse_row(table, row, set())
+        parsed = parse_row(table, row, ())
         if parsed.record is None:
             violations = tuple(
                 Violation(error.field or "", error.reason) for error in parsed.errors

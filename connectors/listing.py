@@ -94,6 +94,11 @@ class ListingAudit:
         self._next_page()
         self._problems.append(f"{self._tally.place} {reason}")
 
+    def __contains__(self, record_id: object) -> bool:
+        """Whether a member counted so far had ``record_id``: a reader that rejects a
+        repeated id asks here rather than keep a second set of every id."""
+        return record_id in self._ids
+
     def member(self, record_id: str | None, where: str | None = None) -> bool:
         """Count one member; True when its id is usable (present and not listed before).
 

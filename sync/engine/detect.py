@@ -144,13 +144,15 @@ async def read_side(
     record whose parent is not linked yet waits for a later run.
     """
     view = SideView(side, entity, complete=since is None)
+    # Linked ids listed: only those can be missed (deleted) or contradict a `left` id. A
+    # set of every id listed would be as large as the account in a first sync.
     present: set[str] = set()
     reasons: list[str] = []
     async for batch in connector.read(entity, since):
         if batch.incomplete is not None:
             reasons.append(batch.incomplete)
         view.rejected.extend(batch.rejected)
-        present.update(batch.present_ids)
+        present.update(i for i in batch.present_ids if i in stored_fps)
         if batch.cursor is not None:
             view.cursor = batch.cursor
         for record_id in batch.deleted_ids:
@@ -158,7 +160,8 @@ async def read_side(
                 view.deleted.add(record_id)
         view.left.update(record_id for record_id in batch.left_ids if record_id in stored_fps)
         for record in batch.records:
-            present.add(record.id)
+            if record.id in stored_fps:
+                present.add(record.id)
             view.seen += 1
             _classify(view, record, names, stored_fps, parents)
         if on_progress is not None:
