@@ -34,9 +34,6 @@ class PlanDraft:
         self.waiting_records = [*inp.crm.waiting_records, *inp.flowtly.waiting_records]
         self.crm_of_flowtly = {link.flowtly_id: crm_id for crm_id, link in inp.links.items()}
         self.rechecked: set[tuple[Side, str]] = set()
-        # One reference per parent, shared by its contacts' and notes' creates: a first
-        # sync plans hundreds of thousands of them, a few per company.
-        self._references: dict[str, tuple[tuple[str, Scalar], ...]] = {}
         # New records already linked to a twin by a pending create (`_landed_twin`).
         self.claimed: dict[Side, set[str]] = {Side.CRM: set(), Side.FLOWTLY: set()}
         # Pending creates by (target, source id): a landed create is looked for per
@@ -98,10 +95,9 @@ class PlanDraft:
         parent = self.inp.parent_links.get(str(values[PARENT_FIELD]))
         if parent is None:
             return None
-        reference = self._references.get(parent)
-        if reference is None:
-            reference = self._references[parent] = ((PARENT_FIELD, parent),)
-        return reference
+        # Not shared between creates by parent: a large plan's steps wait on disk, and a
+        # reference per company held for the whole plan cost more than it saved.
+        return ((PARENT_FIELD, parent),)
 
     def _to_flowtly_space(self, values: Mapping[str, Scalar]) -> Mapping[str, Scalar] | None:
         """Values with the parent reference as Flowtly knows it; None if not linked yet."""

@@ -7,6 +7,8 @@ afterwards; skipped when the server is unreachable, except in CI where it must r
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -104,6 +106,42 @@ def _revision(url: str) -> str | None:
 def test_fresh_database_is_migrated_to_head(opened: Opened) -> None:
     assert _revision(opened.url) == head_revision() == "0002"
     assert opened.store.integrity_check() == "ok"
+
+
+def test_the_head_revision_is_the_newest_script() -> None:
+    from alembic.script import ScriptDirectory
+
+    from sync.store._migrate import alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == head_revision()
+
+
+def test_a_store_at_head_opens_without_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    Store.open(url).close()  # migrated: alembic runs
+    probe = (
+        "import sys\n"
+        "from sync.store import Store\n"
+        f"store = Store.open({url!r})\n"
+        "assert store.integrity_check() == 'ok', store.integrity_check()\n"
+        "store.close()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"
+
+
+def test_a_store_at_a_newer_revision_is_refused_by_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    Store.open(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"cannot migrate the store at .*0099"):
+        Store.open(url)
 
 
 def test_migrated_schema_matches_the_models(opened: Opened) -> None:
