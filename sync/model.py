@@ -224,6 +224,24 @@ class FieldValues(Mapping[str, Scalar]):
     def __repr__(self) -> str:
         return repr(dict(self.items()))
 
+    @property
+    def layout(self) -> Mapping[str, int]:
+        """Each name's position: one object shared by the values of the same names in the
+        same order (those of one connector's records, mostly)."""
+        return self._index
+
+    @property
+    def ordered(self) -> tuple[Scalar, ...]:
+        """The values, in the order of `layout`."""
+        return self._values
+
+    @classmethod
+    def with_layout(cls, layout: Mapping[str, int], values: tuple[Scalar, ...]) -> FieldValues:
+        """Values laid out as ``layout`` (another's `layout`), neither copied nor checked."""
+        made = cls.__new__(cls)
+        made._index, made._values = layout, values
+        return made
+
     def __reduce__(self) -> tuple[Callable[..., FieldValues], tuple[object, ...]]:
         # Pickled as names and values, loaded back onto the shared index of its layout
         # (a run's scratch file holds a large plan's steps).
@@ -231,10 +249,7 @@ class FieldValues(Mapping[str, Scalar]):
 
 
 def _field_values(names: tuple[str, ...], values: tuple[Scalar, ...]) -> FieldValues:
-    loaded = FieldValues.__new__(FieldValues)
-    loaded._index = _layout(names)
-    loaded._values = values
-    return loaded
+    return FieldValues.with_layout(_layout(names), values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,11 @@ company (``company_id``), so both sides compare like with like.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from connectors.base import Connector, Cursor
+from sync.engine.packed import PackedRecords
 from sync.errors import RecordError
 from sync.model import EntityKind, Record, Side
 from sync.normalize import fingerprint
@@ -46,7 +47,8 @@ class SideView:
     entity: EntityKind
     complete: bool = True
     changed: dict[str, Record] = field(default_factory=dict)
-    new: dict[str, Record] = field(default_factory=dict)
+    new: MutableMapping[str, Record] = field(default_factory=PackedRecords)
+    """Packed (`PackedRecords`): a first sync holds every record of the entity here."""
     fps: dict[str, str] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     left: set[str] = field(default_factory=set)
@@ -69,7 +71,7 @@ class SideView:
     def release_records(self) -> None:
         """Let go of the records once planned; ids, fingerprints and counts stay."""
         self.changed = {}
-        self.new = {}
+        self.new = PackedRecords()
 
 
 def listing_warning(view: SideView, held_creates: int = 0) -> RecordError | None:

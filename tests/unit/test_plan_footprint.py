@@ -50,7 +50,7 @@ def test_a_create_holds_its_values_once_and_reports_the_same_changes(side: Side)
     assert write.action is Action.CREATE
     assert write.target is side.other
     assert write.payload is step.base
-    assert step.base is RECORD.fields
+    assert step.base == RECORD.fields  # the record read, unpacked (`PackedRecords`)
     assert write.field_changes == ()
     assert write.changes == (
         FieldChange("country", None, "PL"),
