@@ -8,8 +8,9 @@ reported and none is linked or created, since any choice could be the wrong one.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sync.model import EntityKind, Record, Scalar
@@ -53,29 +54,24 @@ def values_key(entity: EntityKind, values: Mapping[str, Scalar]) -> str | None:
     return key
 
 
-def _keys(records: Iterable[Record]) -> Iterator[tuple[str, str]]:
+def _index(records: Iterable[Record]) -> dict[str, list[str]]:
+    by_key: dict[str, list[str]] = defaultdict(list)
     for record in records:
         key = record_key(record)
         if key is not None:
-            yield key, record.id
-
-
-def _index(records: Iterable[Record]) -> dict[str, list[str]]:
-    by_key: dict[str, list[str]] = defaultdict(list)
-    for key, record_id in _keys(records):
-        by_key[key].append(record_id)
+            by_key[key].append(record.id)
     return by_key
 
 
 class _Repeats:
     """Which of many keys may be held more than once, told by their hashes in a bitmap.
 
-    A key is marked the second time its slot comes up: every key held twice is marked,
+    A key's slot is marked the second time it comes up: every key held twice is marked,
     and a few held once share a slot with another (at most about one in 32: the bitmap
     has 32 to 64 bits per key). Two bitmaps of a few MiB instead of a set of every key.
     """
 
-    __slots__ = ("_mask", "_repeated", "_seen", "found")
+    __slots__ = ("_mask", "_repeated", "_seen", "found", "none")
 
     def __init__(self, count: int) -> None:
         bits = 1 << max(16, (32 * count).bit_length())
@@ -83,9 +79,12 @@ class _Repeats:
         self._seen = bytearray(bits // 8)
         self._repeated = bytearray(bits // 8)
         self.found = False
-        """Whether any key was marked."""
+        """Whether any slot was marked."""
+        self.none = bits
+        """A slot no key has: for a record that needs no second look."""
 
-    def add(self, key: str) -> None:
+    def add(self, key: str) -> int:
+        """Count ``key``; its slot."""
         slot = hash(key) & self._mask
         byte, bit = slot >> 3, 1 << (slot & 7)
         if self._seen[byte] & bit:
@@ -93,10 +92,10 @@ class _Repeats:
             self.found = True
         else:
             self._seen[byte] |= bit
+        return slot
 
-    def __contains__(self, key: str) -> bool:
-        slot = hash(key) & self._mask
-        return bool(self._repeated[slot >> 3] & (1 << (slot & 7)))
+    def repeated(self, slot: int) -> bool:
+        return slot != self.none and bool(self._repeated[slot >> 3] & (1 << (slot & 7)))
 
 
 def _crm_index(
@@ -108,18 +107,24 @@ def _crm_index(
     A key one CRM record alone holds decides nothing (its record is created), and in a
     first sync that is nearly every record: holding all their keys, each with its list,
     made matching the peak of a run's memory. Those keys are only counted (`_Repeats`),
-    and the records of keys that may repeat are indexed exactly in a second pass.
+    each record's slot kept in listing order (8 bytes), and only the records whose slot
+    repeats are looked at again, to be indexed exactly.
     """
     by_key: dict[str, list[str]] = defaultdict(list)
     repeats = _Repeats(len(crm_new))
-    for key, record_id in _keys(crm_new.values()):
-        if key in fl_by_key:
-            by_key[key].append(record_id)
+    slots = array("Q")
+    for key, record in ((record_key(r), r) for r in crm_new.values()):
+        if key is None or key in fl_by_key:
+            slots.append(repeats.none)
+            if key is not None:
+                by_key[key].append(record.id)
         else:
-            repeats.add(key)
+            slots.append(repeats.add(key))
     if repeats.found:
-        for key, record_id in _keys(crm_new.values()):
-            if key not in fl_by_key and key in repeats:
+        for record_id, slot in zip(crm_new, slots, strict=True):
+            if repeats.repeated(slot):
+                key = record_key(crm_new[record_id])
+                assert key is not None  # it had a slot
                 by_key[key].append(record_id)
     return by_key
 

@@ -80,8 +80,15 @@ def _decode(row: tuple[Any, ...]) -> Step:
         crm_id,
         flowtly_id,
         tuple(
-            Write(target, action, record_id, changes, base if payload is True else payload, over)
-            for target, action, record_id, changes, payload, over in writes
+            Write(
+                target,
+                action,
+                record_id,
+                changes,
+                base if payload is _SAME_AS_BASE else payload,
+                overrides,
+            )
+            for target, action, record_id, changes, payload, overrides in writes
         ),
         base,
         *rest,
