@@ -118,13 +118,19 @@ SANDBOX = (
                             "headers": [(b"content-type", b"application/json")]})
                 return await send({"type": "http.response.body", "body": body})
             status = 0
+            # The latency is the whole time to an answer, the sandbox's own work done
+            # within it (as SandboxSettings.latency_ms does): an answer is held until the
+            # latency has passed since the request arrived. Sleeping first and handling
+            # after added the handling, queued one request at a time, to every answer.
+            due = asyncio.get_running_loop().time() + latency[0] / 1000.0
             async def tap(message):
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    wait = due - asyncio.get_running_loop().time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 await send(message)
-            if latency[0]:
-                await asyncio.sleep(latency[0] / 1000.0)
             try:
                 await self.app(scope, receive, tap)
             finally:
