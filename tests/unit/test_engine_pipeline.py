@@ -4,6 +4,7 @@ chunk, intents durable before their requests, failures and interrupts mid-pipeli
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connectors.memory import MemoryConnector
+from connectors.memory import MemoryConnector, Op
 from sync.engine.job import RunResult
 from sync.engine.run import SyncJob, run_sync
 from sync.errors import ValidationFailed, Violation
@@ -191,3 +192,57 @@ def _fresh(folder: Path) -> Iterator[CountingStore]:
         yield CountingStore(opened)
     finally:
         opened.close()
+
+
+def test_a_step_whose_first_write_is_refused_sends_none_after_it(
+    store: CountingStore,
+) -> None:
+    crm = _crm(2)
+    flowtly = Flowtly(_nothing)
+    assert _run(crm, flowtly, store).clean
+    twin = {r.fields["vat_number"]: r.id for r in flowtly.records(CLIENT)}["PL0000000000"]
+    # Each side edits a different field: the merge writes to Flowtly first, then the CRM.
+    crm.put(Record(CLIENT, "c0", {**crm.records(CLIENT)[0].fields, "name": "Co Zero"}))
+    flowtly.put(Record(CLIENT, twin, {**flowtly.get(CLIENT, twin).fields, "country": "DE"}))  # type: ignore[union-attr]
+    flowtly.fail_next(
+        Op.UPDATE, CLIENT, ValidationFailed("422", violations=(Violation("name", "too long"),))
+    )
+    crm.reset_calls()
+    result = _run(crm, flowtly, store)
+    assert [(e.record_id, e.field) for e in result.errors] == [("c0", "name")]
+    # The CRM keeps its own values: its half of a merge Flowtly refused is not written.
+    assert [call for call in crm.calls if call.op is Op.UPDATE] == []
+    assert crm.get(CLIENT, "c0").fields["country"] == "PL"  # type: ignore[union-attr]
+    outcomes = [(e.target, e.outcome) for e in store.run_events(result.run_id)]
+    assert ("flowtly", "error") in outcomes
+
+
+def test_a_chunk_is_committed_while_the_loop_sends_the_chunk_before_it(
+    tmp_path: Path,
+) -> None:
+    sent = threading.Event()
+    off_loop: list[bool] = []
+
+    class WaitingStore(CountingStore):
+        """Holds the commit of the second chunk's intents until a request of the first
+        goes out meanwhile: only a commit made off the event loop lets the loop send
+        while it lasts (on the loop, it would wait the whole timeout and fail)."""
+
+        @contextmanager
+        def transaction(self) -> Iterator[StoreTx]:
+            if threading.current_thread() is not threading.main_thread():
+                off_loop.append(len(off_loop) == 1 and sent.wait(timeout=30))
+            with super().transaction() as tx:
+                yield tx
+
+    def note(values: Mapping[str, Scalar]) -> None:
+        sent.set()
+
+    with _fresh(tmp_path / "s") as fresh:
+        store = WaitingStore(fresh.store)
+        result = _run(_crm(CHUNK * 4), Flowtly(note), store)
+        assert result.clean
+        assert store.link_count("t", CLIENT) == CHUNK * 4
+    # The first commit (the first chunk's intents) has nothing in flight beside it; the
+    # second overlaps the sending of the first chunk.
+    assert off_loop[:2] == [False, True]

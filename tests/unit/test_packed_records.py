@@ -20,7 +20,7 @@ _VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.text())
 @given(
     st.lists(
         st.dictionaries(st.sampled_from(["name", "email", "phone", "title"]), _VALUES),
-        max_size=30,
+        max_size=12,
     )
 )
 def test_records_come_back_equal_in_the_order_stored(rows: list[dict[str, Scalar]]) -> None:
