@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import getpass
 import json
-import shutil
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -18,18 +17,18 @@ import structlog
 from rich.console import Console
 
 from sync.cli.progress import RunProgress
+from sync.cli.reports import print_report, write_reports
 from sync.config import Settings
 from sync.engine.run import RunResult, run_sync
 from sync.errors import ConfigError, SyncError, described
 from sync.exit_codes import ExitCode
 from sync.model import Side
-from sync.privacy.files import open_private_text
 from sync.quality import sensitive_fields
 from sync.report.literal import json_visible, visible
 from sync.report.logs import scrub_message
-from sync.report.outcomes import Outcome, RunFailure, report_format, status_of, write_outcomes
+from sync.report.outcomes import Outcome, RunFailure, status_of
 from sync.report.redaction import scrubbed
-from sync.report.render import OutputFormat, mask, write_plain, write_report
+from sync.report.render import OutputFormat, mask
 from sync.store import ConflictResolution, Store
 from sync.wiring import open_job, open_store, scrubber_of
 
@@ -103,7 +102,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         store = open_store(settings)
     except SyncError as exc:
         outcomes = [_failed(one, dry_run, exc, started, several) for one in selected]
-        _write_outcomes(args, outcomes, fmt, explicit, sensitive)
+        _write_reports(args, outcomes, fmt, explicit, sensitive)
         return ExitCode.FAILED
     try:
         for one in selected:
@@ -116,17 +115,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 failure = RunFailure(
                     one.sync.name, dry_run, type(exc).__name__, scrub(str(exc)), started
                 )
-                _write_outcomes(args, [*outcomes, failure], fmt, explicit, sensitive)
+                _write_reports(args, [*outcomes, failure], fmt, explicit, sensitive)
                 raise
             except SyncError as exc:
                 outcomes.append(_failed(one, dry_run, exc, started, several))
                 continue
             outcomes.append(result)
             if fmt is not OutputFormat.JSON:
-                _print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
+                print_report(result, fmt, show_sensitive=args.show_sensitive, sensitive=sensitive)
     finally:
         store.close()
-    _write_outcomes(args, outcomes, fmt, explicit, sensitive)
+    _write_reports(args, outcomes, fmt, explicit, sensitive)
     if any(isinstance(outcome, RunFailure) for outcome in outcomes):
         return ExitCode.FAILED
     return ExitCode.OK if all(status_of(o) == "ok" for o in outcomes) else ExitCode.PARTIAL
@@ -143,74 +142,21 @@ def _failed(
     return RunFailure(one.sync.name, dry_run, type(exc).__name__, message, started)
 
 
-def _write_outcomes(
+def _write_reports(
     args: argparse.Namespace,
     outcomes: list[Outcome],
     fmt: OutputFormat,
     explicit: OutputFormat | None,
     sensitive: frozenset[str],
 ) -> None:
-    """JSON on stdout (one document, whatever the number of syncs), and the report file."""
-    show = bool(args.show_sensitive)
-    if fmt is OutputFormat.JSON:
-
-        def printed(result: RunResult, _: TextIO) -> None:
-            _print_report(result, fmt, show_sensitive=show, sensitive=sensitive)
-
-        write_outcomes(
-            outcomes,
-            fmt,
-            sys.stdout,
-            show_sensitive=show,
-            sensitive=sensitive,
-            write_result=printed,
-        )
-    if not args.report:
-        return
-    path = Path(args.report)
-    try:
-        with open_private_text(path) as report:
-            write_outcomes(
-                outcomes,
-                report_format(path, explicit),
-                report,
-                show_sensitive=show,
-                sensitive=sensitive,
-            )
-    except OSError as exc:  # the runs are done: a report file that fails is said, no more
-        log.error("report_file_failed", path=args.report, error=visible(exc))
-        sys.stderr.write(visible(f"flowtly-sync: the report file was not written: {exc}") + "\n")
-
-
-def _print_report(
-    result: RunResult, fmt: OutputFormat, *, show_sensitive: bool, sensitive: frozenset[str]
-) -> None:
-    """The report on stdout; when it cannot be rendered, plain lines instead.
-
-    The run is over and its writes are committed by now: a report that fails to render
-    is logged and replaced, and never changes the exit code the run earned.
-    """
-    # The terminal's width ($COLUMNS first, as for any program; 120 when piped without it).
-    width = shutil.get_terminal_size((120, 24)).columns
-    try:
-        write_report(
-            result,
-            fmt,
-            sys.stdout,
-            show_sensitive=show_sensitive,
-            sensitive=sensitive,
-            width=width,
-        )
-    except Exception as exc:  # whatever broke the renderer, the run stands
-        reason = visible(f"{type(exc).__name__}: {exc}")
-        log.error("report_render_failed", sync=result.sync, output=str(fmt), error=reason)
-        sys.stderr.write(
-            f"flowtly-sync: the {fmt} report could not be rendered ({reason}); plain lines follow\n"
-        )
-        try:
-            write_plain(result, sys.stdout, show_sensitive=show_sensitive, sensitive=sensitive)
-        except Exception as again:  # e.g. stdout is gone: the log above has said it all
-            log.error("report_fallback_failed", sync=result.sync, error=visible(again))
+    write_reports(
+        outcomes,
+        fmt,
+        explicit,
+        args.report,
+        show_sensitive=bool(args.show_sensitive),
+        sensitive=sensitive,
+    )
 
 
 def _say(out: TextIO, line: str) -> None:

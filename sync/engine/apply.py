@@ -65,6 +65,9 @@ class ApplyContext:
     """Records with a stored rejection, cleared when they sync (saves a query per record)."""
     pending_intents: bool = False
     """Whether intents from an earlier run are pending (else there is none to settle)."""
+    report_to: OperationSpool | None = None
+    """The run's operations: what is applied is spooled to the same scratch file, so the
+    run takes it over without reading it back (`OperationSpool.sibling`)."""
 
 
 @dataclass(slots=True)
@@ -143,7 +146,8 @@ class _Applier:
         self.steps = steps
         self.ctx = ctx
         self.entity = entity
-        self.result = ApplyResult()
+        report_to = ctx.report_to
+        self.result = ApplyResult(OperationSpool() if report_to is None else report_to.sibling())
         self.deferred: list[_Done] = []
 
     def _crash(self, point: str) -> None:

@@ -121,6 +121,7 @@ class _Run:
                 stopping=self.stopping,
                 rejected=frozenset(rejections),
                 pending_intents=pending_intents,
+                report_to=self.operations,
                 on_step=None if progress is None else lambda: progress(written, 1),
             ),
         )

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from sync.engine.ops import Action, FieldChange, Operation
-from sync.engine.scratch import ScratchSequence
+from sync.engine.scratch import ScratchFile, ScratchSequence
 from sync.model import EntityKind, Scalar, Side
 
 __all__ = ["SPOOL_CHUNK", "OperationSpool"]
@@ -81,8 +81,34 @@ class OperationSpool(ScratchSequence[Operation]):
         self._add(op)
 
     def extend(self, ops: Iterable[Operation]) -> None:
+        if isinstance(ops, OperationSpool) and ops is not self and ops._shares_file(self):
+            self._adopt(ops)
+            return
         for op in ops:
             self.append(op)
+
+    def sibling(self) -> OperationSpool:
+        """An empty spool writing to this spool's scratch file: extending this spool with it
+        takes its written chunks over as they are, without reading them back."""
+        if self._scratch is None:
+            self._scratch = ScratchFile()
+        other = OperationSpool(self._chunk)
+        other._scratch = self._scratch
+        return other
+
+    def _shares_file(self, other: OperationSpool) -> bool:
+        return self._scratch is not None and self._scratch is other._scratch
+
+    def _adopt(self, other: OperationSpool) -> None:
+        """Append ``other``'s operations by reference to its chunks in the shared file."""
+        self._flush()
+        other._flush()
+        base = self._length
+        self._offsets.extend(other._offsets)
+        self._starts.extend(base + start for start in other._starts)
+        self._kept.update({base + index: op for index, op in other._kept.items()})
+        self._counts.update(other._counts)
+        self._length += len(other)
 
     def __iadd__(self, ops: Iterable[Operation]) -> OperationSpool:
         self.extend(ops)

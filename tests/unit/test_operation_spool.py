@@ -19,6 +19,7 @@ from connectors.memory import MemoryConnector
 from sync.engine.job import RunResult
 from sync.engine.ops import Action, FieldChange, Operation
 from sync.engine.run import SyncJob, run_sync
+from sync.engine.scratch import ScratchFile
 from sync.engine.spool import OperationSpool
 from sync.errors import RecordError
 from sync.model import EntityKind, Record, Side
@@ -96,6 +97,37 @@ def test_the_spool_is_the_same_sequence_as_the_list() -> None:
     assert spool.conflicts() == [ops[8]]
     with pytest.raises(IndexError):
         spool[len(ops)]
+
+
+def test_a_sibling_spool_is_taken_over_without_being_read_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ops = _operations()
+    run = OperationSpool(chunk=3)
+    run.extend(ops[:2])  # a tail not yet written, flushed before the sibling's chunks
+    applied = [run.sibling(), run.sibling()]
+    applied[0].extend(ops[2:7])
+    applied[1].extend(ops[7:])
+    loaded: list[int] = []
+    load = ScratchFile.load
+    monkeypatch.setattr(ScratchFile, "load", lambda f, at: loaded.append(at) or load(f, at))
+    for spool in applied:
+        run.extend(spool)
+    assert loaded == []  # no chunk was read to take them over
+    assert run == ops
+    assert run.conflicts() == [ops[8]]
+    assert run.counts() == _spooled(ops).counts()
+    assert run[3].message == ops[3].message  # kept in memory, never written
+
+
+def test_a_spool_of_another_file_is_copied() -> None:
+    ops = _operations()
+    run = OperationSpool(chunk=3)
+    run.extend(ops[:4])
+    run.extend(_spooled(ops)[4:])  # a list: copied item by item
+    other = _spooled(ops)
+    run.extend(other)
+    assert run == ops[:4] + ops[4:] + ops
 
 
 @pytest.mark.parametrize("fmt", list(OutputFormat))

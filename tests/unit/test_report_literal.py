@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-import sync.cli.commands
+import sync.cli.reports
 from sync.cli.main import main
 from sync.config import load_settings
 from sync.engine.ops import Action, FieldChange, Operation
@@ -173,7 +173,7 @@ def test_a_report_that_fails_to_render_keeps_the_exit_code_of_the_run(config, ca
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setattr(sync.cli.commands, "write_report", broken)
+    monkeypatch.setattr(sync.cli.reports, "write_report", broken)
     assert main(["run", "--config", str(config)]) == 0
     out = capsys.readouterr()
     assert "the text report could not be rendered (RuntimeError: renderer broke)" in out.err
