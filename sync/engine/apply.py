@@ -161,8 +161,12 @@ class _Applier:
         """Add the intents of every create in ``steps``, to commit before any is sent.
 
         A chunk of creates costs one durable commit instead of one each. Keyed by
-        ``id(step)``.
+        ``id(step)``. What the chunk's updates of linked records send is noted in the
+        same commit (`sync.engine.sent`).
         """
+        sent = [(s.crm_id, s.sent) for s in steps if s.sent is not None and s.crm_id is not None]
+        if sent:
+            tx.note_sent(self.ctx.sync, self.entity, sent)
         creates = [
             (step, write)
             for step in steps

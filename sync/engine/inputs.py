@@ -11,6 +11,7 @@ from sync.engine.guard import DeleteCount
 from sync.engine.match import PendingIntent
 from sync.model import EntityKind, Scalar, Side
 from sync.policy import SyncPolicy
+from sync.store.rows import SentValues
 
 __all__ = [
     "Gate",
@@ -96,3 +97,6 @@ class PlanInput:
     crm_intents: tuple[PendingIntent, ...] = ()
     flowtly_intents: tuple[PendingIntent, ...] = ()
     gate: Gate | None = None
+    sent: Mapping[str, SentValues] = field(default_factory=dict)
+    """What updates sent to the links of ``bases`` since those were stored, by CRM id
+    (`sync.engine.sent`)."""

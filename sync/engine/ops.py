@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sync.errors import RecordError
 from sync.model import EntityKind, Scalar, Side
+from sync.store.rows import SentValues
 
 __all__ = [
     "Action",
@@ -142,6 +143,9 @@ class Step:
     key_from_base: bool = False
     replaces: str | None = None
     """A CRM id whose link this step's new link replaces (a record recreated in the CRM)."""
+    sent: SentValues | None = None
+    """What this step's updates send (with what earlier runs sent and never stored), noted
+    beside the link before they go out (`sync.engine.sent`)."""
 
     @property
     def has_effects(self) -> bool:

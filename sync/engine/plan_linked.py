@@ -12,6 +12,7 @@ from sync.engine.inputs import LinkState
 from sync.engine.left import plan_left
 from sync.engine.merge import merge_fields
 from sync.engine.ops import Action, FieldChange, ParkedConflict, Step, Write
+from sync.engine.sent import noted_sent, settled_base
 from sync.errors import RecordError
 from sync.model import Record, Scalar, Side
 
@@ -196,7 +197,10 @@ class LinkedPlanning(PlanDraft):
             return
         crm_values = self._restrict(crm_rec) if crm_rec else dict(base)
         fl_values = self._restrict(fl_rec) if fl_rec else dict(base)
-        result = merge_fields(sorted(inp.names), base, crm_values, fl_values, inp.policy)
+        sent = inp.sent.get(link.crm_id)
+        # A value an earlier run sent and never stored as agreed is no edit of its side.
+        agreed = settled_base(base, sent, {Side.CRM: crm_values, Side.FLOWTLY: fl_values})
+        result = merge_fields(sorted(inp.names), agreed, crm_values, fl_values, inp.policy)
         writes, unlinked_parent = self._update_writes(
             result, link.crm_id, link.flowtly_id, crm_values, fl_values
         )
@@ -214,5 +218,6 @@ class LinkedPlanning(PlanDraft):
                 crm_fp=crm_fp,
                 flowtly_fp=fl_fp,
                 conflicts=parked,
+                sent=noted_sent(sent, {Side.CRM: result.to_crm, Side.FLOWTLY: result.to_flowtly}),
             )
         )

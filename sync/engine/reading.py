@@ -90,6 +90,7 @@ class PlanReader:
         touched = set(crm_view.changed) | crm_view.deleted | set(crm_of.values()) | crm_view.left
         links = job.store.link_index(job.name, entity, touched) if touched else {}
         bases = job.store.load_bases(job.name, entity, touched) if touched else {}
+        sent = job.store.load_sent(job.name, entity, touched) if touched else {}
         intents = list(self._intents(entity, names))
         flowtly_parents = (
             self.parents_by_flowtly_id[entity.parent] if entity.parent is not None else None
@@ -116,6 +117,7 @@ class PlanReader:
             crm_intents=tuple(i for t, i in intents if t is Side.FLOWTLY),
             flowtly_intents=tuple(i for t, i in intents if t is Side.CRM),
             gate=job.gate,
+            sent=sent,
         )
 
     def parents(self, entity: EntityKind) -> dict[str, str] | None:

@@ -1,10 +1,11 @@
 """What the engine needs of the state store: a small protocol of its own.
 
 The engine remembers, between runs, which records are linked, the last agreed values of
-each link (the base of a three-way merge), cursors, creates in flight (intents),
-conflicts, rejections, the runs and their audit trail. It reaches all of that through
-`Status` and the transactions it opens (`StatusTx`), as vdirsyncer's algorithm reaches
-its status: `sync.store.Store` is the implementation, and a test may pass any other.
+each link (the base of a three-way merge) and what updates sent since it was stored,
+cursors, creates in flight (intents), conflicts, rejections, the runs and their audit
+trail. It reaches all of that through `Status` and the transactions it opens
+(`StatusTx`), as vdirsyncer's algorithm reaches its status: `sync.store.Store` is the
+implementation, and a test may pass any other.
 The values crossing it are the store's row types (`sync.store.rows`).
 """
 
@@ -27,6 +28,7 @@ from sync.store.rows import (
     LinkValues,
     RejectionRow,
     RunOutcome,
+    SentValues,
 )
 
 __all__ = ["Status", "StatusTx"]
@@ -41,6 +43,13 @@ class StatusTx(Protocol):
 
     def clear_intents(self, intent_ids: Iterable[int]) -> None:
         """Drop several intents at once."""
+        ...
+
+    def note_sent(
+        self, sync: str, entity: EntityKind, sent: Iterable[tuple[str, SentValues]]
+    ) -> None:
+        """Record, per linked CRM id, what its updates are about to send (with what earlier
+        runs sent and never stored), before they go out; `save_links` clears it."""
         ...
 
     def add_events(self, run_id: int, entity: EntityKind, events: Iterable[EventValues]) -> None:
@@ -158,6 +167,13 @@ class Status(Protocol):
         self, sync: str, entity: EntityKind, crm_ids: Iterable[str]
     ) -> dict[str, dict[str, Scalar]]:
         """The agreed base record of each linked ``crm_id`` (ids without a link are absent)."""
+        ...
+
+    def load_sent(
+        self, sync: str, entity: EntityKind, crm_ids: Iterable[str]
+    ) -> dict[str, SentValues]:
+        """What updates sent to the links of ``crm_ids`` since their base was stored (by a run
+        that stopped before storing them); links with nothing sent are absent."""
         ...
 
     def pending_intents(self, sync: str) -> list[IntentRow]:

@@ -70,6 +70,7 @@ def _encode(step: Step) -> tuple[Any, ...]:
         step.natural_key,
         step.key_from_base,
         step.replaces,
+        step.sent,
     )
 
 

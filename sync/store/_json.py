@@ -7,10 +7,17 @@ from collections.abc import Mapping
 from typing import cast
 
 from sync.errors import StoreError
-from sync.model import Scalar
-from sync.store.rows import JSONInput, JSONValue
+from sync.model import Scalar, Side
+from sync.store.rows import JSONInput, JSONValue, SentValues
 
-__all__ = ["decode_object", "decode_scalar", "decode_scalar_map", "decode_value", "encode"]
+__all__ = [
+    "decode_object",
+    "decode_scalar",
+    "decode_scalar_map",
+    "decode_sent",
+    "decode_value",
+    "encode",
+]
 
 
 def _plain(value: object) -> object:
@@ -66,3 +73,22 @@ def decode_scalar_map(text: str) -> dict[str, Scalar]:
         if item is not None and not isinstance(item, str | int | bool):
             raise StoreError(f"stored base field {name!r} is not a scalar")
     return value
+
+
+def decode_sent(text: str) -> SentValues:
+    """What a link's updates sent (side -> field -> values), as `StoreTx.note_sent` wrote it."""
+    value = _decode(text)
+    if not isinstance(value, dict):
+        raise StoreError(f"stored sent values are not a JSON object: {text[:80]!r}")
+    sent: dict[Side, dict[str, tuple[Scalar, ...]]] = {}
+    for side, fields in value.items():
+        if side not in {s.value for s in Side} or not isinstance(fields, dict):
+            raise StoreError(f"stored sent values name no side: {text[:80]!r}")
+        sent[Side(side)] = {}
+        for name, values in fields.items():
+            if not isinstance(values, list) or not all(
+                item is None or isinstance(item, str | int | bool) for item in values
+            ):
+                raise StoreError(f"stored sent values of {name!r} are not scalars")
+            sent[Side(side)][name] = tuple(values)
+    return sent

@@ -37,7 +37,7 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest revision in `MIGRATIONS_DIR` (a test holds it to alembic's own answer)."""
 
 _VERSION_TABLE = "alembic_version"

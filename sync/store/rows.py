@@ -28,6 +28,7 @@ __all__ = [
     "RunEventRow",
     "RunOutcome",
     "RunRow",
+    "SentValues",
 ]
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
@@ -37,6 +38,10 @@ JSONInput: TypeAlias = (
     "str | int | float | bool | Sequence[JSONInput] | Mapping[str, JSONInput] | None"
 )
 """Anything the store accepts for a JSON column."""
+
+SentValues: TypeAlias = Mapping[Side, Mapping[str, tuple[Scalar, ...]]]
+"""Per target side, per field, the values updates sent there since a link's base was
+stored (oldest first): what a run that stopped before storing the link may have left."""
 
 
 class LinkColumn(StrEnum):

@@ -20,7 +20,7 @@ from sync.privacy.redact import NO_SECRETS, Redaction, Scrubber
 from sync.store._binding import read_binding, replace_binding
 from sync.store._convert import to_conflict, to_event, to_intent, to_rejection, to_run
 from sync.store._engine import WRITE, Database, connect_database
-from sync.store._json import decode_object, decode_scalar_map, encode
+from sync.store._json import decode_object, decode_scalar_map, decode_sent, encode
 from sync.store._lock import MemoryLocks, hold_lock
 from sync.store._migrate import current_revision, head_revision, migrate
 from sync.store.rows import (
@@ -36,6 +36,7 @@ from sync.store.rows import (
     RunEventRow,
     RunOutcome,
     RunRow,
+    SentValues,
 )
 from sync.store.tables import (
     conflict_table,
@@ -268,6 +269,19 @@ class Store:
                 for crm_id, base in conn.execute(query):
                     bases[crm_id] = decode_scalar_map(base)
         return bases
+
+    def load_sent(
+        self, sync: str, entity: EntityKind, crm_ids: Iterable[str]
+    ) -> dict[str, SentValues]:
+        """What updates sent to the links of ``crm_ids`` since their base was stored (by a
+        run that stopped before storing them); links with nothing sent are absent."""
+        query = select(_link.c.crm_id, _link.c.sent).where(
+            _link.c.sync == sync, _link.c.entity == entity.value, _link.c.sent.is_not(None)
+        )
+        return {
+            crm_id: decode_sent(sent)
+            for crm_id, sent in self._rows_of(query, _link.c.crm_id, crm_ids)
+        }
 
     def pending_intents(self, sync: str) -> list[IntentRow]:
         """Creates that were started but never linked, oldest first."""

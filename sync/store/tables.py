@@ -69,6 +69,10 @@ class LinkTable(_StoreModel, table=True):
     flowtly_fp: str
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    sent: str | None = Field(default=None, sa_type=Text)
+    """Values updates sent to either side since ``base`` was stored (`SentValues`), noted
+    before they go out: a run that stops before storing the link leaves them, and the
+    next run tells a value it wrote itself from an edit made there. NULL once stored."""
 
 
 class IntentTable(_StoreModel, table=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -22,6 +22,7 @@ from sync.store.rows import (
     IntentValues,
     JSONInput,
     LinkValues,
+    SentValues,
 )
 from sync.store.tables import (
     conflict_table,
@@ -101,6 +102,7 @@ class StoreTx:
             "crm_fp": crm_fp,
             "flowtly_fp": flowtly_fp,
             "updated_at": now,
+            "sent": None,  # the base stored now covers whatever was sent before
         }
         updated = c.execute(update(_link).where(*where, _link.c.crm_id == crm_id).values(values))
         if updated.rowcount == 0:
@@ -144,13 +146,14 @@ class StoreTx:
                 "flowtly_fp": link.flowtly_fp,
                 "created_at": now,
                 "updated_at": now,
+                "sent": None,
             }
             for link in links
         ]
         upsert = sqlite_insert(_link) if dialect == "sqlite" else pg_insert(_link)
         changed = {
             name: upsert.excluded[name]
-            for name in ("flowtly_id", "base", "crm_fp", "flowtly_fp", "updated_at")
+            for name in ("flowtly_id", "base", "crm_fp", "flowtly_fp", "updated_at", "sent")
         }
         statement = upsert.on_conflict_do_update(
             index_elements=["sync", "entity", "crm_id"], set_=changed
@@ -159,6 +162,36 @@ class StoreTx:
             self._c.execute(statement, rows)
         except IntegrityError as exc:
             raise StoreError(f"sync {sync!r}: {entity} links clash: {exc.orig}") from None
+
+    def note_sent(
+        self, sync: str, entity: EntityKind, sent: Iterable[tuple[str, SentValues]]
+    ) -> None:
+        """Record, per linked CRM id, what its updates are about to send (with what earlier
+        runs sent and never stored), before they go out; `save_links` clears it."""
+        rows = [
+            {
+                "crm": crm_id,
+                "noted": encode(
+                    {
+                        side.value: {name: list(sent_there) for name, sent_there in fields.items()}
+                        for side, fields in values.items()
+                    }
+                ),
+            }
+            for crm_id, values in sent
+        ]
+        if not rows:
+            return
+        statement = (
+            update(_link)
+            .where(
+                _link.c.sync == sync,
+                _link.c.entity == entity.value,
+                _link.c.crm_id == bindparam("crm"),
+            )
+            .values(sent=bindparam("noted"))
+        )
+        self._c.execute(statement, rows)
 
     def clear_intents(self, intent_ids: Iterable[int]) -> None:
         """Drop several intents at once."""

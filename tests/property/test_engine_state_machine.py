@@ -9,7 +9,8 @@ reported no errors:
 - links equal the live records (each live record linked once, no link to a missing one);
 - the stored base and fingerprints equal the live records;
 - no edit was lost: a field edited on one side only ends with that value, a field edited
-  on both ends with the policy's winner (a conflict, reported as such);
+  on both ends with the policy's winner (a conflict, reported as such), unless one side's
+  edits only brought it back to its stored base (no change there: the other's stands);
 - a second (dry) run plans nothing.
 Records carry a unique, never-edited VAT number, which is also how a lost store relinks.
 """
@@ -81,6 +82,9 @@ class SyncMachine(RuleBasedStateMachine):
         self.based: set[tuple[Side, EntityKind, str, str]] = set()
         """Edits made while the store lost held a link (and so a base) for the record:
         a run that was not clean relinked it."""
+        self.returned: set[tuple[Side, EntityKind, str, str]] = set()
+        """Edits that left their field as its stored base holds it: that side's value is
+        no change the engine can see, so the other side's edit is no conflict with it."""
 
     def teardown(self) -> None:
         self.store.close()
@@ -173,6 +177,11 @@ class SyncMachine(RuleBasedStateMachine):
             value = "cleared"
         self.side(side).put(record.replace(**{field: value}))
         key = (side, entity, self.identity(record), field)
+        own = [self.edits[key]] if key in self.edits else []
+        if self.back_to_base(side, entity, record, field, value, own):
+            self.returned.add(key)
+        else:
+            self.returned.discard(key)
         based = self.unlinked and self.linked(side, entity, record.id)
         if not self.unlinked or based or self.promised_without_base(side, value):
             self.edits[key] = value
@@ -181,6 +190,28 @@ class SyncMachine(RuleBasedStateMachine):
         else:
             self.based.discard(key)
         self.dirty = True
+
+    def back_to_base(
+        self,
+        side: Side,
+        entity: EntityKind,
+        record: Record,
+        field: str,
+        value: object,
+        own: list[object],
+    ) -> bool:
+        """Whether the edit of ``record`` to ``value`` leaves ``field`` as the stored base
+        has it, from a value that was the base too or this side's own edit (``own``), not
+        one a run wrote there and never stored as agreed."""
+        links = self.store.link_index("sm", entity)
+        if side is Side.CRM:
+            crm_id = record.id if record.id in links else None
+        else:
+            crm_id = next((c for c, row in links.items() if row.flowtly_id == record.id), None)
+        if crm_id is None or links[crm_id].crm_fp == TOMBSTONE:
+            return False
+        base = self.store.load_bases("sm", entity, [crm_id])[crm_id].get(field)
+        return value == base and record.get(field) in (base, *own)
 
     def linked(self, side: Side, entity: EntityKind, record_id: str) -> bool:
         """Whether the store holds a live link of ``side``'s record ``record_id``."""
@@ -284,6 +315,7 @@ class SyncMachine(RuleBasedStateMachine):
         # Until a clean run has relinked every record, edits meet no base (see below).
         self.unlinked = True
         self.based.clear()
+        self.returned.clear()  # no base left to have come back to
         self.edits = {k: v for k, v in self.edits.items() if self.promised_without_base(k[0], v)}
         self.dirty = True
 
@@ -366,7 +398,17 @@ class SyncMachine(RuleBasedStateMachine):
                 continue  # deleted since; the delete rules apply
             other = (side.other, entity, ident, field)
             if other in self.edits and self.edits[other] != value:
-                winner = Side.CRM  # POLICY: the CRM wins conflicts
+                # POLICY: the CRM wins conflicts; but a side whose edit only brought the
+                # field back to its base changed nothing, and the other side's edit stands.
+                crm_key, fl_key = (
+                    (Side.CRM, entity, ident, field),
+                    (Side.FLOWTLY, entity, ident, field),
+                )
+                winner = (
+                    Side.FLOWTLY
+                    if crm_key in self.returned and fl_key not in self.returned
+                    else Side.CRM
+                )
                 expected = self.edits[(winner, entity, ident, field)]
             else:
                 expected = value

@@ -492,3 +492,52 @@ def test_a_contact_held_back_from_the_crm_is_still_matched_to_its_twin() -> None
         assert len(machine.crm.records(CONTACT)) == 1
     finally:
         SyncMachine.teardown(machine)
+
+
+def test_a_crm_edit_back_to_the_base_after_a_run_stopped_mid_update_is_not_lost() -> None:
+    """A sequence the machine found losing a CRM edit, replayed step by step.
+
+    A contact's title, synced as beta, is edited to delta in the CRM; the run that carries
+    it to Flowtly stops right after Flowtly took the update, before the link (and its new
+    base) was stored. The CRM's title is then edited back to beta, the stored base. Flowtly's
+    delta is the run's own write, not an edit made there: the CRM's beta must win.
+    """
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        (client,) = machine.crm.records(CLIENT)
+        machine.create_contact(Side.CRM, _Drawn(client, "beta"))
+        machine.run()
+        (contact,) = machine.crm.records(CONTACT)
+        machine.edit(Side.CRM, CONTACT, _Drawn(contact, "title"), "delta")
+        machine.run_and_crash(point="after_write_flowtly")
+        (twin,) = machine.flowtly.records(CONTACT)
+        assert twin.get("title") == "delta"
+        (contact,) = machine.crm.records(CONTACT)
+        machine.edit(Side.CRM, CONTACT, _Drawn(contact, "title"), "beta")
+        machine.run()
+        assert [r.get("title") for r in machine.flowtly.records(CONTACT)] == ["beta"]
+    finally:
+        SyncMachine.teardown(machine)
+
+
+def test_an_edit_back_to_the_synced_value_is_no_conflict_with_the_other_sides_edit() -> None:
+    """A sequence the machines judged wrongly, replayed step by step.
+
+    A synced client's city is edited in the CRM and then back to its synced value, and
+    edited in Flowtly too. The CRM holds what both last agreed: only Flowtly changed, and
+    its value is synced to the CRM. No conflict, so the policy's winner (the CRM) does not
+    come into it.
+    """
+    machine = IncrementalSyncMachine()
+    try:
+        machine.create_client(side=Side.CRM, name="alpha", city="alpha")
+        machine.run()
+        machine.edit(Side.CRM, CLIENT, _Drawn(machine.crm.records(CLIENT)[0], "city"), "beta")
+        machine.edit(Side.CRM, CLIENT, _Drawn(machine.crm.records(CLIENT)[0], "city"), "alpha")
+        (twin,) = machine.flowtly.records(CLIENT)
+        machine.edit(Side.FLOWTLY, CLIENT, _Drawn(twin, "city"), "gamma")
+        machine.run()
+        assert machine.crm.records(CLIENT)[0].get("city") == "gamma"
+    finally:
+        SyncMachine.teardown(machine)

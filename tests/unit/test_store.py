@@ -104,7 +104,7 @@ def _revision(url: str) -> str | None:
 
 
 def test_fresh_database_is_migrated_to_head(opened: Opened) -> None:
-    assert _revision(opened.url) == head_revision() == "0002"
+    assert _revision(opened.url) == head_revision() == "0003"
     assert opened.store.integrity_check() == "ok"
 
 
@@ -183,7 +183,7 @@ def test_integrity_check_reports_a_schema_behind_head(opened: Opened) -> None:
             conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
     finally:
         engine.dispose()
-    assert opened.store.integrity_check() == "schema at revision 0000, expected 0002"
+    assert opened.store.integrity_check() == "schema at revision 0000, expected 0003"
 
 
 def test_sqlite_pragmas_and_parent_directory(tmp_path: Path) -> None:
@@ -282,6 +282,25 @@ def test_delete_link(store: Store) -> None:
     with store.transaction() as tx:
         tx.save_link("s", CLIENT, "c3", "f1", {}, "a", "b")  # f1 is free again
     assert store.link_index("s", CLIENT)["c3"].flowtly_id == "f1"
+
+
+def test_values_sent_to_a_link_are_kept_until_it_is_stored_again(store: Store) -> None:
+    """What updates sent is noted before they go out and read back for the links asked;
+    storing a link again (one at a time or many) forgets it."""
+    from sync.store import LinkValues
+
+    with store.transaction() as tx:
+        tx.save_link("s", CLIENT, "c1", "f1", {"city": "A"}, "a", "b")
+        tx.save_link("s", CLIENT, "c2", "f2", {"city": "A"}, "a", "b")
+        tx.save_link("s", CLIENT, "c3", "f3", {"city": "A"}, "a", "b")
+    sent = {Side.FLOWTLY: {"city": ("B", None)}, Side.CRM: {"due_days": (14,)}}
+    with store.transaction() as tx:
+        tx.note_sent("s", CLIENT, [("c1", sent), ("c2", sent), ("c3", sent)])
+    assert store.load_sent("s", CLIENT, ["c1", "c2", "never-linked"]) == {"c1": sent, "c2": sent}
+    with store.transaction() as tx:
+        tx.save_link("s", CLIENT, "c1", "f1", {"city": "B"}, "a2", "b2")
+        tx.save_links("s", CLIENT, [LinkValues("c2", "f2", {"city": "B"}, "a2", "b2")])
+    assert store.load_sent("s", CLIENT, ["c1", "c2", "c3"]) == {"c3": sent}
 
 
 def test_link_index_is_per_sync_and_entity(store: Store) -> None:
