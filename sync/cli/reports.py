@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import shutil
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -59,43 +58,81 @@ def write_reports(
     """JSON on stdout (one document, whatever the number of syncs), and the report file."""
     path = Path(report) if report else None
     to_file = None if path is None else report_format(path, explicit)
+    shared = fmt is OutputFormat.JSON and to_file is OutputFormat.JSON
     failure: OSError | None = None
     if fmt is OutputFormat.JSON:
-
-        def printed(result: RunResult, into: TextIO) -> None:
-            print_report(result, fmt, show_sensitive=show_sensitive, sensitive=sensitive, out=into)
-
-        with ExitStack() as files:
-            file: TextIO | None = None
-            if path is not None and to_file is OutputFormat.JSON:
-                try:
-                    file = files.enter_context(open_private_text(path))
-                except OSError as exc:
-                    failure = exc
-            out = _Both(sys.stdout, file)
-            write_outcomes(
-                outcomes,
-                fmt,
-                cast("TextIO", out),  # a text stream: the renderers only write to it
-                show_sensitive=show_sensitive,
-                sensitive=sensitive,
-                write_result=printed,
-            )
-            failure = failure or out.failure
-        if to_file is OutputFormat.JSON:
-            path = None  # written already, or said below
-    if path is not None and to_file is not None:
-        try:
-            with open_private_text(path) as file:
-                write_outcomes(
-                    outcomes, to_file, file, show_sensitive=show_sensitive, sensitive=sensitive
-                )
-        except OSError as exc:
-            failure = exc
+        failure = _json_on_stdout(
+            outcomes, path if shared else None, show_sensitive=show_sensitive, sensitive=sensitive
+        )
+    if path is not None and to_file is not None and not shared:
+        failure = _report_file(
+            outcomes, path, to_file, show_sensitive=show_sensitive, sensitive=sensitive
+        )
     if failure is not None:
         log.error("report_file_failed", path=report, error=visible(failure))
         said = visible(f"flowtly-sync: the report file was not written: {failure}")
         sys.stderr.write(said + "\n")
+
+
+def _json_on_stdout(
+    outcomes: list[Outcome], also: Path | None, *, show_sensitive: bool, sensitive: frozenset[str]
+) -> OSError | None:
+    """The JSON document on stdout, written to the report file ``also`` as well; why that
+    file could not be written, if it could not."""
+
+    def printed(result: RunResult, into: TextIO) -> None:
+        print_report(
+            result, OutputFormat.JSON, show_sensitive=show_sensitive, sensitive=sensitive, out=into
+        )
+
+    failure: OSError | None = None
+    file: TextIO | None = None
+    if also is not None:
+        try:
+            file = open_private_text(also)
+        except OSError as exc:
+            failure = exc
+    out = _Both(sys.stdout, file)
+    try:
+        write_outcomes(
+            outcomes,
+            OutputFormat.JSON,
+            cast("TextIO", out),  # a text stream: the renderers only write to it
+            show_sensitive=show_sensitive,
+            sensitive=sensitive,
+            write_result=printed,
+        )
+    finally:
+        closed = _closed(file)
+    return failure or out.failure or closed
+
+
+def _closed(file: TextIO | None) -> OSError | None:
+    """Close ``file`` (its last bytes are written then); why that failed, if it did."""
+    if file is None:
+        return None
+    try:
+        file.close()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _report_file(
+    outcomes: list[Outcome],
+    path: Path,
+    fmt: OutputFormat,
+    *,
+    show_sensitive: bool,
+    sensitive: frozenset[str],
+) -> OSError | None:
+    """The report file in ``fmt``; why it could not be written, if it could not."""
+    try:
+        with open_private_text(path) as file:
+            write_outcomes(outcomes, fmt, file, show_sensitive=show_sensitive, sensitive=sensitive)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def print_report(
