@@ -161,12 +161,8 @@ class _Applier:
         """Add the intents of every create in ``steps``, to commit before any is sent.
 
         A chunk of creates costs one durable commit instead of one each. Keyed by
-        ``id(step)``. What the chunk's updates of linked records send is noted in the
-        same commit (`sync.engine.sent`).
+        ``id(step)``.
         """
-        sent = [(s.crm_id, s.sent) for s in steps if s.sent is not None and s.crm_id is not None]
-        if sent:
-            tx.note_sent(self.ctx.sync, self.entity, sent)
         creates = [
             (step, write)
             for step in steps
@@ -423,7 +419,8 @@ class _Applier:
     def _transact(
         self, stored: Sequence[_Done], chunk: Sequence[Step]
     ) -> tuple[list[Operation], dict[int, int]]:
-        """One transaction: what ``stored`` leaves in the store, and ``chunk``'s intents.
+        """One transaction: what ``stored`` leaves in the store, and ``chunk``'s intents and
+        what its updates send.
 
         Runs in a worker thread, touching nothing but the store: the event loop goes on
         taking answers and sending requests while the database works and syncs to disk.
@@ -431,6 +428,10 @@ class _Applier:
         with self.ctx.store.transaction() as tx:
             ops = self._write_links(tx, stored)
             intents = self._add_intents(tx, chunk)
+            # What the chunk's updates send is noted before they go out (`sync.engine.sent`).
+            sent = [(s.crm_id, s.sent) for s in chunk if s.sent and s.crm_id is not None]
+            if sent:
+                tx.note_sent(self.ctx.sync, self.entity, sent)
         return ops, intents
 
     async def _commit(self, stored: Sequence[_Done], chunk: Sequence[Step]) -> dict[int, int]:

@@ -34,21 +34,27 @@ class ScratchFile:
     __slots__ = ("_file",)
 
     def __init__(self) -> None:
-        self._file: BinaryIO = private_temporary_file()
+        # Opened with its first chunk: sequences sharing one that stay short never touch
+        # the disk.
+        self._file: BinaryIO | None = None
 
     def append(self, chunk: Any) -> int:
         """Write ``chunk`` (anything pickle takes) and return the offset to load it by."""
+        if self._file is None:
+            self._file = private_temporary_file()
         offset = self._file.seek(0, 2)
         pickle.dump(chunk, self._file, protocol=pickle.HIGHEST_PROTOCOL)
         return offset
 
     def load(self, offset: int) -> Any:
         """The chunk written at ``offset``."""
+        assert self._file is not None, "a chunk is loaded only once written"
         self._file.seek(offset)
         return pickle.load(self._file)  # noqa: S301 - our own private file, written above
 
     def __del__(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class ScratchSequence(Sequence[_T]):

@@ -58,6 +58,11 @@ def _decode(row: _Encoded) -> Operation:
     )
 
 
+def _count_key(op: Operation) -> tuple[str, str] | None:
+    """What ``op`` counts as in the summary, (entity, action); a failed one counts not."""
+    return None if op.outcome == "error" else (str(op.entity), str(op.action))
+
+
 def _kept_in_memory(op: Operation) -> bool:
     return op.message is not None or op.action is Action.CONFLICT
 
@@ -76,8 +81,9 @@ class OperationSpool(ScratchSequence[Operation]):
     def append(self, op: Operation) -> None:
         if _kept_in_memory(op):
             self._kept[self._length] = op
-        if op.outcome != "error":
-            self._counts[str(op.entity), str(op.action)] += 1
+        key = _count_key(op)
+        if key is not None:
+            self._counts[key] += 1
         self._add(op)
 
     def extend(self, ops: Iterable[Operation]) -> None:
@@ -88,8 +94,9 @@ class OperationSpool(ScratchSequence[Operation]):
             self.append(op)
 
     def sibling(self) -> OperationSpool:
-        """An empty spool writing to this spool's scratch file: extending this spool with it
-        takes its written chunks over as they are, without reading them back."""
+        """An empty spool writing to this spool's scratch file (opened with the first chunk
+        either writes): extending this spool with it takes its written chunks over as they
+        are, without reading them back."""
         if self._scratch is None:
             self._scratch = ScratchFile()
         other = OperationSpool(self._chunk)
@@ -100,15 +107,22 @@ class OperationSpool(ScratchSequence[Operation]):
         return self._scratch is not None and self._scratch is other._scratch
 
     def _adopt(self, other: OperationSpool) -> None:
-        """Append ``other``'s operations by reference to its chunks in the shared file."""
-        self._flush()
-        other._flush()
-        base = self._length
-        self._offsets.extend(other._offsets)
-        self._starts.extend(base + start for start in other._starts)
-        self._kept.update({base + index: op for index, op in other._kept.items()})
-        self._counts.update(other._counts)
-        self._length += len(other)
+        """Append ``other``'s operations: its written chunks by reference to the shared
+        file, the ones it holds in memory as any others (a short spool stays in memory)."""
+        written = other._written()
+        if written:
+            self._flush()
+            base = self._length
+            self._offsets.extend(other._offsets)
+            self._starts.extend(base + start for start in other._starts)
+            self._kept.update(
+                {base + index: op for index, op in other._kept.items() if index < written}
+            )
+            self._counts.update(other._counts)
+            self._counts.subtract(k for k in map(_count_key, other._tail) if k is not None)
+            self._length += written
+        for op in other._tail:
+            self.append(op)
 
     def __iadd__(self, ops: Iterable[Operation]) -> OperationSpool:
         self.extend(ops)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from connectors.memory import MemoryConnector
+from sync.engine import scratch
 from sync.engine.job import RunResult
 from sync.engine.ops import Action, FieldChange, Operation
 from sync.engine.run import SyncJob, run_sync
@@ -118,6 +119,21 @@ def test_a_sibling_spool_is_taken_over_without_being_read_back(
     assert run.conflicts() == [ops[8]]
     assert run.counts() == _spooled(ops).counts()
     assert run[3].message == ops[3].message  # kept in memory, never written
+
+
+def test_a_short_sibling_is_taken_over_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = _spooled(_operations()).counts()
+    opened: list[object] = []
+    real = scratch.private_temporary_file
+    monkeypatch.setattr(scratch, "private_temporary_file", lambda: opened.append(1) or real())
+    ops = _operations()
+    run = OperationSpool(chunk=len(ops) + 1)
+    applied = run.sibling()
+    applied.extend(ops)
+    run.extend(applied)
+    assert run == ops
+    assert run.counts() == counts
+    assert opened == []  # no file for a run this short
 
 
 def test_a_spool_of_another_file_is_copied() -> None:
